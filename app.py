@@ -1,0 +1,153 @@
+"""Session service API: routes and event handlers, wiring only (rules live in chalicelib)."""
+
+from __future__ import annotations
+
+from chalice import Chalice, Response
+
+from chalicelib import manuals, messages, progress, sessions
+from chalicelib.errors import ValidationFailed
+from chalicelib.http import (
+    MAX_MANUAL_BODY_BYTES, api_route, header, json_response, normalise_chalice_errors, page_params,
+    parse_body, path_id, query_value, validate,
+)
+from chalicelib.models import (
+    ManualCreate, MessageIn, MessageWithSession, ProgressIn, SessionCreate, SessionPatch,
+)
+
+app = Chalice(app_name="session-service")
+app.register_middleware(normalise_chalice_errors, "http")
+route = lambda path, *methods: api_route(app, path, list(methods))  # noqa: E731
+
+
+def no_content() -> Response:
+    return Response(body="", status_code=204)
+
+
+# ---- manuals -------------------------------------------------------------------------------
+
+
+@route("/v1/manuals", "POST")
+def create_manual() -> Response:
+    body = parse_body(app.current_request, ManualCreate, max_bytes=MAX_MANUAL_BODY_BYTES)
+    manual, created = manuals.create_manual(body)
+    return json_response(manual, 201 if created else 200)
+
+
+@route("/v1/manuals", "GET")
+def list_manuals() -> Response:
+    return json_response(manuals.list_manuals(*page_params(app.current_request)))
+
+
+@route("/v1/manuals/{manual_id}", "GET")
+def get_manual(manual_id: str) -> Response:
+    return json_response(manuals.get_manual(path_id(manual_id, "manual_id")))
+
+
+@route("/v1/manuals/{manual_id}", "DELETE")
+def delete_manual(manual_id: str) -> Response:
+    manuals.delete_manual(path_id(manual_id, "manual_id"))
+    return no_content()
+
+
+# ---- sessions ------------------------------------------------------------------------------
+
+
+@route("/v1/sessions", "POST")
+def create_session() -> Response:
+    session, created = sessions.create_session(parse_body(app.current_request, SessionCreate))
+    return json_response(session, 201 if created else 200)
+
+
+@route("/v1/sessions", "GET")
+def list_sessions() -> Response:
+    request = app.current_request
+    limit, cursor = page_params(request)
+    status = query_value(request, "status")
+    if status not in (None, "active", "completed", "ended", "abandoned"):
+        raise ValidationFailed("status must be one of active, completed, ended, abandoned.",
+                               fields=[{"field": "status", "message": "invalid value"}])
+    return json_response(sessions.list_sessions(
+        status=status, user_id=query_value(request, "user_id"),
+        manual_id=query_value(request, "manual_id"), limit=limit, cursor=cursor))
+
+
+@route("/v1/sessions/{session_id}", "GET")
+def get_session(session_id: str) -> Response:
+    return json_response(sessions.get_session(path_id(session_id, "session_id")))
+
+
+@route("/v1/sessions/{session_id}", "PATCH")
+def update_session(session_id: str) -> Response:
+    body = parse_body(app.current_request, SessionPatch)
+    return json_response(sessions.end_session(path_id(session_id, "session_id"), body.status))
+
+
+@route("/v1/sessions/{session_id}", "DELETE")
+def delete_session(session_id: str) -> Response:
+    sessions.delete_session(path_id(session_id, "session_id"))
+    return no_content()
+
+
+@route("/v1/sessions/{session_id}/progress", "POST")
+def report_progress(session_id: str) -> Response:
+    request = app.current_request
+    body = parse_body(request, ProgressIn)
+    body = _with_header_key(body, header(request, "Idempotency-Key"))
+    try:
+        result = progress.report_progress(path_id(session_id, "session_id"), body)
+    except progress.Replay as replay:
+        return json_response({"status": "already_processed", "original_result": replay.original},
+                             200, {"Idempotent-Replayed": "true"})
+    return json_response(result)
+
+
+@route("/v1/sessions/{session_id}/next-step", "GET")
+def get_next_step(session_id: str) -> Response:
+    return json_response(sessions.get_next_step(path_id(session_id, "session_id")))
+
+
+@route("/v1/sessions/{session_id}/events", "GET")
+def list_events(session_id: str) -> Response:
+    return json_response(sessions.list_events(path_id(session_id, "session_id"),
+                                              *page_params(app.current_request, 50)))
+
+
+# ---- messages ------------------------------------------------------------------------------
+
+
+@route("/v1/messages", "POST")
+def post_message() -> Response:
+    request = app.current_request
+    body = parse_body(request, MessageWithSession)
+    return _append(body.session_id, body, header(request, "Idempotency-Key"))
+
+
+@route("/v1/sessions/{session_id}/messages", "POST")
+def post_session_message(session_id: str) -> Response:
+    request = app.current_request
+    body = parse_body(request, MessageIn)
+    return _append(path_id(session_id, "session_id"), body, header(request, "Idempotency-Key"))
+
+
+@route("/v1/sessions/{session_id}/messages", "GET")
+def list_messages(session_id: str) -> Response:
+    return json_response(messages.list_messages(path_id(session_id, "session_id"),
+                                                *page_params(app.current_request, 50)))
+
+
+def _append(session_id: str, body: MessageIn, key: str | None) -> Response:
+    if key and not body.message_id:
+        body = validate(MessageIn, {**body.model_dump(exclude={"session_id"}), "message_id": key})
+    message, stored = messages.append_message(session_id, body)
+    return json_response(message, 201 if stored else 200,
+                         None if stored else {"Idempotent-Replayed": "true"})
+
+
+def _with_header_key(body: ProgressIn, key: str | None) -> ProgressIn:
+    if key is None:
+        return body
+    if body.idempotency_key not in (None, key):
+        raise ValidationFailed(
+            "Idempotency-Key header and idempotency_key in the body differ.",
+            fields=[{"field": "idempotency_key", "message": "differs from the header"}])
+    return validate(ProgressIn, {**body.model_dump(), "idempotency_key": key})

@@ -1,0 +1,1 @@
+"""Session service: everything that ships to Lambda besides app.py."""

@@ -1,0 +1,100 @@
+"""Domain errors. Each has an HTTP status and a stable machine code; app.py maps them to
+`{"error": code, "message": ..., **details}` responses in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    """Base of every error the API reports to its caller."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.headers: dict[str, str] = {}
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.details}
+
+
+class ValidationFailed(ServiceError):
+    status, code = 400, "validation_error"
+
+
+class InvalidJson(ServiceError):
+    status, code = 400, "invalid_json"
+
+
+class InvalidCursor(ServiceError):
+    status, code = 400, "invalid_cursor"
+
+
+class InvalidStep(ServiceError):
+    status, code = 400, "invalid_step"
+
+
+class SessionEnded(ServiceError):
+    status, code = 400, "session_ended"
+
+
+class UserMismatch(ServiceError):
+    status, code = 403, "user_mismatch"
+
+
+class ManualNotFound(ServiceError):
+    status, code = 404, "manual_not_found"
+
+
+class SessionNotFound(ServiceError):
+    status, code = 404, "session_not_found"
+
+
+class RouteNotFound(ServiceError):
+    status, code = 404, "route_not_found"
+
+
+class ManualExists(ServiceError):
+    status, code = 409, "manual_exists"
+
+
+class ManualInUse(ServiceError):
+    status, code = 409, "manual_in_use"
+
+
+class SessionExists(ServiceError):
+    status, code = 409, "session_exists"
+
+
+class ConcurrentUpdate(ServiceError):
+    status, code = 409, "concurrent_update"
+
+
+class PayloadTooLarge(ServiceError):
+    status, code = 413, "payload_too_large"
+
+
+class MessageTooLarge(ServiceError):
+    status, code = 413, "message_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status, code = 415, "unsupported_media_type"
+
+
+class IdempotencyKeyReused(ServiceError):
+    status, code = 422, "idempotency_key_reused"
+
+
+class ServiceUnavailable(ServiceError):
+    """The store is throttling or failing transiently; the caller should retry later."""
+
+    status, code = 503, "service_unavailable"
+
+    def __init__(self, message: str, retry_after: int = 1, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.headers = {"Retry-After": str(retry_after)}

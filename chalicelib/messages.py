@@ -1,0 +1,78 @@
+"""Chat messages (Type A input): appended in one transaction, idempotent by message_id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from . import sessions, store
+from .clock import to_iso, utcnow
+from .errors import IdempotencyKeyReused, MessageTooLarge, SessionNotFound, UserMismatch
+from .models import MAX_MESSAGE_BYTES, Message, MessageIn, Page
+
+session_of_user = "attribute_exists(PK) AND user_id = :user_id"
+claim_absent = "attribute_not_exists(PK)"
+
+
+def append_message(session_id: str, body: MessageIn) -> tuple[Message, bool]:
+    """Store a message. Returns it and whether it was stored now (False: a repeat of the same
+    message_id, answered with the original). One TransactWriteItems, no read:
+    the session's existence and owner are conditions, the message_id claim is a conditional put.
+    """
+    size = len(body.message.encode())
+    if size > MAX_MESSAGE_BYTES:
+        raise MessageTooLarge(
+            f"Message is {size} bytes; the limit is {MAX_MESSAGE_BYTES} bytes.",
+            limit_bytes=MAX_MESSAGE_BYTES, size_bytes=size)
+    message = Message(
+        message_id=body.message_id or f"msg_{uuid.uuid4().hex}", session_id=session_id,
+        user_id=body.user_id, sender=body.sender, message=body.message,
+        created_at=to_iso(utcnow()))
+    print_ = hashlib.sha256(json.dumps(
+        [body.user_id, body.sender, body.message], separators=(",", ":")).encode()).hexdigest()
+    claim = {**store.message_claim_key(session_id, message.message_id), "type": "message_claim",
+             "fingerprint": print_, "created_at": message.created_at}
+    item = {**store.message_key(session_id, message.created_at, message.message_id),
+            "type": "message", **message.model_dump()}
+    try:
+        store.transact_write([
+            {"Update": {
+                "Key": store.to_item(store.session_key(session_id)),
+                "UpdateExpression": "SET last_activity_at = :now ADD message_count :one",
+                "ConditionExpression": session_of_user,
+                "ExpressionAttributeValues": store.values(
+                    now=message.created_at, one=1, user_id=body.user_id),
+            }},
+            {"Put": {"Item": store.to_item(claim), "ConditionExpression": claim_absent}},
+            {"Put": {"Item": store.to_item(item)}},
+        ])
+    except store.TransactionCanceled as exc:
+        if exc.failed(0):
+            if exc.items[0] is None:
+                raise SessionNotFound(f"Session '{session_id}' not found",
+                                      session_id=session_id) from exc
+            raise UserMismatch(f"Session '{session_id}' does not belong to user '{body.user_id}'.",
+                               session_id=session_id) from exc
+        if exc.failed(1):
+            return _original(session_id, exc.items[1] or {}, print_, message.message_id), False
+        raise
+    return message, True
+
+
+def _original(session_id: str, claim: dict[str, Any], print_: str, message_id: str) -> Message:
+    if claim.get("fingerprint") != print_:
+        raise IdempotencyKeyReused(
+            f"message_id '{message_id}' was already used for a different message.",
+            message_id=message_id)
+    item = store.get_item(store.message_key(session_id, claim["created_at"], message_id))
+    if item is None:  # the claim and the message are written together; defensive only
+        raise SessionNotFound(f"Session '{session_id}' not found", session_id=session_id)
+    return Message.model_validate(item)
+
+
+def list_messages(session_id: str, limit: int, cursor: str | None) -> Page:
+    """Oldest first; messages in the same millisecond keep their order (keys carry
+    microseconds, strictly increasing per process, and the message id)."""
+    return sessions.list_children(session_id, "MSG#", limit, cursor, Message)

@@ -1,0 +1,282 @@
+"""Sessions: start, read, list, end, delete, and the transactional write of a state change.
+
+Every accepted change is ONE TransactWriteItems: the session update (conditional on its
+version), its event item(s) (the outbox the feedback pipeline reads from the stream), the
+idempotency record when the caller sent a key, and the manual's active-session counter when
+the session starts or ends.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from . import manuals, rules, store
+from .clock import seconds_between, to_iso, utcnow
+from .config import get_settings
+from .errors import ConcurrentUpdate, ManualNotFound, SessionExists, SessionNotFound
+from .lru import LRU
+from .models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut
+
+# session_id -> (manual_id, manual_rev): lets the progress read fetch the next step together
+# with the session. A session's binding never changes; a stale entry (session deleted and
+# re-created) is detected after the read and costs one extra GetItem.
+bindings: LRU[str, tuple[str, str]] = LRU(50_000)
+
+session_absent = "attribute_not_exists(PK)"
+version_unchanged = "version = :expected"
+event_absent = "attribute_not_exists(PK)"
+manual_exists = "attribute_exists(PK)"
+
+
+def new_event_id() -> str:
+    return f"evt_{uuid.uuid4().hex}"
+
+
+# ---- items ---------------------------------------------------------------------------------
+
+
+def session_item(session: Session) -> dict[str, Any]:
+    order = f"{session.started_at}#{session.session_id}"
+    return {
+        **store.session_key(session.session_id), "type": "session", **session.model_dump(),
+        "GSI1PK": f"SESSIONS#{session.status}", "GSI1SK": order,
+        "GSI2PK": f"USER#{session.user_id}", "GSI2SK": order,
+        "GSI3PK": f"MANUAL#{session.manual_id}", "GSI3SK": order,
+        "GSI4PK": "SESSIONS", "GSI4SK": order,
+    }
+
+
+def to_session(item: dict[str, Any]) -> Session:
+    return Session.model_validate(item)
+
+
+def public(session: Session, now: str | None = None) -> SessionOut:
+    """The session as the API shows it, with its duration computed server-side (UTC)."""
+    end = session.ended_at or now or to_iso(utcnow())
+    return SessionOut(**session.model_dump(), duration_seconds=max(0.0, seconds_between(session.started_at, end)))
+
+
+def change_items(old: Session, change: rules.Change) -> list[dict[str, Any]]:
+    """The transaction items of a state change: session update + events (+ manual counter)."""
+    new = change.session
+    items: list[dict[str, Any]] = [{"Update": {
+        "Key": store.to_item(store.session_key(new.session_id)),
+        "UpdateExpression": (
+            "SET #status = :status, current_step = :current_step, completed_steps = :completed,"
+            " ended_at = :ended_at, end_reason = :end_reason, last_activity_at = :last_activity,"
+            " version = :version, event_seq = :event_seq, GSI1PK = :gsi1pk"),
+        "ConditionExpression": version_unchanged,
+        "ExpressionAttributeNames": {"#status": "status"},
+        "ExpressionAttributeValues": store.values(
+            status=new.status, current_step=new.current_step, completed=new.completed_steps,
+            ended_at=new.ended_at, end_reason=new.end_reason, last_activity=new.last_activity_at,
+            version=new.version, event_seq=new.event_seq, gsi1pk=f"SESSIONS#{new.status}",
+            expected=old.version),
+    }}]
+    items += [event_put(e) for e in change.events]
+    if old.status == rules.ACTIVE and new.status != rules.ACTIVE:
+        items.append(manual_counter(new.manual_id, -1))
+    return items
+
+
+def event_put(event: Event) -> dict[str, Any]:
+    item = {**store.event_key(event.session_id, event.sequence), "type": "event", **event.model_dump()}
+    return {"Put": {"Item": store.to_item(item), "ConditionExpression": event_absent}}
+
+
+def manual_counter(manual_id: str, delta: int) -> dict[str, Any]:
+    update: dict[str, Any] = {
+        "Key": store.to_item(store.manual_key(manual_id)),
+        "UpdateExpression": "ADD active_sessions :delta",
+        "ExpressionAttributeValues": store.values(delta=delta),
+    }
+    if delta > 0:  # a session may only start on a manual that exists (deletes race with this)
+        update["ConditionExpression"] = manual_exists
+    return {"Update": update}
+
+
+def backoff(attempt: int) -> None:
+    """Full jitter: concurrent writers of one session spread out instead of colliding again."""
+    time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** attempt)))
+
+
+def run_with_retries(attempt_once: Callable[[], Any], session_id: str) -> Any:
+    """Run a read-decide-write attempt until it stops losing version races."""
+    for attempt in range(get_settings().max_update_attempts):
+        try:
+            return attempt_once()
+        except store.TransactionCanceled as exc:
+            if not (exc.failed(0) or exc.conflict_only):
+                raise
+        backoff(attempt)
+    raise ConcurrentUpdate(
+        "Session was modified by concurrent requests; retries ran out. Please retry.",
+        session_id=session_id)
+
+
+# ---- reads ---------------------------------------------------------------------------------
+
+
+def load(session_id: str) -> Session:
+    item = store.get_item(store.session_key(session_id))
+    if item is None:
+        raise SessionNotFound(f"Session '{session_id}' not found", session_id=session_id)
+    session = to_session(item)
+    bindings.put(session_id, (session.manual_id, session.manual_rev))
+    return session
+
+
+def get_session(session_id: str) -> SessionOut:
+    return public(load(session_id))
+
+
+def next_step(session: Session) -> NextStep | None:
+    if session.status != rules.ACTIVE:
+        return None
+    step = manuals.fetch_step(session.manual_id, session.manual_rev, session.current_step)
+    if step is None:
+        return None
+    return NextStep(**step.model_dump(), total_steps=session.total_steps)
+
+
+def get_next_step(session_id: str) -> NextStepOut:
+    session = load(session_id)
+    step = next_step(session)
+    return NextStepOut(session_id=session_id, is_completed=session.status == "completed",
+                       total_steps=session.total_steps, completed_steps=session.completed_steps,
+                       next_step=step)
+
+
+def list_sessions(*, status: str | None, user_id: str | None, manual_id: str | None,
+                  limit: int, cursor: str | None) -> Page:
+    """One Query on the index that matches the most selective filter, then one BatchGetItem
+    for the page's sessions (indexes project only stable attributes, so progress updates do
+    not rewrite index entries)."""
+    filters: dict[str, str] = {}
+    if user_id is not None:
+        index, pk = "GSI2", f"USER#{user_id}"
+        filters = {"status": status, "manual_id": manual_id}
+    elif manual_id is not None:
+        index, pk = "GSI3", f"MANUAL#{manual_id}"
+        filters = {"status": status}
+    elif status is not None:
+        index, pk = "GSI1", f"SESSIONS#{status}"
+    else:
+        index, pk = "GSI4", "SESSIONS"
+    active = {k: v for k, v in filters.items() if v is not None}
+    names = {f"#{k}": k for k in active}
+    items, next_cursor = store.query_page(
+        index=index, key_condition=f"{index}PK = :pk", vals=store.values(pk=pk, **active),
+        filter_expression=" AND ".join(f"#{k} = :{k}" for k in active) or None,
+        names=names or None, limit=limit, cursor=cursor, forward=False,
+        cursor_scope=f"sessions:{pk}:{sorted(active.items())}")
+    found = store.batch_get([{"PK": i["PK"], "SK": i["SK"]} for i in items])
+    now = to_iso(utcnow())
+    page = [public(to_session(found[(i["PK"], i["SK"])]), now).model_dump()
+            for i in items if (i["PK"], i["SK"]) in found]
+    return Page(items=page, next_cursor=next_cursor)
+
+
+def list_events(session_id: str, limit: int, cursor: str | None) -> Page:
+    return list_children(session_id, "EVT#", limit, cursor, Event)
+
+
+def list_children(session_id: str, prefix: str, limit: int, cursor: str | None, model: Any) -> Page:
+    """One Query per page of a session's child items, oldest first; a session with none is
+    told apart from a missing session by one GetItem (only then)."""
+    items, next_cursor = store.query_page(
+        key_condition="PK = :pk AND begins_with(SK, :prefix)",
+        vals=store.values(pk=f"SESSION#{session_id}", prefix=prefix),
+        limit=limit, cursor=cursor, cursor_scope=f"{prefix}{session_id}")
+    if not items and cursor is None:
+        load(session_id)
+    return Page(items=[model.model_validate(i).model_dump() for i in items], next_cursor=next_cursor)
+
+
+# ---- writes --------------------------------------------------------------------------------
+
+
+def create_session(body: SessionCreate) -> tuple[SessionOut, bool]:
+    """Start a session. Returns it and whether it was created: the same session_id with the
+    same user and manual is a safe retry (double click) and returns the existing session."""
+    manual = manuals.get_meta(body.manual_id)
+    now = to_iso(utcnow())
+    change = rules.start_session(
+        session_id=body.session_id or str(uuid.uuid4()), user_id=body.user_id,
+        manual_id=body.manual_id, manual_rev=manual["rev"], total_steps=manual["total_steps"],
+        now=now, new_id=new_event_id)
+    session = change.session
+    for attempt in range(get_settings().max_update_attempts):
+        try:
+            store.transact_write([
+                {"Put": {"Item": store.to_item(session_item(session)),
+                         "ConditionExpression": session_absent}},
+                manual_counter(session.manual_id, +1),
+                *(event_put(e) for e in change.events),
+            ])
+            bindings.put(session.session_id, (session.manual_id, session.manual_rev))
+            return public(session, now), True
+        except store.TransactionCanceled as exc:
+            if exc.failed(0):
+                return _existing(exc.items[0] or {}, body), False
+            if exc.failed(1):
+                raise ManualNotFound(f"Manual '{body.manual_id}' not found",
+                                     manual_id=body.manual_id) from exc
+            if not exc.conflict_only:
+                raise
+        backoff(attempt)
+    raise ConcurrentUpdate("Session creation kept conflicting; please retry.",
+                           session_id=session.session_id)
+
+
+def _existing(item: dict[str, Any], body: SessionCreate) -> SessionOut:
+    existing = to_session(item)
+    if existing.user_id != body.user_id or existing.manual_id != body.manual_id:
+        raise SessionExists(
+            f"Session '{existing.session_id}' already exists for another user or manual.",
+            session_id=existing.session_id)
+    return public(existing)
+
+
+def end_session(session_id: str, status: str, reason: str | None = None) -> SessionOut:
+    """End an active session (`ended` by the caller, `abandoned` by the caller or a job)."""
+
+    def attempt() -> SessionOut:
+        session = load(session_id)
+        now = to_iso(utcnow())
+        change = rules.end_session(session, status=status, reason=reason or status, now=now,
+                                   new_id=new_event_id)
+        store.transact_write(change_items(session, change))
+        return public(change.session, now)
+
+    return run_with_retries(attempt, session_id)
+
+
+def delete_session(session_id: str) -> None:
+    """Delete a session with its messages, events and idempotency records. Children go first
+    (a crash midway leaves a session that a retried DELETE finishes), the session last,
+    conditional on the status seen so an active session's manual counter drops exactly once."""
+    session = load(session_id)
+    children = [k for k in store.query_all(
+        key_condition="PK = :pk", vals=store.values(pk=f"SESSION#{session_id}"),
+        projection="PK, SK") if k["SK"] != store.META]
+    store.batch_write(deletes=children)
+    seen = [session]  # the first attempt reuses this read; a retry reads again
+
+    def attempt() -> None:
+        current = seen.pop() if seen else load(session_id)
+        items: list[dict[str, Any]] = [{"Delete": {
+            "Key": store.to_item(store.session_key(session_id)),
+            "ConditionExpression": "#status = :seen",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": store.values(seen=current.status),
+        }}]
+        if current.status == rules.ACTIVE:
+            items.append(manual_counter(current.manual_id, -1))
+        store.transact_write(items)
+
+    run_with_retries(attempt, session_id)

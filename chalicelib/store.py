@@ -1,0 +1,338 @@
+"""The one access layer that talks to DynamoDB.
+
+It owns the client (built lazily, so cold starts stay short and moto can intercept it), the
+key layout of the single table, the (de)serialisation of items, and the translation of
+`ClientError`s into domain errors. Services hand it plain dicts and get plain dicts back.
+
+Key layout (PK / SK):
+    MANUAL#<id>  / #META                   manual metadata (+ GSI1: MANUALS, by manual_id)
+    MANUAL#<id>  / STEP#<rev>#<nnnn>       one step of revision <rev> of the manual body
+    SESSION#<id> / #META                   session state (+ GSI1 status, GSI2 user, GSI3 manual,
+                                           GSI4 all sessions; each sorted by start time)
+    SESSION#<id> / EVT#<nnnnnnnnnn>        event: audit record and webhook outbox entry
+    SESSION#<id> / IDEM#<key>              idempotency record of a progress request (TTL)
+    SESSION#<id> / MSG#<created_at>#<id>   chat message, in arrival order
+    SESSION#<id> / MSGID#<id>              message-id claim: makes message appends idempotent
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .config import get_settings
+from .errors import InvalidCursor, ServiceUnavailable
+
+META = "#META"
+_client: Any = None
+_TRANSIENT = {
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable", "TransactionInProgressException",
+}
+
+
+def get_client() -> Any:
+    """The DynamoDB client, built on first use and reused by every request of this process."""
+    global _client
+    if _client is None:
+        import boto3  # imported here: boto3 dominates cold-start time
+        from botocore.config import Config
+
+        _client = boto3.client("dynamodb", config=Config(
+            retries={"mode": "standard", "max_attempts": 4},
+            connect_timeout=2, read_timeout=5, tcp_keepalive=True,
+        ))
+    return _client
+
+
+def reset_client() -> None:
+    """Forget the cached client (tests start a fresh moto per test)."""
+    global _client
+    _client = None
+
+
+def table_name() -> str:
+    return get_settings().table_name
+
+
+# ---- keys ----------------------------------------------------------------------------------
+
+
+def manual_key(manual_id: str) -> dict[str, str]:
+    return {"PK": f"MANUAL#{manual_id}", "SK": META}
+
+
+def step_key(manual_id: str, rev: str, step_number: int) -> dict[str, str]:
+    return {"PK": f"MANUAL#{manual_id}", "SK": f"STEP#{rev}#{step_number:04d}"}
+
+
+def session_key(session_id: str) -> dict[str, str]:
+    return {"PK": f"SESSION#{session_id}", "SK": META}
+
+
+def event_key(session_id: str, sequence: int) -> dict[str, str]:
+    return {"PK": f"SESSION#{session_id}", "SK": f"EVT#{sequence:010d}"}
+
+
+def idempotency_key(session_id: str, key: str) -> dict[str, str]:
+    return {"PK": f"SESSION#{session_id}", "SK": f"IDEM#{key}"}
+
+
+def message_key(session_id: str, created_at: str, message_id: str) -> dict[str, str]:
+    return {"PK": f"SESSION#{session_id}", "SK": f"MSG#{created_at}#{message_id}"}
+
+
+def ident(key: dict[str, str]) -> tuple[str, str]:
+    """The (PK, SK) pair under which batch_get returns an item."""
+    return key["PK"], key["SK"]
+
+
+def message_claim_key(session_id: str, message_id: str) -> dict[str, str]:
+    return {"PK": f"SESSION#{session_id}", "SK": f"MSGID#{message_id}"}
+
+
+# ---- (de)serialisation: our items use strings, ints, floats, bools, None, lists and maps ----
+
+
+def to_attr(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, (int, float)):
+        return {"N": repr(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, (list, tuple)):
+        return {"L": [to_attr(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {k: to_attr(v) for k, v in value.items()}}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def from_attr(attr: dict[str, Any]) -> Any:
+    (kind, value), = attr.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        return float(value) if any(c in value for c in ".eE") else int(value)
+    if kind == "BOOL":
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [from_attr(v) for v in value]
+    if kind == "M":
+        return {k: from_attr(v) for k, v in value.items()}
+    if kind == "NS":
+        return sorted(int(v) for v in value)
+    if kind == "SS":
+        return sorted(value)
+    raise TypeError(f"unexpected attribute type {kind}")
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: to_attr(v) for k, v in values.items()}
+
+
+def from_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if item is None else {k: from_attr(v) for k, v in item.items()}
+
+
+def values(**named: Any) -> dict[str, Any]:
+    """ExpressionAttributeValues from keyword arguments: values(active="active") -> {":active"...}."""
+    return {f":{k}": to_attr(v) for k, v in named.items()}
+
+
+# ---- errors --------------------------------------------------------------------------------
+
+
+class TransactionCanceled(Exception):
+    """A transaction was refused; `reasons[i]` is the code for item i (`None` if it was fine)
+    and `items[i]` the item as it stood when its condition failed (if any)."""
+
+    def __init__(self, reasons: list[str | None], items: list[dict[str, Any] | None]) -> None:
+        super().__init__(", ".join(str(r) for r in reasons))
+        self.reasons = reasons
+        self.items = items
+
+    def failed(self, index: int) -> bool:
+        return self.reasons[index] == "ConditionalCheckFailed"
+
+    @property
+    def conflict_only(self) -> bool:
+        """True when the refusal is a race with another transaction, worth retrying."""
+        return any(r == "TransactionConflict" for r in self.reasons) and not any(
+            r == "ConditionalCheckFailed" for r in self.reasons)
+
+
+class ConditionFailed(Exception):
+    """A single conditional write was refused; `item` is the item as it stood (if asked)."""
+
+    def __init__(self, item: dict[str, Any] | None) -> None:
+        super().__init__("conditional check failed")
+        self.item = item
+
+
+def _call(operation: str, **kwargs: Any) -> dict[str, Any]:
+    from botocore.exceptions import ClientError
+
+    try:
+        return getattr(get_client(), operation)(**kwargs)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        if code == "TransactionCanceledException":
+            reasons = exc.response.get("CancellationReasons") or []
+            raise TransactionCanceled(
+                [None if r.get("Code") in (None, "None") else r["Code"] for r in reasons],
+                [from_item(r.get("Item")) for r in reasons],
+            ) from exc
+        if code == "ConditionalCheckFailedException":
+            raise ConditionFailed(from_item(exc.response.get("Item"))) from exc
+        if code in _TRANSIENT:
+            raise ServiceUnavailable(
+                "The data store is busy; retry shortly.", retry_after=1) from exc
+        raise
+
+
+# ---- operations ----------------------------------------------------------------------------
+
+
+def get_item(key: dict[str, str], consistent: bool = True) -> dict[str, Any] | None:
+    response = _call("get_item", TableName=table_name(), Key=to_item(key),
+                     ConsistentRead=consistent)
+    return from_item(response.get("Item"))
+
+
+def batch_get(keys: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Fetch up to 100 items in one round trip (more only if DynamoDB leaves some unprocessed).
+    Returns the items found, by (PK, SK)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    unique = list({(k["PK"], k["SK"]): k for k in keys}.values())
+    for start in range(0, len(unique), 100):
+        request: dict[str, Any] = {table_name(): {
+            "Keys": [to_item(k) for k in unique[start:start + 100]], "ConsistentRead": True}}
+        while request:
+            response = _call("batch_get_item", RequestItems=request)
+            for raw in response.get("Responses", {}).get(table_name(), []):
+                item = from_item(raw)
+                assert item is not None
+                found[(item["PK"], item["SK"])] = item
+            request = response.get("UnprocessedKeys") or {}
+    return found
+
+
+def put_item(item: dict[str, Any], condition: str | None = None,
+             names: dict[str, str] | None = None, vals: dict[str, Any] | None = None) -> None:
+    kwargs: dict[str, Any] = {"TableName": table_name(), "Item": to_item(item)}
+    if condition:
+        kwargs.update(ConditionExpression=condition,
+                      ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    if names:
+        kwargs["ExpressionAttributeNames"] = names
+    if vals:
+        kwargs["ExpressionAttributeValues"] = vals
+    _call("put_item", **kwargs)
+
+
+def delete_item(key: dict[str, str], condition: str, vals: dict[str, Any] | None = None) -> None:
+    """A conditional delete; a refusal raises ConditionFailed with the item as it stood."""
+    kwargs: dict[str, Any] = {"TableName": table_name(), "Key": to_item(key),
+                              "ConditionExpression": condition,
+                              "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+    if vals:
+        kwargs["ExpressionAttributeValues"] = vals
+    _call("delete_item", **kwargs)
+
+
+def transact_write(items: list[dict[str, Any]]) -> None:
+    """One TransactWriteItems. Each entry is {"Put"|"Update"|"Delete"|"ConditionCheck": {...}}
+    without TableName; failed conditions return the item as it stood."""
+    for entry in items:
+        for body in entry.values():
+            body["TableName"] = table_name()
+            if "ConditionExpression" in body:
+                body["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    _call("transact_write_items", TransactItems=items)
+
+
+def query_page(*, key_condition: str, vals: dict[str, Any], index: str | None = None,
+               limit: int, cursor: str | None, forward: bool = True,
+               filter_expression: str | None = None, names: dict[str, str] | None = None,
+               cursor_scope: str) -> tuple[list[dict[str, Any]], str | None]:
+    """One Query round trip: up to `limit` items and the cursor for the next page.
+
+    Cursors are opaque to clients; `cursor_scope` (the partition queried) is embedded so a
+    cursor from another listing is refused rather than silently misread."""
+    kwargs: dict[str, Any] = {
+        "TableName": table_name(), "KeyConditionExpression": key_condition,
+        "ExpressionAttributeValues": vals, "Limit": limit, "ScanIndexForward": forward,
+    }
+    if index:
+        kwargs["IndexName"] = index
+    if filter_expression:
+        kwargs["FilterExpression"] = filter_expression
+    if names:
+        kwargs["ExpressionAttributeNames"] = names
+    if cursor:
+        kwargs["ExclusiveStartKey"] = decode_cursor(cursor, cursor_scope)
+    response = _call("query", **kwargs)
+    items = [from_item(raw) for raw in response.get("Items", [])]
+    last = response.get("LastEvaluatedKey")
+    return [i for i in items if i is not None], encode_cursor(last, cursor_scope) if last else None
+
+
+def query_all(*, key_condition: str, vals: dict[str, Any],
+              projection: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every item of a key range, page after page (bulk operations only)."""
+    kwargs: dict[str, Any] = {"TableName": table_name(), "KeyConditionExpression": key_condition,
+                              "ExpressionAttributeValues": vals}
+    if projection:
+        kwargs["ProjectionExpression"] = projection
+    while True:
+        response = _call("query", **kwargs)
+        for raw in response.get("Items", []):
+            item = from_item(raw)
+            assert item is not None
+            yield item
+        if "LastEvaluatedKey" not in response:
+            return
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def batch_write(puts: Iterable[dict[str, Any]] = (),
+                deletes: Iterable[dict[str, str]] = ()) -> None:
+    """Unconditional bulk writes, 25 per round trip, retrying unprocessed items."""
+    requests = [{"PutRequest": {"Item": to_item(p)}} for p in puts]
+    requests += [{"DeleteRequest": {"Key": to_item(k)}} for k in deletes]
+    for start in range(0, len(requests), 25):
+        pending: dict[str, Any] = {table_name(): requests[start:start + 25]}
+        while pending:
+            response = _call("batch_write_item", RequestItems=pending)
+            pending = response.get("UnprocessedItems") or {}
+
+
+# ---- cursors -------------------------------------------------------------------------------
+
+
+def encode_cursor(last_key: dict[str, Any], scope: str) -> str:
+    payload = json.dumps({"s": scope, "k": last_key}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, scope: str) -> dict[str, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        key = payload["k"]
+        valid = (payload["s"] == scope and isinstance(key, dict) and key and all(
+            isinstance(v, dict) and list(v) == ["S"] and isinstance(v["S"], str)
+            for v in key.values()))
+    except (ValueError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        raise InvalidCursor("The cursor is malformed or belongs to another listing.")
+    return key

@@ -1,0 +1,119 @@
+"""Fixtures: fake AWS credentials -> mock_aws -> the stack deployed from infra/ -> Client(app)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+# Set before anything builds a boto3 client (see AWS-LOCAL-NOTES.md).
+os.environ.update({
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+})
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+
+def reset_process_state() -> None:
+    """Forget cached clients, settings and per-process caches between tests."""
+    from chalicelib import config, manuals, sessions, store
+
+    store.reset_client()
+    config.get_settings.cache_clear()
+    manuals._steps.clear()
+    sessions.bindings.clear()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh moto account with the stack from infra/resources.json deployed into it."""
+    import boto3
+    from moto import mock_aws
+
+    from infra.deploy import deploy
+    from infra.moto_atomic import serialize_in_process_moto
+
+    serialize_in_process_moto()
+    with mock_aws():
+        stack = deploy(boto3.Session())
+        monkeypatch.setenv("TABLE_NAME", stack.table_name)
+        reset_process_state()
+        yield stack
+    reset_process_state()
+
+
+@pytest.fixture
+def client(aws: Any) -> Iterator[Any]:
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app) as test_client:
+        yield test_client
+
+
+class Api:
+    """Small JSON helper over chalice.test.Client's http interface."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def request(self, method: str, path: str, body: Any = None,
+                headers: dict[str, str] | None = None, raw: bytes | str | None = None) -> Any:
+        import json
+
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        response = self.client.http.request(method, path, headers=all_headers, body=payload or b"")
+        response.json = json.loads(response.body) if response.body else None
+        return response
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.request("POST", path, body, **kw)
+
+    def patch(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def api(client: Any) -> Api:
+    return Api(client)
+
+
+def manual_body(manual_id: str = "manual-abc", steps: int = 5, title: str = "Intro") -> dict:
+    return {
+        "manual_id": manual_id, "title": title,
+        "steps": [{"step_number": n, "title": f"Step {n}", "content": f"Do thing {n}."}
+                  for n in range(1, steps + 1)],
+    }
+
+
+@pytest.fixture
+def make_session(api: Api) -> Any:
+    """Create a manual of `steps` steps and a session on it; return the session body."""
+    counter = iter(range(1_000_000))
+
+    def make(steps: int = 5, user_id: str = "user-1", manual_id: str | None = None) -> dict:
+        n = next(counter)
+        mid = manual_id or f"manual-{n}"
+        if manual_id is None or api.get(f"/v1/manuals/{mid}").status_code == 404:
+            assert api.post("/v1/manuals", manual_body(mid, steps)).status_code == 201
+        response = api.post("/v1/sessions", {"session_id": f"s-{n}", "user_id": user_id,
+                                              "manual_id": mid})
+        assert response.status_code == 201, response.json
+        return response.json
+
+    return make
