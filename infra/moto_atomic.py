@@ -47,8 +47,11 @@ class AtomicMotoServer:
             with _lock:
                 return list(dispatcher(environ, start_response))
 
-        self._server = make_server(host, port, app, threaded=True,
-                                   request_handler=MotoRequestHandler)
+        class QuietHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        self._server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name="moto-server")
 

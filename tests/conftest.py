@@ -51,10 +51,16 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture
 def client(aws: Any) -> Iterator[Any]:
+    from chalice.local import CustomLocalChalice, LocalChalice
     from chalice.test import Client
 
     from app import app
 
+    if not isinstance(app, LocalChalice):
+        # As `chalice local` does: keep current_request per thread, so tests can send
+        # concurrent requests (each Lambda instance serves one request at a time).
+        CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+        app.__class__ = CustomLocalChalice
     with Client(app) as test_client:
         yield test_client
 

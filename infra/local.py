@@ -1,0 +1,152 @@
+"""The local stack: `make run` (python -m infra.local).
+
+Starts a moto server on loopback, deploys infra/resources.json into it with CloudFormation,
+and serves the Chalice app over HTTP on 127.0.0.1:PORT, under both `/` and `/api` (the
+deployed stage name), so local and deployed base URLs differ only in host. Data lives as long
+as the process. Nothing here ships to Lambda.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE_PREFIX = "/api"
+FAKE_AWS_ENV = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+}
+
+
+@dataclass
+class LocalStack:
+    api_url: str
+    moto_url: str
+    table_name: str
+    stream_arn: str
+    _stoppers: list[Any]
+
+    def stop(self) -> None:
+        for stop in reversed(self._stoppers):
+            stop()
+
+
+def _request_handler() -> type:
+    from chalice.local import ChaliceRequestHandler, ForbiddenError
+
+    class Handler(ChaliceRequestHandler):
+        """Chalice's local handler, plus the stage prefix and JSON 404s for unknown routes
+        (API Gateway's own answer, 403 "Missing Authentication Token", is mapped the same
+        way by a GatewayResponse in the deployed template)."""
+
+        def _generic_handle(self) -> None:
+            if self.path == STAGE_PREFIX or self.path.startswith(STAGE_PREFIX + "/"):
+                self.path = self.path[len(STAGE_PREFIX):] or "/"
+            headers, body = self._parse_payload()
+            try:
+                response = self.local_gateway.handle_request(
+                    method=self.command, path=self.path, headers=headers, body=body)
+            except ForbiddenError:
+                route = self.path.split("?", 1)[0]
+                payload = json.dumps({"error": "route_not_found",
+                                      "message": f"No route {self.command} {route}"}).encode()
+                self._send_http_response(404, {"Content-Type": "application/json"}, payload)
+                return
+            headers = response["headers"].copy()
+            headers.update(response["multiValueHeaders"])
+            response = self._handle_binary(response)
+            self._send_http_response(response["statusCode"], headers, response["body"])
+
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            if os.environ.get("LOCAL_ACCESS_LOG", "1") != "0":
+                super().log_message(format, *args)
+
+    return Handler
+
+
+def _chalice_config() -> Any:
+    from chalice.config import Config
+
+    disk = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return Config(chalice_stage="dev", config_from_disk=disk)
+
+
+def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> LocalStack:
+    """Start moto, deploy the stack, serve the API; returns handles to stop it all."""
+    for key, value in FAKE_AWS_ENV.items():
+        os.environ.setdefault(key, value)
+    import boto3
+    from chalice.local import LocalDevServer, create_local_server
+
+    from infra.deploy import deploy
+    from infra.moto_atomic import AtomicMotoServer
+
+    moto = AtomicMotoServer(host, moto_port).start()
+    os.environ["AWS_ENDPOINT_URL"] = moto.url
+    stack = deploy(boto3.Session())
+    config = _chalice_config()
+    for key, value in config.environment_variables.items():
+        os.environ.setdefault(key, value)
+    os.environ["TABLE_NAME"] = stack.table_name
+
+    from app import app
+    from chalicelib import config as settings
+    from chalicelib import store
+
+    settings.get_settings.cache_clear()
+    store.reset_client()
+    # create_local_server makes app.current_request thread-local for the threaded server.
+    create_local_server(app, config, host, 0).server.server_close()
+    server = LocalDevServer(app, config, host, port, handler_cls=_request_handler())
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True, name="api")
+    thread.start()
+    bound = server.server.server_address[1]
+    return LocalStack(
+        api_url=f"http://{host}:{bound}{STAGE_PREFIX}", moto_url=moto.url,
+        table_name=stack.table_name, stream_arn=stack.stream_arn,
+        _stoppers=[moto.stop, server.shutdown],
+    )
+
+
+def main() -> None:
+    port = int(os.environ.get("PORT", "8000"))
+    stack = start(port=port, moto_port=int(os.environ.get("MOTO_PORT", "5055")))
+    base = stack.api_url
+    print(f"""
+Session service running locally (data lives until you stop it).
+  API         {base}/v1            (also without /api)
+  moto        {stack.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)
+  table       {stack.table_name}
+
+Try:
+  curl -s -X POST {base}/v1/manuals -H 'Content-Type: application/json' \\
+    -d '{{"manual_id":"m1","title":"Demo","steps":[{{"step_number":1,"title":"One","content":"..."}},{{"step_number":2,"title":"Two","content":"..."}}]}}'
+  curl -s -X POST {base}/v1/sessions -H 'Content-Type: application/json' \\
+    -d '{{"session_id":"s1","user_id":"u1","manual_id":"m1"}}'
+  curl -s -X POST {base}/v1/sessions/s1/progress -H 'Content-Type: application/json' \\
+    -d '{{"user_id":"u1","current_step":1,"step_status":"DONE"}}'
+
+Ctrl-C stops everything.""", flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    print("\nStopping...", file=sys.stderr)
+    stack.stop()
+
+
+if __name__ == "__main__":
+    main()
