@@ -1,0 +1,92 @@
+"""`make run`'s stack (python -m infra.local) in a subprocess, used over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "LOCAL_ACCESS_LOG": "0",
+           "PYTHONUNBUFFERED": "1"}
+    env.pop("AWS_ENDPOINT_URL", None)
+    env.pop("TABLE_NAME", None)
+    proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    url = None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = re.search(r"API\s+(http://\S+)/v1", line)
+        if match:
+            url = match.group(1)
+        if "Ctrl-C stops everything" in line:
+            break
+    assert url, "".join(lines)
+    yield url
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=15) == 0
+
+
+def call(method: str, url: str, body: object = None, headers: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_walkthrough_over_http(base_url: str) -> None:
+    manual = {"manual_id": "m1", "title": "Demo", "steps": [
+        {"step_number": 1, "title": "One", "content": "first"},
+        {"step_number": 2, "title": "Two", "content": "second"}]}
+    assert call("POST", f"{base_url}/v1/manuals", manual)[0] == 201
+    status, session = call("POST", f"{base_url}/v1/sessions", {"session_id": "s1", "user_id": "u1", "manual_id": "m1"})
+    assert status == 201 and session["status"] == "active"
+    assert call("POST", f"{base_url}/v1/messages", {"session_id": "s1", "user_id": "u1", "message": "hi", "sender": "user"})[0] == 201
+    status, result = call("POST", f"{base_url}/v1/sessions/s1/progress",
+                          {"user_id": "u1", "current_step": 1, "step_status": "DONE"},
+                          headers={"Idempotency-Key": "k1"})
+    assert status == 200 and result["next_step"]["title"] == "Two"
+    status, replay = call("POST", f"{base_url}/v1/sessions/s1/progress",
+                          {"user_id": "u1", "current_step": 1, "step_status": "DONE"},
+                          headers={"Idempotency-Key": "k1"})
+    assert replay["status"] == "already_processed"
+    status, nxt = call("GET", f"{base_url}/v1/sessions/s1/next-step")
+    assert nxt["next_step"]["step_number"] == 2
+    status, done = call("POST", f"{base_url}/v1/sessions/s1/progress", {"user_id": "u1", "current_step": 2, "step_status": "DONE"})
+    assert done["session"]["status"] == "completed"
+    # the same paths answer without the /api stage prefix too
+    root = base_url.removesuffix("/api")
+    assert call("GET", f"{root}/v1/sessions/s1")[1]["status"] == "completed"
+
+
+def test_unknown_route_and_bad_json_are_json_4xx(base_url: str) -> None:
+    status, body = call("GET", f"{base_url}/v1/nothing-here")
+    assert status == 404 and body["error"] == "route_not_found"
+    request = urllib.request.Request(f"{base_url}/v1/sessions", data=b"{oops", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=10)
+    assert err.value.code == 400 and json.loads(err.value.read())["error"] == "invalid_json"

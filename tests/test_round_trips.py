@@ -1,0 +1,94 @@
+"""DynamoDB round trips per request: the cost of every call on AWS.
+
+Counted with a botocore event hook on the service's own client. Happy path of every route:
+at most 2, except the bulk ones (one batch call per 25 items)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+
+from chalicelib import manuals, sessions, store
+from tests.conftest import manual_body
+
+
+@pytest.fixture
+def calls(client) -> Counter:
+    counter: Counter = Counter()
+
+    def count(event_name: str, **_: object) -> None:
+        counter[event_name.rsplit(".", 1)[-1]] += 1
+
+    store.get_client().meta.events.register("before-call.dynamodb", count)
+    return counter
+
+
+def measure(calls: Counter, do) -> tuple[Counter, object]:
+    calls.clear()
+    result = do()
+    return Counter(calls), result
+
+
+def test_round_trips_per_route(api, calls) -> None:
+    steps = 60
+    used, r = measure(calls, lambda: api.post("/v1/manuals", manual_body("m-1", steps=steps)))
+    assert r.status_code == 201
+    assert sum(used.values()) <= 2 + math.ceil(steps / 25), used
+    assert used["BatchWriteItem"] == math.ceil(steps / 25)
+
+    expectations = [
+        ("GET", "/v1/manuals", None, 1),
+        ("GET", "/v1/manuals/m-1", None, 1),
+        ("POST", "/v1/sessions", {"session_id": "s-1", "user_id": "u", "manual_id": "m-1"}, 2),
+        ("GET", "/v1/sessions/s-1", None, 1),
+        ("GET", "/v1/sessions", None, 2),
+        ("GET", "/v1/sessions?status=active", None, 2),
+        ("GET", "/v1/sessions?user_id=u", None, 2),
+        ("POST", "/v1/sessions/s-1/progress", {"user_id": "u", "current_step": 1, "step_status": "DONE", "idempotency_key": "k"}, 2),
+        ("POST", "/v1/sessions/s-1/progress", {"user_id": "u", "current_step": 1, "step_status": "DONE", "idempotency_key": "k"}, 1),
+        ("POST", "/v1/sessions/s-1/progress", {"user_id": "u", "current_step": 2, "step_status": "ONGOING"}, 2),
+        ("GET", "/v1/sessions/s-1/next-step", None, 2),
+        ("POST", "/v1/sessions/s-1/messages", {"user_id": "u", "message": "hi", "sender": "user"}, 1),
+        ("POST", "/v1/messages", {"session_id": "s-1", "user_id": "u", "message": "yo", "sender": "agent"}, 1),
+        ("GET", "/v1/sessions/s-1/messages", None, 1),
+        ("GET", "/v1/sessions/s-1/events", None, 1),
+        ("PATCH", "/v1/sessions/s-1", {"status": "ended"}, 2),
+    ]
+    for method, path, body, limit in expectations:
+        used, response = measure(calls, lambda: api.request(method, path, body))
+        assert response.status_code in (200, 201), (path, response.json)
+        assert sum(used.values()) <= limit, (method, path, dict(used))
+
+    used, response = measure(calls, lambda: api.delete("/v1/sessions/s-1"))
+    assert response.status_code == 204
+    # get + query of its items + one batch per 25 children + the final transaction
+    assert sum(used.values()) <= 4, dict(used)
+    used, response = measure(calls, lambda: api.delete("/v1/manuals/m-1"))
+    assert response.status_code == 204
+    assert sum(used.values()) <= 2 + math.ceil((steps + 1) / 25), dict(used)
+
+
+def test_progress_is_one_read_and_one_transaction(api, calls) -> None:
+    api.post("/v1/manuals", manual_body("m-1", steps=10))
+    api.post("/v1/sessions", {"session_id": "s-1", "user_id": "u", "manual_id": "m-1"})
+    for step in range(1, 10):
+        used, r = measure(calls, lambda: api.post(
+            "/v1/sessions/s-1/progress", {"user_id": "u", "current_step": step, "step_status": "DONE"}))
+        assert r.status_code == 200 and r.json["next_step"]["step_number"] == step + 1
+        assert dict(used) == {"BatchGetItem": 1, "TransactWriteItems": 1}, (step, dict(used))
+
+
+def test_progress_in_a_cold_process_costs_one_more_read(api, calls) -> None:
+    # A process that has never seen the session cannot fetch the step with it: +1 GetItem.
+    api.post("/v1/manuals", manual_body("m-1", steps=10))
+    api.post("/v1/sessions", {"session_id": "s-1", "user_id": "u", "manual_id": "m-1"})
+    sessions.bindings.clear()
+    manuals._steps.clear()
+    used, _ = measure(calls, lambda: api.post(
+        "/v1/sessions/s-1/progress", {"user_id": "u", "current_step": 1, "step_status": "DONE"}))
+    assert dict(used) == {"BatchGetItem": 1, "GetItem": 1, "TransactWriteItems": 1}
+    used, _ = measure(calls, lambda: api.post(
+        "/v1/sessions/s-1/progress", {"user_id": "u", "current_step": 2, "step_status": "DONE"}))
+    assert dict(used) == {"BatchGetItem": 1, "TransactWriteItems": 1}
