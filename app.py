@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from chalice import Chalice, Response
 
-from chalicelib import manuals, messages, progress, sessions
+from chalicelib import delivery, feedback, manuals, messages, progress, sessions
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import (
     MAX_MANUAL_BODY_BYTES, api_route, header, json_response, normalise_chalice_errors, page_params,
@@ -15,6 +17,10 @@ from chalicelib.models import (
 )
 
 app = Chalice(app_name="session-service")
+# Event sources are declared here with placeholders; infra/ wires the real stream and queue
+# by reference when `chalice package` merges it (and the local runner calls these handlers).
+STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/session-service/stream/local"
+DELIVERY_QUEUE = "session-service-deliveries.fifo"
 app.register_middleware(normalise_chalice_errors, "http")
 route = lambda path, *methods: api_route(app, path, list(methods))  # noqa: E731
 
@@ -133,6 +139,38 @@ def post_session_message(session_id: str) -> Response:
 def list_messages(session_id: str) -> Response:
     return json_response(messages.list_messages(path_id(session_id, "session_id"),
                                                 *page_params(app.current_request, 50)))
+
+
+# ---- feedback pipeline ---------------------------------------------------------------------
+
+
+@route("/v1/events/{event_id}/redeliver", "POST")
+def redeliver_event(event_id: str) -> Response:
+    return json_response(delivery.redeliver(path_id(event_id, "event_id")), 202)
+
+
+@route("/v1/deliveries", "GET")
+def list_deliveries() -> Response:
+    request = app.current_request
+    if query_value(request, "status") not in (None, "failed"):
+        raise ValidationFailed("status must be 'failed' (the only status listed across sessions).",
+                               fields=[{"field": "status", "message": "invalid value"}])
+    return json_response(delivery.list_failed(*page_params(request)))
+
+
+@app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
+def feedback_handler(event: Any) -> dict:
+    """Stream -> delivery queue (event items only)."""
+    return feedback.handle_stream_batch(event.to_dict()["Records"])
+
+
+@app.on_sqs_message(queue=DELIVERY_QUEUE, batch_size=10)
+def delivery_handler(event: Any) -> dict:
+    """Delivery queue -> signed webhook POSTs."""
+    return delivery.handle_delivery_batch(event.to_dict())
+
+
+# ---- helpers -------------------------------------------------------------------------------
 
 
 def _append(session_id: str, body: MessageIn, key: str | None) -> Response:

@@ -6,18 +6,47 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+# Standard Webhooks / Svix spirit: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+DEFAULT_EVENT_TYPES = ("session_created", "progress_update:DONE", "session_ended")
+
 
 @dataclass(frozen=True)
 class Settings:
     table_name: str
     idempotency_ttl_seconds: int
     max_update_attempts: int
+    webhook_url: str
+    webhook_secret: str
+    webhook_timeout_seconds: float
+    retry_schedule: tuple[int, ...]
+    event_types: tuple[str, ...]
+    delivery_queue_url: str
+    dead_letter_queue_url: str
+
+    @property
+    def max_attempts(self) -> int:
+        """Deliveries tried in all: the first plus one per retry delay (= maxReceiveCount)."""
+        return len(self.retry_schedule) + 1
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    env = os.environ.get
+    schedule = env("WEBHOOK_RETRY_SCHEDULE")
     return Settings(
-        table_name=os.environ.get("TABLE_NAME", "session-service"),
-        idempotency_ttl_seconds=int(os.environ.get("IDEMPOTENCY_TTL_SECONDS", "86400")),
-        max_update_attempts=int(os.environ.get("MAX_UPDATE_ATTEMPTS", "10")),
+        table_name=env("TABLE_NAME", "session-service"),
+        idempotency_ttl_seconds=int(env("IDEMPOTENCY_TTL_SECONDS", "86400")),
+        max_update_attempts=int(env("MAX_UPDATE_ATTEMPTS", "10")),
+        webhook_url=env("WEBHOOK_URL", ""),
+        webhook_secret=env("WEBHOOK_SECRET", ""),
+        webhook_timeout_seconds=float(env("WEBHOOK_TIMEOUT_SECONDS", "10")),
+        retry_schedule=tuple(int(s) for s in _csv(schedule)) if schedule else DEFAULT_RETRY_SCHEDULE,
+        event_types=_csv(env("WEBHOOK_EVENT_TYPES", "")) or DEFAULT_EVENT_TYPES,
+        delivery_queue_url=env("DELIVERY_QUEUE_URL", ""),
+        dead_letter_queue_url=env("DEAD_LETTER_QUEUE_URL", ""),
     )

@@ -176,6 +176,8 @@ class Event(BaseModel):
     started_at: str
     ended_at: str | None = None
     occurred_at: str
+    delivery_status: str | None = None
+    delivery_attempts: list[dict[str, Any]] = []
 
 
 # ---- messages ------------------------------------------------------------------------------

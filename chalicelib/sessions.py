@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from . import manuals, rules, store
+from . import manuals, rules, store, webhooks
 from .clock import seconds_between, to_iso, utcnow
 from .config import get_settings
 from .errors import ConcurrentUpdate, ManualNotFound, SessionExists, SessionNotFound
@@ -84,7 +84,9 @@ def change_items(old: Session, change: rules.Change) -> list[dict[str, Any]]:
 
 
 def event_put(event: Event) -> dict[str, Any]:
-    item = {**store.event_key(event.session_id, event.sequence), "type": "event", **event.model_dump()}
+    item = {**store.event_key(event.session_id, event.sequence), "type": "event",
+            **event.model_dump(exclude={"delivery_status", "delivery_attempts"}),
+            "GSI2PK": f"EVENT#{event.event_id}", "GSI2SK": "EVENT"}
     return {"Put": {"Item": store.to_item(item), "ConditionExpression": event_absent}}
 
 
@@ -182,7 +184,15 @@ def list_sessions(*, status: str | None, user_id: str | None, manual_id: str | N
 
 
 def list_events(session_id: str, limit: int, cursor: str | None) -> Page:
-    return list_children(session_id, "EVT#", limit, cursor, Event)
+    """The audit trail, oldest first, each event with its webhook delivery status:
+    `pending` (queued or on its way), `retrying`, `delivered`, `failed` (dead-lettered),
+    `gone` (receiver answered 410) or `not_sent` (its type is not configured for webhooks)."""
+    page = list_children(session_id, "EVT#", limit, cursor, Event)
+    types = get_settings().event_types
+    for event in page.items:
+        if event["delivery_status"] is None:
+            event["delivery_status"] = "pending" if webhooks.wanted(event, types) else "not_sent"
+    return page
 
 
 def list_children(session_id: str, prefix: str, limit: int, cursor: str | None, model: Any) -> Page:

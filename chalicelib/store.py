@@ -9,7 +9,9 @@ Key layout (PK / SK):
     MANUAL#<id>  / STEP#<rev>#<nnnn>       one step of revision <rev> of the manual body
     SESSION#<id> / #META                   session state (+ GSI1 status, GSI2 user, GSI3 manual,
                                            GSI4 all sessions; each sorted by start time)
-    SESSION#<id> / EVT#<nnnnnnnnnn>        event: audit record and webhook outbox entry
+    SESSION#<id> / EVT#<nnnnnnnnnn>        event: audit record and webhook outbox entry, with
+                                           its delivery log (+ GSI2: EVENT#<event_id>;
+                                           + GSI1: DELIVERIES#failed while failed)
     SESSION#<id> / IDEM#<key>              idempotency record of a progress request (TTL)
     SESSION#<id> / MSG#<created_at>#<id>   chat message, in arrival order
     SESSION#<id> / MSGID#<id>              message-id claim: makes message appends idempotent
@@ -236,6 +238,19 @@ def put_item(item: dict[str, Any], condition: str | None = None,
     if vals:
         kwargs["ExpressionAttributeValues"] = vals
     _call("put_item", **kwargs)
+
+
+def update_item(key: dict[str, str], expression: str, *, condition: str | None = None,
+                names: dict[str, str] | None = None, vals: dict[str, Any] | None = None) -> None:
+    kwargs: dict[str, Any] = {"TableName": table_name(), "Key": to_item(key),
+                              "UpdateExpression": expression}
+    if condition:
+        kwargs.update(ConditionExpression=condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    if names:
+        kwargs["ExpressionAttributeNames"] = names
+    if vals:
+        kwargs["ExpressionAttributeValues"] = vals
+    _call("update_item", **kwargs)
 
 
 def delete_item(key: dict[str, str], condition: str, vals: dict[str, Any] | None = None) -> None:

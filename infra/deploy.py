@@ -19,14 +19,23 @@ class Stack:
     name: str
     table_name: str
     stream_arn: str
+    delivery_queue_url: str
+    dead_letter_queue_url: str
     outputs: dict[str, str]
 
+    def environment(self) -> dict[str, str]:
+        """What the functions read, as the packaged template sets it by Ref."""
+        return {"TABLE_NAME": self.table_name, "DELIVERY_QUEUE_URL": self.delivery_queue_url,
+                "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url}
 
-def deploy(session: Any, stack_name: str = "session-service-local") -> Stack:
+
+def deploy(session: Any, stack_name: str = "session-service-local",
+           parameters: dict[str, str] | None = None) -> Stack:
     """Create the stack, wait for it, and finish what moto's CloudFormation ignores (TTL)."""
     cfn = session.client("cloudformation")
     template = RESOURCES.read_text()
-    cfn.create_stack(StackName=stack_name, TemplateBody=template)
+    cfn.create_stack(StackName=stack_name, TemplateBody=template, Parameters=[
+        {"ParameterKey": k, "ParameterValue": str(v)} for k, v in (parameters or {}).items()])
     deadline = time.monotonic() + 60
     while True:
         stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
@@ -40,4 +49,5 @@ def deploy(session: Any, stack_name: str = "session-service-local") -> Stack:
     session.client("dynamodb").update_time_to_live(
         TableName=outputs["TableName"],
         TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True})
-    return Stack(stack_name, outputs["TableName"], outputs["TableStreamArn"], outputs)
+    return Stack(stack_name, outputs["TableName"], outputs["TableStreamArn"],
+                 outputs["DeliveryQueueUrl"], outputs["DeadLetterQueueUrl"], outputs)

@@ -23,16 +23,24 @@ os.environ.pop("AWS_PROFILE", None)
 
 def reset_process_state() -> None:
     """Forget cached clients, settings and per-process caches between tests."""
-    from chalicelib import config, manuals, sessions, store
+    from chalicelib import config, manuals, queue, sessions, store
 
     store.reset_client()
+    queue.reset_client()
     config.get_settings.cache_clear()
     manuals._steps.clear()
     sessions.bindings.clear()
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def stack_parameters(request: pytest.FixtureRequest) -> dict[str, str]:
+    """CloudFormation parameters for the stack (pipeline tests shorten the retry chain);
+    set per test with `@pytest.mark.parametrize("stack_parameters", [...], indirect=True)`."""
+    return getattr(request, "param", {})
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, stack_parameters: dict[str, str]) -> Iterator[Any]:
     """A fresh moto account with the stack from infra/resources.json deployed into it."""
     import boto3
     from moto import mock_aws
@@ -42,8 +50,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     serialize_in_process_moto()
     with mock_aws():
-        stack = deploy(boto3.Session())
-        monkeypatch.setenv("TABLE_NAME", stack.table_name)
+        stack = deploy(boto3.Session(), parameters=stack_parameters)
+        for key, value in stack.environment().items():
+            monkeypatch.setenv(key, value)
         reset_process_state()
         yield stack
     reset_process_state()

@@ -1,0 +1,178 @@
+"""The delivery function: webhook messages from the FIFO queue -> signed POSTs.
+
+2xx: delivered. 410 Gone: the receiver asked us to stop; not retried. Anything else (other
+status, timeout, connection or TLS error): the message is hidden for the next delay of the
+retry schedule (or the receiver's Retry-After on 429/503) and reported in batchItemFailures;
+after the last attempt SQS moves it to the dead-letter queue. Every attempt is logged on the
+event item, so the events listing shows each event's delivery status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from . import queue, store, webhooks
+from .clock import to_iso, utcnow
+from .config import Settings, get_settings
+from .errors import ServiceError
+from .models import Page
+
+log = logging.getLogger(__name__)
+MAX_RETRY_AFTER = 43_200  # SQS visibility timeout ceiling: 12 hours
+
+
+class DeliveryFailed(Exception):
+    """This attempt failed; SQS will offer the message again after the back-off."""
+
+
+class EventNotFound(ServiceError):
+    status, code = 404, "event_not_found"
+
+
+def retry_delay(settings: Settings, attempt: int, result: webhooks.Attempt) -> int:
+    """Seconds to wait before attempt `attempt + 1`."""
+    if result.status_code in (429, 503) and result.retry_after is not None:
+        return int(min(result.retry_after, MAX_RETRY_AFTER))
+    schedule = settings.retry_schedule
+    return schedule[min(attempt - 1, len(schedule) - 1)] if schedule else 0
+
+
+def deliver(body: str, attempt: int, receipt_handle: str) -> str:
+    """Deliver one message (attempt number = SQS's receive count). Returns the outcome
+    ('delivered', 'gone'); raises DeliveryFailed when SQS should offer it again."""
+    settings = get_settings()
+    message = json.loads(body)
+    if not settings.webhook_url:
+        raise DeliveryFailed("WEBHOOK_URL is not configured")
+    headers = webhooks.signed_headers(settings.webhook_secret, message["event_id"], body)
+    result = webhooks.post(settings.webhook_url, body, headers, settings.webhook_timeout_seconds)
+    final = attempt >= settings.max_attempts
+    outcome = ("delivered" if result.delivered else "gone" if result.gone
+               else "failed" if final else "retrying")
+    record_attempt(message, attempt, result, outcome)
+    log.info("webhook %s attempt %d: %s (%s)", message["event_id"], attempt, outcome,
+             result.status_code or result.error)
+    if outcome in ("delivered", "gone"):
+        return outcome
+    # On the last attempt hide it for no time: the next receive moves it to the DLQ.
+    queue.delay(receipt_handle, 0 if final else retry_delay(settings, attempt, result))
+    raise DeliveryFailed(f"{message['event_id']}: {result.status_code or result.error}")
+
+
+def record_attempt(message: dict[str, Any], attempt: int, result: webhooks.Attempt,
+                   outcome: str) -> None:
+    """Append the attempt to the event item's delivery log and set its status; an event
+    whose status is `failed` is listed in GSI1 under DELIVERIES#failed."""
+    now = to_iso(utcnow())
+    status = {"delivered": "delivered", "gone": "gone", "failed": "failed"}.get(outcome, "retrying")
+    entry = {"attempt": attempt, "status_code": result.status_code, "error": result.error,
+             "latency_ms": result.latency_ms, "at": now, "outcome": outcome}
+    expression = ("SET delivery_status = :status, last_attempt_at = :now,"
+                  " delivery_attempts = list_append(if_not_exists(delivery_attempts, :empty), :entry)")
+    vals = {"status": status, "now": now, "empty": [], "entry": [entry]}
+    if status == "failed":
+        expression += ", GSI1PK = :failed_pk, GSI1SK = :failed_sk"
+        vals.update(failed_pk="DELIVERIES#failed", failed_sk=f"{now}#{message['event_id']}")
+    else:
+        if status == "delivered":
+            expression += ", delivered_at = :now"
+        expression += " REMOVE GSI1PK, GSI1SK"
+    try:
+        store.update_item(store.event_key(message["session_id"], message["sequence"]), expression,
+                          condition="attribute_exists(PK)", vals=store.values(**vals))
+    except store.ConditionFailed:
+        log.info("event %s no longer stored (session deleted)", message["event_id"])
+
+
+def handle_delivery_batch(event: dict[str, Any]) -> dict[str, Any]:
+    """Process an SQS FIFO batch in order. A failed message fails the rest of its session's
+    messages in the batch (they must not overtake it); other sessions keep flowing.
+
+    The followers are made visible again at once: FIFO will not hand them out while the
+    failed head of their group is hidden for its back-off, and without this they would stay
+    hidden for the queue's whole visibility timeout after the head is retried. (Powertools'
+    SqsFifoPartialProcessor skips a failed group the same way but leaves followers hidden.)
+    """
+    failed: list[str] = []
+    blocked: set[str] = set()
+    for record in event.get("Records", []):
+        group = record.get("attributes", {}).get("MessageGroupId", "")
+        if group in blocked:
+            queue.delay(record["receiptHandle"], 0)
+            failed.append(record["messageId"])
+            continue
+        try:
+            deliver(record["body"], int(record["attributes"]["ApproximateReceiveCount"]),
+                    record["receiptHandle"])
+        except DeliveryFailed:
+            blocked.add(group)
+            failed.append(record["messageId"])
+        except Exception:  # noqa: BLE001 - one bad message must not fail other sessions
+            log.exception("delivery of message %s failed", record.get("messageId"))
+            blocked.add(group)
+            failed.append(record["messageId"])
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
+
+
+# ---- operator actions ----------------------------------------------------------------------
+
+
+def find_event(event_id: str) -> dict[str, Any]:
+    items, _ = store.query_page(index="GSI2", key_condition="GSI2PK = :pk",
+                                vals=store.values(pk=f"EVENT#{event_id}"), limit=1, cursor=None,
+                                cursor_scope="event")
+    item = store.get_item({"PK": items[0]["PK"], "SK": items[0]["SK"]}) if items else None
+    if item is None:
+        raise EventNotFound(f"Event '{event_id}' not found", event_id=event_id)
+    return item
+
+
+def redeliver(event_id: str) -> dict[str, Any]:
+    """Queue one event's webhook again (same webhook-id, so receivers can de-duplicate)."""
+    event = find_event(event_id)
+    body = webhooks.dumps(webhooks.payload(event))
+    queue.enqueue(body, group=event["session_id"], dedup_id=f"{event_id}:r{time.time_ns()}")
+    store.update_item(store.event_key(event["session_id"], event["sequence"]),
+                      "SET delivery_status = :pending REMOVE GSI1PK, GSI1SK",
+                      vals=store.values(pending="pending"))
+    return {"event_id": event_id, "status": "queued"}
+
+
+def list_failed(limit: int, cursor: str | None) -> Page:
+    """Events whose delivery failed for good, newest first: one Query on GSI1 + one BatchGet."""
+    items, next_cursor = store.query_page(
+        index="GSI1", key_condition="GSI1PK = :pk", vals=store.values(pk="DELIVERIES#failed"),
+        limit=limit, cursor=cursor, forward=False, cursor_scope="deliveries:failed")
+    found = store.batch_get([{"PK": i["PK"], "SK": i["SK"]} for i in items])
+    return Page(items=[delivery_view(found[k]) for k in
+                       ((i["PK"], i["SK"]) for i in items) if k in found], next_cursor=next_cursor)
+
+
+def delivery_view(event: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": event["event_id"], "event_type": event["event_type"],
+            "session_id": event["session_id"], "occurred_at": event["occurred_at"],
+            "delivery_status": event.get("delivery_status", "pending"),
+            "delivery_attempts": event.get("delivery_attempts", [])}
+
+
+def redrive(dead_letter_url: str, queue_url: str, progress: Any = None) -> int:
+    """Move every dead-lettered message back to the delivery queue, in order, keeping each
+    message's group. Works on moto (no StartMessageMoveTask) and AWS alike."""
+    moved = 0
+    while True:
+        messages = queue.receive(dead_letter_url, visibility_timeout=120)
+        if not messages:
+            return moved
+        for message in messages:
+            attributes = message.get("Attributes", {})
+            group = attributes.get("MessageGroupId", "redrive")
+            dedup = attributes.get("MessageDeduplicationId", message["MessageId"])
+            queue.enqueue(message["Body"], group=group, queue_url=queue_url,
+                          dedup_id=f"{dedup[:80]}:redrive:{time.time_ns()}")
+            queue.delete(dead_letter_url, message["ReceiptHandle"])
+            moved += 1
+            if progress:
+                progress(moved)

@@ -1,0 +1,235 @@
+"""The local event-source runner: what Lambda's event source mappings and EventBridge
+schedules do on AWS, done against moto.
+
+It polls the table's stream and the delivery queue, builds Lambda-shaped events (the shapes
+Powertools' parser models accept: eventSourceARN, eventVersion "1.1", epoch
+ApproximateCreationDateTime, base64 binaries; distinct SQS messageIds with MessageGroupId and
+ApproximateReceiveCount), invokes the very same Chalice handlers, and honours their partial
+batch responses as Lambda does: a stream shard resumes from the lowest failed sequence number
+(so a failed record is retried, never skipped); SQS deletes only the messages that succeeded.
+Scheduled handlers run on their rate (or every SCHEDULE_INTERVAL_SECONDS when set).
+Nothing here ships to Lambda.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger("runner")
+REGION = "us-east-1"
+
+
+def lambda_stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A record from GetRecords as Lambda delivers it."""
+    data = dict(record["dynamodb"])
+    created = data.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        data["ApproximateCreationDateTime"] = int(created.timestamp())
+    for image in ("Keys", "NewImage", "OldImage"):
+        if image in data:
+            data[image] = _base64_binaries(data[image])
+    return {
+        "eventID": record.get("eventID") or uuid.uuid4().hex,
+        "eventName": record["eventName"], "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": record.get("awsRegion", REGION),
+        "dynamodb": data, "eventSourceARN": stream_arn,
+    }
+
+
+def _base64_binaries(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for key, inner in value.items():
+            if key == "B" and isinstance(inner, (bytes, bytearray)):
+                out[key] = base64.b64encode(inner).decode()
+            elif key == "BS":
+                out[key] = [base64.b64encode(b).decode() if isinstance(b, (bytes, bytearray)) else b for b in inner]
+            else:
+                out[key] = _base64_binaries(inner)
+        return out
+    if isinstance(value, list):
+        return [_base64_binaries(v) for v in value]
+    return value
+
+
+def lambda_sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """A message from ReceiveMessage as Lambda delivers it."""
+    attributes = dict(message.get("Attributes", {}))
+    return {
+        "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"], "attributes": attributes,
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""), "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn, "awsRegion": REGION,
+    }
+
+
+def rate_seconds(expression: str) -> float:
+    """`rate(5 minutes)` -> 300. Cron expressions are not emulated (run every minute)."""
+    match = re.match(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)", expression)
+    if not match:
+        return 60.0
+    unit = {"minute": 60, "hour": 3600, "day": 86400}[match.group(2).rstrip("s")]
+    return float(match.group(1)) * unit
+
+
+@dataclass
+class _Shard:
+    shard_id: str
+    iterator: str | None
+
+
+@dataclass
+class Runner:
+    """Drives the app's stream, queue and schedule handlers against moto."""
+
+    app_module: Any
+    stream_arn: str
+    queue_url: str
+    stream_handler: str = "feedback_handler"
+    queue_handler: str = "delivery_handler"
+    stream_batch_size: int = 100
+    queue_batch_size: int = 10
+    invocations: dict[str, int] = field(default_factory=dict)
+    _shards: dict[str, _Shard] = field(default_factory=dict)
+    _next_run: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        import boto3
+
+        self._streams = boto3.client("dynamodbstreams")
+        self._sqs = boto3.client("sqs")
+        self._queue_arn = self._sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    # ---- stream ------------------------------------------------------------------------
+
+    def _refresh_shards(self) -> None:
+        shards = self._streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
+        for shard in shards:
+            if shard["ShardId"] not in self._shards:
+                iterator = self._streams.get_shard_iterator(
+                    StreamArn=self.stream_arn, ShardId=shard["ShardId"],
+                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                self._shards[shard["ShardId"]] = _Shard(shard["ShardId"], iterator)
+
+    def pump_stream(self) -> int:
+        """One poll of every shard; returns how many records were handed to the handler."""
+        self._refresh_shards()
+        handled = 0
+        for shard in self._shards.values():
+            if shard.iterator is None:
+                continue
+            response = self._streams.get_records(ShardIterator=shard.iterator,
+                                                 Limit=self.stream_batch_size)
+            records = response.get("Records", [])
+            next_iterator = response.get("NextShardIterator")
+            if records:
+                event = {"Records": [lambda_stream_record(r, self.stream_arn) for r in records]}
+                failed = self._invoke(self.stream_handler, event)
+                handled += len(records)
+                if failed is None or failed:
+                    # Lambda: retry from the lowest failed sequence number (a crashed
+                    # invocation: from the start of the batch).
+                    sequence = min(failed, key=int) if failed else records[0]["dynamodb"]["SequenceNumber"]
+                    next_iterator = self._streams.get_shard_iterator(
+                        StreamArn=self.stream_arn, ShardId=shard.shard_id,
+                        ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=sequence,
+                    )["ShardIterator"]
+            shard.iterator = next_iterator
+        return handled
+
+    # ---- queue -------------------------------------------------------------------------
+
+    def pump_queue(self) -> int:
+        """One receive from the delivery queue; returns how many messages were handled."""
+        messages = self._sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=self.queue_batch_size,
+            WaitTimeSeconds=0, AttributeNames=["All"], MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [lambda_sqs_record(m, self._queue_arn) for m in messages]}
+        failed = self._invoke(self.queue_handler, event)
+        if failed is None:  # the whole invocation failed: every message comes back later
+            return len(messages)
+        for message in messages:
+            if message["MessageId"] not in failed:
+                self._sqs.delete_message(QueueUrl=self.queue_url,
+                                         ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)
+
+    # ---- schedules ---------------------------------------------------------------------
+
+    def scheduled_handlers(self) -> list[tuple[str, float]]:
+        app = self.app_module.app
+        override = os.environ.get("SCHEDULE_INTERVAL_SECONDS")
+        found = []
+        for source in getattr(app, "event_sources", []):
+            expression = getattr(source, "schedule_expression", None)
+            if expression is None:
+                continue
+            text = expression if isinstance(expression, str) else expression.to_string()
+            interval = float(override) if override else rate_seconds(text)
+            found.append((source.handler_string.rsplit(".", 1)[-1], interval))
+        return found
+
+    def pump_schedules(self, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        ran = 0
+        for name, interval in self.scheduled_handlers():
+            due = self._next_run.setdefault(name, now + interval)
+            if now >= due:
+                self._next_run[name] = now + interval
+                self._invoke(name, {"version": "0", "id": uuid.uuid4().hex,
+                                    "detail-type": "Scheduled Event", "source": "aws.events",
+                                    "account": "000000000000", "region": REGION,
+                                    "time": datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                    "resources": [], "detail": {}})
+                ran += 1
+        return ran
+
+    # ---- driving -----------------------------------------------------------------------
+
+    def _invoke(self, name: str, event: dict[str, Any]) -> set[str] | None:
+        """Call a handler as Lambda would. Returns the failed item ids (empty: all good), or
+        None when the invocation itself failed."""
+        from chalice.local import LambdaContext
+
+        self.invocations[name] = self.invocations.get(name, 0) + 1
+        context = LambdaContext(function_name=name, memory_size=256, max_runtime_ms=30_000)
+        try:
+            result = getattr(self.app_module, name)(event, context)
+        except Exception:  # noqa: BLE001 - a crashed invocation is retried, as on Lambda
+            log.exception("handler %s failed", name)
+            return None
+        failures = (result or {}).get("batchItemFailures", []) if isinstance(result, dict) else []
+        return {f["itemIdentifier"] for f in failures}
+
+    def pump(self) -> int:
+        return self.pump_stream() + self.pump_queue() + self.pump_schedules()
+
+    def run_forever(self, stop: threading.Event, interval: float = 0.1) -> None:
+        while not stop.is_set():
+            try:
+                busy = self.pump()
+            except Exception:  # noqa: BLE001 - keep the local stack alive, say what broke
+                log.exception("runner poll failed")
+                busy = 0
+            if not busy:
+                stop.wait(interval)
+
+    def start(self, interval: float = 0.1) -> threading.Event:
+        stop = threading.Event()
+        threading.Thread(target=self.run_forever, args=(stop, interval), daemon=True,
+                         name="event-source-runner").start()
+        return stop

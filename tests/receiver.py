@@ -1,0 +1,74 @@
+"""A real HTTP receiver on 127.0.0.1 for webhook tests, with scriptable behaviour."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    at: float
+    status: int
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+# A behaviour gets the request number (1-based) and the body and returns (status, headers).
+Behaviour = Callable[[int, bytes], tuple[int, dict[str, str]]]
+
+
+def always(status: int = 200) -> Behaviour:
+    return lambda n, body: (status, {})
+
+
+@dataclass
+class Receiver:
+    behaviour: Behaviour = field(default_factory=always)
+    requests: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        receiver = self
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with lock:
+                    n = len(receiver.requests) + 1
+                    status, headers = receiver.behaviour(n, body)
+                    receiver.requests.append(Received(
+                        {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic(), status))
+                payload = b'{"ok": true}'
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/webhook"
+
+    def delivered(self) -> list[Received]:
+        return [r for r in self.requests if 200 <= r.status < 300]
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

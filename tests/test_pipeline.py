@@ -1,0 +1,258 @@
+"""The feedback pipeline end to end: API -> table stream -> feedback handler -> SQS FIFO ->
+delivery handler -> a real HTTP receiver on 127.0.0.1, driven by the local event-source
+runner against moto, with signatures verified by the `standardwebhooks` library."""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+from collections import defaultdict
+
+import boto3
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from chalicelib import queue
+from chalicelib.config import get_settings
+from infra.runner import Runner
+from tests.receiver import Receiver, always
+
+SECRET = "whsec_" + base64.b64encode(b"test-secret-for-webhooks-32bytes").decode()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def runner(api, aws, receiver, stack_parameters, monkeypatch) -> Runner:
+    import app as app_module
+
+    attempts = int(stack_parameters.get("MaxReceiveCount", 8))
+    monkeypatch.setenv("WEBHOOK_URL", receiver.url)
+    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "2")
+    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", ",".join(["0"] * (attempts - 1)))
+    get_settings.cache_clear()
+    return Runner(app_module, aws.stream_arn, aws.delivery_queue_url)
+
+
+def drain(runner: Runner, until, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, "pipeline did not settle in time"
+        if not runner.pump():
+            time.sleep(0.02)
+
+
+def run_session(api, sid: str, steps: int, user: str = "u") -> None:
+    if api.get(f"/v1/manuals/man-{steps}").status_code == 404:
+        api.post("/v1/manuals", {"manual_id": f"man-{steps}", "title": "T", "steps": [
+            {"step_number": n, "title": f"S{n}", "content": "c"} for n in range(1, steps + 1)]})
+    assert api.post("/v1/sessions", {"session_id": sid, "user_id": user, "manual_id": f"man-{steps}"}).status_code == 201
+    for step in range(1, steps + 1):
+        assert api.post(f"/v1/sessions/{sid}/progress", {"user_id": user, "current_step": step,
+                                                        "step_status": "DONE"}).status_code == 200
+
+
+def event_ids(api, sid: str) -> list[str]:
+    return [e["event_id"] for e in api.get(f"/v1/sessions/{sid}/events?limit=100").json["items"]]
+
+
+def queue_depth(url: str) -> int:
+    return queue.depth(url)
+
+
+def test_webhooks_arrive_signed_and_in_order(api, runner, receiver) -> None:
+    # GIVEN a session that goes from start to completion, with one ONGOING report in between
+    run_session(api, "s-1", 2)
+    api.post("/v1/sessions", {"session_id": "s-2", "user_id": "u", "manual_id": "man-2"})
+    api.post("/v1/sessions/s-2/progress", {"user_id": "u", "current_step": 1, "step_status": "ONGOING"})
+    # WHEN the pipeline runs
+    drain(runner, lambda: len(receiver.delivered()) == 5)
+    # THEN s-1's webhooks arrive in order, each signed
+    s1 = [r for r in receiver.requests if r.json["session_id"] == "s-1"]
+    assert [r.json["event_type"] for r in s1] == [
+        "session_created", "progress_update", "progress_update", "session_ended"]
+    assert [r.json["sequence"] for r in s1] == [1, 2, 3, 4]
+    verifier = Webhook(SECRET)
+    for request in receiver.requests:
+        assert verifier.verify(request.body, request.headers) == request.json
+        assert request.headers["webhook-id"] == request.json["event_id"]
+    last = s1[-1].json
+    assert last["is_completed"] is True and last["session_status"] == "completed"
+    assert last["total_steps"] == 2 and last["session_duration_seconds"] >= 0
+    assert s1[1].json["previous_step"] == 1 and s1[1].json["current_step"] == 2
+    assert s1[1].json["step_status"] == "DONE"
+    # ONGOING reports are not sent by default: s-2 sent only session_created
+    assert [r.json["event_type"] for r in receiver.requests if r.json["session_id"] == "s-2"] == ["session_created"]
+    # and the events listing shows each delivery
+    events = api.get("/v1/sessions/s-1/events").json["items"]
+    assert {e["delivery_status"] for e in events} == {"delivered"}
+    assert all(e["delivery_attempts"][0]["status_code"] == 200 for e in events)
+    ongoing = api.get("/v1/sessions/s-2/events").json["items"][-1]
+    assert ongoing["step_status"] == "ONGOING" and ongoing["delivery_status"] == "not_sent"
+
+
+def test_a_tampered_body_does_not_verify(api, runner, receiver) -> None:
+    run_session(api, "s-1", 1)
+    drain(runner, lambda: len(receiver.delivered()) >= 1)
+    request = receiver.requests[0]
+    with pytest.raises(Exception):
+        Webhook(SECRET).verify(request.body.replace(b"s-1", b"s-9"), request.headers)
+
+
+@pytest.mark.parametrize("stack_parameters", [{"MaxReceiveCount": "30"}], indirect=True)
+def test_flaky_receiver_gets_everything_in_order(api, runner, receiver) -> None:
+    # GIVEN a receiver that fails about half of all requests, like a flaky third party
+    rng = random.Random(42)
+    receiver.behaviour = lambda n, body: (200 if rng.random() < 0.5 else 500, {})
+    sessions = [f"s-{n}" for n in range(4)]
+    for sid in sessions:
+        run_session(api, sid, 3)
+    expected = {sid: event_ids(api, sid) for sid in sessions}
+    total = sum(len(ids) for ids in expected.values())
+    # WHEN the pipeline runs until every event got a 2xx
+    drain(runner, lambda: len({r.headers["webhook-id"] for r in receiver.delivered()}) == total, 60)
+    # THEN every event arrived at least once, nothing else arrived, per-session order held
+    assert {r.headers["webhook-id"] for r in receiver.requests} == {i for ids in expected.values() for i in ids}
+    assert len(receiver.requests) > total  # there were failures and retries
+    delivered_order = defaultdict(list)
+    for request in receiver.delivered():
+        delivered_order[request.json["session_id"]].append(request.headers["webhook-id"])
+    for sid, ids in expected.items():
+        firsts = list(dict.fromkeys(delivered_order[sid]))
+        assert firsts == ids, sid
+        attempts_seen = [r.json["sequence"] for r in receiver.requests if r.json["session_id"] == sid]
+        trail = [(r.json["sequence"], r.status, r.headers["webhook-id"][-4:]) for r in receiver.requests if r.json["session_id"] == sid]
+        assert attempts_seen == sorted(attempts_seen), str(trail)
+
+
+@pytest.mark.parametrize("stack_parameters", [{"MaxReceiveCount": "3"}], indirect=True)
+def test_dead_receiver_then_redrive_loses_nothing(api, aws, runner, receiver) -> None:
+    # GIVEN a receiver that is down for every attempt
+    receiver.behaviour = always(500)
+    run_session(api, "s-1", 2)
+    ids = event_ids(api, "s-1")
+    # WHEN all attempts are spent, THEN the messages sit in the dead-letter queue
+    drain(runner, lambda: queue_depth(aws.dead_letter_queue_url) == len(ids)
+          and queue_depth(aws.delivery_queue_url) == 0)
+    # FIFO: only the head of the session's queue is tried; the rest wait behind it
+    assert len(receiver.requests) >= 3
+    failed = api.get("/v1/deliveries?status=failed").json["items"]
+    assert ids[0] in {f["event_id"] for f in failed}
+    head = api.get("/v1/sessions/s-1/events").json["items"][0]
+    assert head["delivery_status"] == "failed" and len(head["delivery_attempts"]) == 3
+    # WHEN the receiver recovers and the DLQ is redriven
+    receiver.behaviour = always(200)
+    from chalicelib.delivery import redrive
+
+    moved = redrive(aws.dead_letter_queue_url, aws.delivery_queue_url)
+    assert moved == len(ids)
+    drain(runner, lambda: {r.headers["webhook-id"] for r in receiver.delivered()} == set(ids))
+    # THEN every event is delivered, in order, and none is listed as failed any more
+    assert [r.headers["webhook-id"] for r in receiver.delivered()] == ids
+    assert api.get("/v1/deliveries?status=failed").json["items"] == []
+    assert queue_depth(aws.dead_letter_queue_url) == 0
+
+
+def test_redeliver_one_event(api, runner, receiver) -> None:
+    run_session(api, "s-1", 1)
+    drain(runner, lambda: len(receiver.delivered()) == 3)
+    first = event_ids(api, "s-1")[0]
+    response = api.post(f"/v1/events/{first}/redeliver")
+    assert response.status_code == 202
+    drain(runner, lambda: len(receiver.delivered()) == 4)
+    assert receiver.requests[-1].headers["webhook-id"] == first
+    assert api.post("/v1/events/evt_missing/redeliver").json["error"] == "event_not_found"
+
+
+def test_feedback_failure_on_one_record_retries_it_without_duplicates(api, aws, runner, receiver, monkeypatch) -> None:
+    # GIVEN the queue refuses the send of one particular event once
+    run_session(api, "s-1", 3)
+    ids = event_ids(api, "s-1")
+    victim = ids[2]
+    sent: list[str] = []
+    original = queue.enqueue
+    failed_once: list[str] = []
+
+    def flaky_enqueue(body, *, group, dedup_id, queue_url=None):
+        if dedup_id == victim and not failed_once:
+            failed_once.append(dedup_id)
+            raise RuntimeError("SQS is briefly unavailable")
+        sent.append(dedup_id)
+        original(body, group=group, dedup_id=dedup_id, queue_url=queue_url)
+
+    monkeypatch.setattr(queue, "enqueue", flaky_enqueue)
+    # WHEN the stream is processed
+    drain(runner, lambda: len(receiver.delivered()) == len(ids))
+    # THEN the failed record was retried and every event was enqueued exactly once, in order
+    assert failed_once == [victim]
+    assert sent == ids
+    assert [r.headers["webhook-id"] for r in receiver.delivered()] == ids
+
+
+def test_gone_stops_retrying(api, aws, runner, receiver) -> None:
+    receiver.behaviour = always(410)
+    run_session(api, "s-1", 1)
+    ids = event_ids(api, "s-1")
+    drain(runner, lambda: len(receiver.requests) == len(ids) and queue_depth(aws.delivery_queue_url) == 0)
+    for _ in range(5):
+        runner.pump()
+    assert len(receiver.requests) == len(ids)  # one attempt each, no retries
+    assert queue_depth(aws.dead_letter_queue_url) == 0
+    assert {e["delivery_status"] for e in api.get("/v1/sessions/s-1/events").json["items"]} == {"gone"}
+
+
+def test_retry_after_is_honoured(api, runner, receiver) -> None:
+    receiver.behaviour = lambda n, body: (429, {"Retry-After": "2"}) if n == 1 else (200, {})
+    api.post("/v1/manuals", {"manual_id": "m", "title": "T", "steps": [{"step_number": 1, "title": "a"}]})
+    api.post("/v1/sessions", {"session_id": "s-1", "user_id": "u", "manual_id": "m"})
+    drain(runner, lambda: len(receiver.delivered()) == 1, timeout=20)
+    first, second = receiver.requests[0], receiver.requests[1]
+    assert first.status == 429 and second.status == 200
+    assert second.at - first.at >= 1.9
+
+
+def test_receiver_timeout_counts_as_a_failed_attempt(api, runner, receiver) -> None:
+    def slow_first(n, body):
+        if n == 1:
+            time.sleep(3)  # longer than WEBHOOK_TIMEOUT_SECONDS=2
+        return 200, {}
+
+    receiver.behaviour = slow_first
+    api.post("/v1/manuals", {"manual_id": "m", "title": "T", "steps": [{"step_number": 1, "title": "a"}]})
+    api.post("/v1/sessions", {"session_id": "s-1", "user_id": "u", "manual_id": "m"})
+    drain(runner, lambda: api.get("/v1/sessions/s-1/events").json["items"][0]["delivery_status"] == "delivered")
+    attempts = api.get("/v1/sessions/s-1/events").json["items"][0]["delivery_attempts"]
+    assert attempts[0]["status_code"] is None and "timed out" in attempts[0]["error"].lower()
+    assert attempts[-1]["status_code"] == 200
+
+
+def test_runner_events_match_lambda_shapes(aws, api, runner) -> None:
+    from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel, SqsModel
+
+    from infra.runner import lambda_sqs_record, lambda_stream_record
+
+    api.post("/v1/manuals", {"manual_id": "m", "title": "T", "steps": [{"step_number": 1, "title": "a"}]})
+    api.post("/v1/sessions", {"session_id": "s-1", "user_id": "u", "manual_id": "m"})
+    streams = boto3.client("dynamodbstreams")
+    shard = streams.describe_stream(StreamArn=aws.stream_arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(StreamArn=aws.stream_arn, ShardId=shard["ShardId"],
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    model = DynamoDBStreamModel.model_validate({"Records": [lambda_stream_record(r, aws.stream_arn) for r in records]})
+    assert {r.eventName for r in model.Records} >= {"INSERT", "MODIFY"}
+    assert all(r.eventSourceARN == aws.stream_arn for r in model.Records)
+
+    for n in range(3):
+        queue.enqueue('{"x": %d}' % n, group="g-1", dedup_id=f"d-{n}")
+    messages = queue.receive(aws.delivery_queue_url)
+    sqs_event = SqsModel.model_validate({"Records": [lambda_sqs_record(m, "arn:aws:sqs:us-east-1:123456789012:q.fifo") for m in messages]})
+    assert len({r.messageId for r in sqs_event.Records}) == len(messages) >= 1
+    assert all(r.attributes.MessageGroupId == "g-1" and r.attributes.ApproximateReceiveCount == "1"
+               for r in sqs_event.Records)
