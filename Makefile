@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test venv clean
+.PHONY: run test venv clean redrive
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (set PYTHON=...)"; exit 1; }
@@ -26,3 +26,10 @@ test: venv
 clean:
 	rm -rf $(VENV) .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+## make redrive: move dead-lettered webhooks back to the delivery queue
+## (local by default; on AWS: make redrive STACK=<stack> ENDPOINT=)
+STACK    ?= session-service-local
+ENDPOINT ?= http://127.0.0.1:$(or $(MOTO_PORT),5055)
+redrive: venv
+	$(PY) -m infra.cli $(if $(ENDPOINT),--endpoint-url $(ENDPOINT)) redrive --stack $(STACK)

@@ -1,9 +1,10 @@
 """The local stack: `make run` (python -m infra.local).
 
 Starts a moto server on loopback, deploys infra/resources.json into it with CloudFormation,
-and serves the Chalice app over HTTP on 127.0.0.1:PORT, under both `/` and `/api` (the
-deployed stage name), so local and deployed base URLs differ only in host. Data lives as long
-as the process. Nothing here ships to Lambda.
+serves the Chalice app over HTTP on 127.0.0.1:PORT, under both `/` and `/api` (the deployed
+stage name), so local and deployed base URLs differ only in host, and runs the event-source
+runner (stream -> feedback -> queue -> delivery) with a local webhook receiver unless
+WEBHOOK_URL is set. Data lives as long as the process. Nothing here ships to Lambda.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class LocalStack:
     moto_url: str
     table_name: str
     stream_arn: str
+    webhook_url: str
+    receiver_url: str | None
     _stoppers: list[Any]
 
     def stop(self) -> None:
@@ -82,52 +85,79 @@ def _chalice_config() -> Any:
     return Config(chalice_stage="dev", config_from_disk=disk)
 
 
-def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> LocalStack:
-    """Start moto, deploy the stack, serve the API; returns handles to stop it all."""
+def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1",
+          receiver_port: int = 0) -> LocalStack:
+    """Start moto, deploy the stack, serve the API, run the event sources; returns handles
+    to stop it all. WEBHOOK_URL and WEBHOOK_SECRET are honoured when set; otherwise webhooks
+    go to a local receiver started here."""
     for key, value in FAKE_AWS_ENV.items():
         os.environ.setdefault(key, value)
+    import base64
+    import secrets
+
     import boto3
     from chalice.local import LocalDevServer, create_local_server
 
     from infra.deploy import deploy
+    from infra.local_receiver import LocalReceiver
     from infra.moto_atomic import AtomicMotoServer
+    from infra.runner import Runner
 
+    stoppers: list[Any] = []
     moto = AtomicMotoServer(host, moto_port).start()
+    stoppers.append(moto.stop)
     os.environ["AWS_ENDPOINT_URL"] = moto.url
     stack = deploy(boto3.Session())
     config = _chalice_config()
     for key, value in config.environment_variables.items():
         os.environ.setdefault(key, value)
-    os.environ["TABLE_NAME"] = stack.table_name
+    os.environ.update(stack.environment())
+    os.environ.setdefault("WEBHOOK_SECRET", "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+    receiver_url = None
+    if not os.environ.get("WEBHOOK_URL"):
+        receiver = LocalReceiver(os.environ["WEBHOOK_SECRET"], host, receiver_port).start()
+        stoppers.append(receiver.stop)
+        receiver_url = receiver.url
+        os.environ["WEBHOOK_URL"] = f"{receiver.url}/webhook"
 
+    import app as app_module
     from app import app
     from chalicelib import config as settings
-    from chalicelib import store
+    from chalicelib import queue, store
 
     settings.get_settings.cache_clear()
     store.reset_client()
+    queue.reset_client()
+    runner = Runner(app_module, stack.stream_arn, stack.delivery_queue_url)
+    stop_runner = runner.start()
+    stoppers.append(stop_runner.set)
     # create_local_server makes app.current_request thread-local for the threaded server.
     create_local_server(app, config, host, 0).server.server_close()
     server = LocalDevServer(app, config, host, port, handler_cls=_request_handler())
     thread = threading.Thread(target=server.server.serve_forever, daemon=True, name="api")
     thread.start()
     bound = server.server.server_address[1]
+    stoppers.append(server.shutdown)
     return LocalStack(
         api_url=f"http://{host}:{bound}{STAGE_PREFIX}", moto_url=moto.url,
         table_name=stack.table_name, stream_arn=stack.stream_arn,
-        _stoppers=[moto.stop, server.shutdown],
+        webhook_url=os.environ["WEBHOOK_URL"], receiver_url=receiver_url, _stoppers=stoppers,
     )
 
 
 def main() -> None:
     port = int(os.environ.get("PORT", "8000"))
-    stack = start(port=port, moto_port=int(os.environ.get("MOTO_PORT", "5055")))
+    stack = start(port=port, moto_port=int(os.environ.get("MOTO_PORT", "5055")),
+                  receiver_port=int(os.environ.get("RECEIVER_PORT", "8001")))
     base = stack.api_url
+    watch = (f"\n  webhooks    {stack.receiver_url}/webhooks   (what the local receiver got, verified)"
+             if stack.receiver_url else "")
     print(f"""
 Session service running locally (data lives until you stop it).
   API         {base}/v1            (also without /api)
   moto        {stack.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)
   table       {stack.table_name}
+  deliveries  webhooks POSTed to {stack.webhook_url}{watch}
 
 Try:
   curl -s -X POST {base}/v1/manuals -H 'Content-Type: application/json' \\

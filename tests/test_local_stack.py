@@ -19,28 +19,30 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def base_url():
-    env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "LOCAL_ACCESS_LOG": "0",
-           "PYTHONUNBUFFERED": "1"}
-    env.pop("AWS_ENDPOINT_URL", None)
-    env.pop("TABLE_NAME", None)
+def stack():
+    env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "RECEIVER_PORT": "0",
+           "LOCAL_ACCESS_LOG": "0", "PYTHONUNBUFFERED": "1"}
+    for key in ("AWS_ENDPOINT_URL", "TABLE_NAME", "WEBHOOK_URL", "WEBHOOK_SECRET",
+                "DELIVERY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"):
+        env.pop(key, None)
     proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     deadline = time.monotonic() + 60
-    url = None
+    urls: dict[str, str] = {}
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
         lines.append(line)
-        match = re.search(r"API\s+(http://\S+)/v1", line)
-        if match:
-            url = match.group(1)
+        for name, pattern in (("api", r"API\s+(http://\S+)/v1"), ("webhooks", r"webhooks\s+(http://\S+/webhooks)")):
+            match = re.search(pattern, line)
+            if match:
+                urls[name] = match.group(1)
         if "Ctrl-C stops everything" in line:
             break
-    assert url, "".join(lines)
-    yield url
+    assert set(urls) == {"api", "webhooks"}, "".join(lines)
+    yield urls
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) == 0
 
@@ -57,7 +59,12 @@ def call(method: str, url: str, body: object = None, headers: dict | None = None
         return err.code, json.loads(err.read())
 
 
-def test_walkthrough_over_http(base_url: str) -> None:
+@pytest.fixture(scope="module")
+def base_url(stack) -> str:
+    return stack["api"]
+
+
+def test_walkthrough_over_http(base_url: str, stack) -> None:
     manual = {"manual_id": "m1", "title": "Demo", "steps": [
         {"step_number": 1, "title": "One", "content": "first"},
         {"step_number": 2, "title": "Two", "content": "second"}]}
@@ -80,6 +87,18 @@ def test_walkthrough_over_http(base_url: str) -> None:
     # the same paths answer without the /api stage prefix too
     root = base_url.removesuffix("/api")
     assert call("GET", f"{root}/v1/sessions/s1")[1]["status"] == "completed"
+    # the pipeline runs too: the local receiver got every webhook, signed and in order
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        received = call("GET", stack["webhooks"])[1]["items"]
+        if len(received) >= 4:
+            break
+        time.sleep(0.2)
+    assert [w["payload"]["event_type"] for w in received] == [
+        "session_created", "progress_update", "progress_update", "session_ended"]
+    assert all(w["verified"] for w in received)
+    events = call("GET", f"{base_url}/v1/sessions/s1/events")[1]["items"]
+    assert {e["delivery_status"] for e in events} == {"delivered"}
 
 
 def test_unknown_route_and_bad_json_are_json_4xx(base_url: str) -> None:
