@@ -256,3 +256,28 @@ def test_runner_events_match_lambda_shapes(aws, api, runner) -> None:
     assert len({r.messageId for r in sqs_event.Records}) == len(messages) >= 1
     assert all(r.attributes.MessageGroupId == "g-1" and r.attributes.ApproximateReceiveCount == "1"
                for r in sqs_event.Records)
+
+
+def test_runner_runs_scheduled_handlers_on_their_rate(aws, monkeypatch) -> None:
+    import types
+
+    from chalice import Chalice, Rate
+
+    demo = Chalice(app_name="demo")
+    calls: list[dict] = []
+
+    @demo.schedule(Rate(5, unit=Rate.MINUTES))
+    def tick(event):
+        calls.append(event.to_dict())
+
+    module = types.SimpleNamespace(app=demo, tick=tick)
+    runner = Runner(module, aws.stream_arn, aws.delivery_queue_url)
+    assert runner.scheduled_handlers() == [("tick", 300.0)]
+    start = 1000.0
+    runner.pump_schedules(now=start)          # arms the timer
+    runner.pump_schedules(now=start + 299)    # not yet due
+    assert calls == []
+    runner.pump_schedules(now=start + 300)
+    assert len(calls) == 1 and calls[0]["detail-type"] == "Scheduled Event"
+    monkeypatch.setenv("SCHEDULE_INTERVAL_SECONDS", "0.5")
+    assert runner.scheduled_handlers() == [("tick", 0.5)]
