@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice import Chalice, Response
 
-from chalicelib import delivery, feedback, manuals, messages, progress, sessions
+from chalicelib import delivery, feedback, health, inbox, manuals, messages, progress, sessions
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import (
     MAX_MANUAL_BODY_BYTES, api_route, header, json_response, normalise_chalice_errors, page_params,
@@ -22,7 +22,11 @@ app = Chalice(app_name="session-service")
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/session-service/stream/local"
 DELIVERY_QUEUE = "session-service-deliveries.fifo"
 app.register_middleware(normalise_chalice_errors, "http")
-route = lambda path, *methods: api_route(app, path, list(methods))  # noqa: E731
+
+
+def route(path: str, *methods: str, content_types: list[str] | None = None) -> Any:
+    return api_route(app, path, list(methods), content_types)
+
 
 
 def no_content() -> Response:
@@ -170,7 +174,86 @@ def delivery_handler(event: Any) -> dict:
     return delivery.handle_delivery_batch(event.to_dict())
 
 
+# ---- inboxes (capture and inspect callbacks) -----------------------------------------------
+
+
+@route("/v1/inboxes", "POST")
+def create_inbox() -> Response:
+    request = app.current_request
+    created, token = inbox.create_inbox(parse_body(request, inbox.InboxCreate))
+    host = request.headers.get("host", "127.0.0.1:8000")
+    scheme = request.headers.get("x-forwarded-proto", "http")
+    return json_response({**created.model_dump(), "read_token": token,
+                          "capture_url": f"{scheme}://{host}/api{created.capture_path}"}, 201)
+
+
+@route("/v1/inboxes/{inbox_id}", "GET")
+def get_inbox(inbox_id: str) -> Response:
+    return json_response(inbox.get_inbox(inbox_id, _inbox_token()))
+
+
+@route("/v1/inboxes/{inbox_id}", "PATCH")
+def update_inbox(inbox_id: str) -> Response:
+    body = parse_body(app.current_request, inbox.InboxPatch)
+    return json_response(inbox.update_inbox(inbox_id, _inbox_token(), body))
+
+
+@route("/v1/inboxes/{inbox_id}", "DELETE")
+def delete_inbox(inbox_id: str) -> Response:
+    inbox.delete_inbox(inbox_id, _inbox_token())
+    return no_content()
+
+
+@route("/v1/inboxes/{inbox_id}/requests", "GET")
+def list_inbox_requests(inbox_id: str) -> Response:
+    request = app.current_request
+    return json_response(inbox.list_requests(inbox_id, _inbox_token(), *page_params(request),
+                                             method=query_value(request, "method")))
+
+
+@route("/v1/inboxes/{inbox_id}/requests/{request_id}", "GET")
+def get_inbox_request(inbox_id: str, request_id: str) -> Response:
+    return json_response(inbox.get_request(inbox_id, _inbox_token(), request_id))
+
+
+@route("/v1/hooks/{inbox_id}", "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD",
+       content_types=["*/*"])
+def capture_hook(inbox_id: str) -> Response:
+    request = app.current_request
+    status, body, content_type = inbox.capture(
+        inbox_id, method=request.method, path=request.path, query=request.query_params,
+        headers=dict(request.headers), body=request.raw_body or b"",
+        source_ip=(request.context.get("identity") or {}).get("sourceIp"))
+    return Response(body=body, status_code=status, headers={"Content-Type": content_type})
+
+
+# ---- health --------------------------------------------------------------------------------
+
+
+@route("/health/live", "GET")
+def health_live() -> Response:
+    return json_response({"status": "ok"})
+
+
+@route("/health/ready", "GET")
+def health_ready() -> Response:
+    ok, checks = health.ready()
+    return json_response({"status": "ok" if ok else "unavailable", "checks": checks},
+                         200 if ok else 503)
+
+
+@route("/health", "GET")
+def health_summary() -> Response:
+    ok, body = health.summary()
+    return json_response(body, 200 if ok else 503)
+
+
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def _inbox_token() -> str | None:
+    return header(app.current_request, "X-Inbox-Token")
+
 
 
 def _append(session_id: str, body: MessageIn, key: str | None) -> Response:

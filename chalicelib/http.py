@@ -41,7 +41,8 @@ def error_response(exc: ServiceError) -> Response:
     return json_response(exc.to_body(), exc.status, exc.headers)
 
 
-def api_route(app: Chalice, path: str, methods: list[str]) -> Callable[[Callable[..., Any]], Any]:
+def api_route(app: Chalice, path: str, methods: list[str],
+              content_types: list[str] | None = None) -> Callable[[Callable[..., Any]], Any]:
     """`app.route` plus one error boundary: ServiceErrors become their JSON responses and
     anything unexpected a JSON 500 without internals (logged with its traceback)."""
 
@@ -57,7 +58,8 @@ def api_route(app: Chalice, path: str, methods: list[str]) -> Callable[[Callable
                 return json_response(
                     {"error": "internal_error", "message": "An internal error occurred."}, 500)
 
-        return app.route(path, methods=methods)(handle)
+        options: dict[str, Any] = {"content_types": content_types} if content_types else {}
+        return app.route(path, methods=methods, **options)(handle)
 
     return register
 

@@ -3,8 +3,8 @@
 Starts a moto server on loopback, deploys infra/resources.json into it with CloudFormation,
 serves the Chalice app over HTTP on 127.0.0.1:PORT, under both `/` and `/api` (the deployed
 stage name), so local and deployed base URLs differ only in host, and runs the event-source
-runner (stream -> feedback -> queue -> delivery) with a local webhook receiver unless
-WEBHOOK_URL is set. Data lives as long as the process. Nothing here ships to Lambda.
+runner (stream -> feedback -> queue -> delivery). Unless WEBHOOK_URL is set, webhooks go to
+the app's own inbox `local`, which verifies their signatures. Data lives as long as the process. Nothing here ships to Lambda.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class LocalStack:
     table_name: str
     stream_arn: str
     webhook_url: str
-    receiver_url: str | None
+    inbox_url: str | None
+    inbox_token: str | None
     _stoppers: list[Any]
 
     def stop(self) -> None:
@@ -85,11 +86,10 @@ def _chalice_config() -> Any:
     return Config(chalice_stage="dev", config_from_disk=disk)
 
 
-def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1",
-          receiver_port: int = 0) -> LocalStack:
+def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> LocalStack:
     """Start moto, deploy the stack, serve the API, run the event sources; returns handles
     to stop it all. WEBHOOK_URL and WEBHOOK_SECRET are honoured when set; otherwise webhooks
-    go to a local receiver started here."""
+    go to the app's own inbox `local`, which verifies their signatures."""
     for key, value in FAKE_AWS_ENV.items():
         os.environ.setdefault(key, value)
     import base64
@@ -99,7 +99,6 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1",
     from chalice.local import LocalDevServer, create_local_server
 
     from infra.deploy import deploy
-    from infra.local_receiver import LocalReceiver
     from infra.moto_atomic import AtomicMotoServer
     from infra.runner import Runner
 
@@ -113,12 +112,6 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1",
         os.environ.setdefault(key, value)
     os.environ.update(stack.environment())
     os.environ.setdefault("WEBHOOK_SECRET", "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
-    receiver_url = None
-    if not os.environ.get("WEBHOOK_URL"):
-        receiver = LocalReceiver(os.environ["WEBHOOK_SECRET"], host, receiver_port).start()
-        stoppers.append(receiver.stop)
-        receiver_url = receiver.url
-        os.environ["WEBHOOK_URL"] = f"{receiver.url}/webhook"
 
     import app as app_module
     from app import app
@@ -128,9 +121,7 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1",
     settings.get_settings.cache_clear()
     store.reset_client()
     queue.reset_client()
-    runner = Runner(app_module, stack.stream_arn, stack.delivery_queue_url)
-    stop_runner = runner.start()
-    stoppers.append(stop_runner.set)
+
     # create_local_server makes app.current_request thread-local for the threaded server.
     create_local_server(app, config, host, 0).server.server_close()
     server = LocalDevServer(app, config, host, port, handler_cls=_request_handler())
@@ -138,20 +129,38 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1",
     thread.start()
     bound = server.server.server_address[1]
     stoppers.append(server.shutdown)
+    api_url = f"http://{host}:{bound}{STAGE_PREFIX}"
+    inbox_url = inbox_token = None
+    if not os.environ.get("WEBHOOK_URL"):
+        inbox_url, inbox_token = _local_inbox(api_url)
+        os.environ["WEBHOOK_URL"] = f"{api_url}/v1/hooks/local"
+        settings.get_settings.cache_clear()
+    runner = Runner(app_module, stack.stream_arn, stack.delivery_queue_url)
+    stoppers.append(runner.start().set)
     return LocalStack(
-        api_url=f"http://{host}:{bound}{STAGE_PREFIX}", moto_url=moto.url,
-        table_name=stack.table_name, stream_arn=stack.stream_arn,
-        webhook_url=os.environ["WEBHOOK_URL"], receiver_url=receiver_url, _stoppers=stoppers,
+        api_url=api_url, moto_url=moto.url, table_name=stack.table_name,
+        stream_arn=stack.stream_arn, webhook_url=os.environ["WEBHOOK_URL"],
+        inbox_url=inbox_url, inbox_token=inbox_token, _stoppers=stoppers,
     )
+
+
+def _local_inbox(api_url: str) -> tuple[str, str]:
+    """The inbox `local`: our webhooks' receiver, verifying them with WEBHOOK_SECRET."""
+    from chalicelib import inbox
+
+    token = os.environ.get("LOCAL_INBOX_TOKEN") or None
+    _, token = inbox.create_inbox(inbox.InboxCreate(
+        inbox_id="local", name="Webhooks of this local stack",
+        signing_secret=os.environ["WEBHOOK_SECRET"]), read_token=token)
+    return f"{api_url}/v1/inboxes/local/requests", token
 
 
 def main() -> None:
     port = int(os.environ.get("PORT", "8000"))
-    stack = start(port=port, moto_port=int(os.environ.get("MOTO_PORT", "5055")),
-                  receiver_port=int(os.environ.get("RECEIVER_PORT", "8001")))
+    stack = start(port=port, moto_port=int(os.environ.get("MOTO_PORT", "5055")))
     base = stack.api_url
-    watch = (f"\n  webhooks    {stack.receiver_url}/webhooks   (what the local receiver got, verified)"
-             if stack.receiver_url else "")
+    watch = (f"\n  webhooks    curl -s -H 'X-Inbox-Token: {stack.inbox_token}' {stack.inbox_url}"
+             if stack.inbox_url else "")
     print(f"""
 Session service running locally (data lives until you stop it).
   API         {base}/v1            (also without /api)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def stack():
-    env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "RECEIVER_PORT": "0",
+    env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "LOCAL_INBOX_TOKEN": "test-token",
            "LOCAL_ACCESS_LOG": "0", "PYTHONUNBUFFERED": "1"}
     for key in ("AWS_ENDPOINT_URL", "TABLE_NAME", "WEBHOOK_URL", "WEBHOOK_SECRET",
                 "DELIVERY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"):
@@ -35,7 +35,7 @@ def stack():
         if not line:
             break
         lines.append(line)
-        for name, pattern in (("api", r"API\s+(http://\S+)/v1"), ("webhooks", r"webhooks\s+(http://\S+/webhooks)")):
+        for name, pattern in (("api", r"API\s+(http://\S+)/v1"), ("webhooks", r"webhooks\s+curl .* (http://\S+/requests)")):
             match = re.search(pattern, line)
             if match:
                 urls[name] = match.group(1)
@@ -87,16 +87,19 @@ def test_walkthrough_over_http(base_url: str, stack) -> None:
     # the same paths answer without the /api stage prefix too
     root = base_url.removesuffix("/api")
     assert call("GET", f"{root}/v1/sessions/s1")[1]["status"] == "completed"
-    # the pipeline runs too: the local receiver got every webhook, signed and in order
+    # the pipeline runs too: the app's own inbox `local` got every webhook, signed, in order
+    token = {"X-Inbox-Token": "test-token"}
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        received = call("GET", stack["webhooks"])[1]["items"]
+        received = call("GET", stack["webhooks"], headers=token)[1]["items"]
         if len(received) >= 4:
             break
         time.sleep(0.2)
-    assert [w["payload"]["event_type"] for w in received] == [
+    oldest_first = list(reversed(received))
+    assert [json.loads(w["body"])["event_type"] for w in oldest_first] == [
         "session_created", "progress_update", "progress_update", "session_ended"]
-    assert all(w["verified"] for w in received)
+    assert all(w["signature"] == {"verified": True, "reason": None} for w in received)
+    assert all(w["method"] == "POST" and w["headers"]["webhook-id"].startswith("evt_") for w in received)
     events = call("GET", f"{base_url}/v1/sessions/s1/events")[1]["items"]
     assert {e["delivery_status"] for e in events} == {"delivered"}
 

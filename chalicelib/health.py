@@ -1,0 +1,30 @@
+"""Health: liveness (the process answers) and readiness (the table and the queue answer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__, queue, store
+from .config import get_settings
+
+
+def ready() -> tuple[bool, dict[str, Any]]:
+    """One cheap data-plane call per dependency; says which one failed."""
+    checks: dict[str, Any] = {}
+    try:
+        store.get_item({"PK": "HEALTH", "SK": store.META}, consistent=False)
+        checks["table"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready; report its kind
+        checks["table"] = f"error: {type(exc).__name__}"
+    try:
+        queue.get_client().get_queue_attributes(
+            QueueUrl=get_settings().delivery_queue_url, AttributeNames=["QueueArn"])
+        checks["queue"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["queue"] = f"error: {type(exc).__name__}"
+    return all(v == "ok" for v in checks.values()), checks
+
+
+def summary() -> tuple[bool, dict[str, Any]]:
+    ok, checks = ready()
+    return ok, {"status": "ok" if ok else "degraded", "version": __version__, "checks": checks}

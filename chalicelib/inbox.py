@@ -1,0 +1,262 @@
+"""Webhook inboxes: a capture URL that stores any request sent to it, for inspection.
+
+Also the local stack's receiver of our own webhooks (inbox `local`), so the whole loop runs
+on one machine. Captures expire by TTL; reads never return expired items (DynamoDB's TTL
+deletion lags, and moto never deletes).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import time
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from . import store
+from .clock import to_iso, utcnow
+from .errors import ServiceError
+from .models import Page, Request
+
+MAX_CAPTURE_BYTES = 1024 * 1024
+INLINE_BODY_BYTES = 300 * 1024  # larger bodies are split over chunk items (400 KB item limit)
+DEFAULT_TTL_DAYS, MAX_TTL_DAYS = 7, 30
+ALWAYS_MASKED = ("authorization", "cookie", "x-api-key", "proxy-authorization", "x-inbox-token")
+TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded",
+              "application/javascript", "+json", "+xml")
+
+_INBOX_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
+inbox_absent = "attribute_not_exists(PK)"
+not_expired = "expires_at > :now"
+
+
+class InboxExists(ServiceError):
+    status, code = 409, "inbox_exists"
+
+
+class InboxNotFound(ServiceError):
+    status, code = 404, "inbox_not_found"
+
+
+class TokenRequired(ServiceError):
+    status, code = 401, "token_required"
+
+
+class CaptureTooLarge(ServiceError):
+    status, code = 413, "payload_too_large"
+
+
+class CaptureNotFound(ServiceError):
+    status, code = 404, "request_not_found"
+
+
+class InboxResponse(Request):
+    status: Annotated[int, Field(ge=100, le=599)] = 200
+    body: Annotated[str, StringConstraints(max_length=64 * 1024)] = '{"ok": true}'
+    content_type: Annotated[str, StringConstraints(max_length=200)] = "application/json"
+
+
+class InboxCreate(Request):
+    inbox_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,64}$")] | None = None
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    response: InboxResponse = InboxResponse()
+    signing_secret: Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{8,200}$")] | None = None
+    ttl_days: Annotated[int, Field(strict=True, ge=1, le=MAX_TTL_DAYS)] = DEFAULT_TTL_DAYS
+
+
+class InboxPatch(Request):
+    paused: bool | None = None
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    response: InboxResponse | None = None
+
+
+class Inbox(BaseModel):
+    inbox_id: str
+    name: str | None
+    capture_path: str
+    response: InboxResponse
+    verifies_signatures: bool
+    ttl_days: int
+    paused: bool
+    created_at: str
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _key(inbox_id: str) -> dict[str, str]:
+    return {"PK": f"INBOX#{inbox_id}", "SK": store.META}
+
+
+def _view(item: dict[str, Any]) -> Inbox:
+    return Inbox(
+        inbox_id=item["inbox_id"], name=item.get("name"),
+        capture_path=f"/v1/hooks/{item['inbox_id']}", response=InboxResponse(**item["response"]),
+        verifies_signatures=bool(item.get("signing_secret")), ttl_days=item["ttl_days"],
+        paused=item.get("paused", False), created_at=item["created_at"])
+
+
+def create_inbox(body: InboxCreate, read_token: str | None = None) -> tuple[Inbox, str]:
+    """Create an inbox; returns it and its read token (shown once, stored only as a hash)."""
+    inbox_id = body.inbox_id or secrets.token_urlsafe(16)  # 128 random bits
+    token = read_token or secrets.token_urlsafe(32)
+    item = {**_key(inbox_id), "type": "inbox", "inbox_id": inbox_id, "name": body.name,
+            "response": body.response.model_dump(), "signing_secret": body.signing_secret,
+            "ttl_days": body.ttl_days, "paused": False, "created_at": to_iso(utcnow()),
+            "token_hash": _hash(token)}
+    try:
+        store.put_item(item, condition=inbox_absent)
+    except store.ConditionFailed as exc:
+        raise InboxExists(f"Inbox '{inbox_id}' already exists.", inbox_id=inbox_id) from exc
+    return _view(item), token
+
+
+def _authorised(inbox_id: str, token: str | None) -> dict[str, Any]:
+    """The inbox, if the token opens it. A wrong token and a missing inbox look the same."""
+    if not token:
+        raise TokenRequired("Send the inbox's read token in the X-Inbox-Token header.")
+    item = store.get_item(_key(inbox_id)) if _INBOX_ID.match(inbox_id) else None
+    if item is None or not hmac.compare_digest(item["token_hash"], _hash(token)):
+        raise InboxNotFound(f"Inbox '{inbox_id}' not found, or the token does not open it.")
+    return item
+
+
+def get_inbox(inbox_id: str, token: str | None) -> Inbox:
+    return _view(_authorised(inbox_id, token))
+
+
+def update_inbox(inbox_id: str, token: str | None, body: InboxPatch) -> Inbox:
+    item = _authorised(inbox_id, token)
+    changes = body.model_dump(exclude_none=True)
+    if not changes:
+        return _view(item)
+    names = {f"#{k}": k for k in changes}
+    store.update_item(_key(inbox_id), "SET " + ", ".join(f"#{k} = :{k}" for k in changes),
+                      condition="attribute_exists(PK)", names=names, vals=store.values(**changes))
+    return _view({**item, **changes})
+
+
+def delete_inbox(inbox_id: str, token: str | None) -> None:
+    _authorised(inbox_id, token)
+    keys = list(store.query_all(key_condition="PK = :pk",
+                                vals=store.values(pk=f"INBOX#{inbox_id}"), projection="PK, SK"))
+    store.batch_write(deletes=[k for k in keys if k["SK"] != store.META])
+    store.batch_write(deletes=[_key(inbox_id)])
+
+
+# ---- capture -------------------------------------------------------------------------------
+
+
+def masked_headers(headers: dict[str, str]) -> dict[str, str]:
+    extra = tuple(h.strip().lower() for h in os.environ.get("INBOX_MASKED_HEADERS", "").split(",") if h.strip())
+    return {k: ("***" if k.lower() in ALWAYS_MASKED + extra else v) for k, v in headers.items()}
+
+
+def signature_verdict(secret: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    from standardwebhooks.webhooks import Webhook
+
+    try:
+        Webhook(secret).verify(body, headers, json_parse=False)
+        return {"verified": True, "reason": None}
+    except Exception as exc:  # noqa: BLE001 - the library signals every failure by exception
+        text = str(exc).lower()
+        reason = ("missing_headers" if "missing" in text else
+                  "stale_timestamp" if "too old" in text or "too new" in text else "bad_signature")
+        return {"verified": False, "reason": reason}
+
+
+def _is_text(content_type: str, body: bytes) -> bool:
+    if any(t in content_type.lower() for t in TEXT_TYPES) or not content_type:
+        try:
+            body.decode("utf-8")
+            return True
+        except UnicodeDecodeError:
+            return False
+    return False
+
+
+def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | None,
+            headers: dict[str, str], body: bytes, source_ip: str | None) -> tuple[int, str, str]:
+    """Store one request; returns the inbox's configured (status, body, content type)."""
+    item = store.get_item(_key(inbox_id), consistent=False) if _INBOX_ID.match(inbox_id) else None
+    if item is None:
+        raise InboxNotFound(f"Inbox '{inbox_id}' not found.")
+    if item.get("paused"):
+        return 410, json.dumps({"error": "inbox_paused", "message": "This inbox is paused."}), "application/json"
+    if len(body) > MAX_CAPTURE_BYTES:
+        raise CaptureTooLarge(f"Body is {len(body)} bytes; the limit is {MAX_CAPTURE_BYTES}.",
+                              limit_bytes=MAX_CAPTURE_BYTES)
+    now = utcnow()
+    request_id = f"req_{int(now.timestamp() * 1_000_000):016x}{secrets.token_hex(4)}"
+    expires_at = int(time.time()) + item["ttl_days"] * 86400
+    lowered = {k.lower(): v for k, v in headers.items()}
+    content_type = lowered.get("content-type", "")
+    text = _is_text(content_type, body)
+    encoded = body.decode("utf-8") if text else base64.b64encode(body).decode()
+    record: dict[str, Any] = {
+        "PK": f"INBOX#{inbox_id}", "SK": f"REQ#{request_id}", "type": "capture",
+        "request_id": request_id, "inbox_id": inbox_id, "method": method, "path": path,
+        "query": dict(query or {}), "headers": masked_headers(dict(headers)), "content_type": content_type,
+        "body_encoding": "text" if text else "base64", "size_bytes": len(body),
+        "source_ip": source_ip, "user_agent": lowered.get("user-agent"),
+        "received_at": to_iso(now), "expires_at": expires_at,
+    }
+    if item.get("signing_secret"):
+        record["signature"] = signature_verdict(item["signing_secret"], body, lowered)
+    chunks = [encoded[i:i + INLINE_BODY_BYTES] for i in range(0, len(encoded), INLINE_BODY_BYTES)] or [""]
+    record["body"] = chunks[0] if len(chunks) == 1 else None
+    record["body_chunks"] = len(chunks) if len(chunks) > 1 else 0
+    writes = [{"Put": {"Item": store.to_item(record)}}]
+    if len(chunks) > 1:
+        writes += [{"Put": {"Item": store.to_item({
+            "PK": f"INBOX#{inbox_id}", "SK": f"BODY#{request_id}#{n:03d}", "type": "capture_chunk",
+            "data": chunk, "expires_at": expires_at})}} for n, chunk in enumerate(chunks)]
+    store.transact_write(writes)
+    response = item["response"]
+    return response["status"], response["body"], response["content_type"]
+
+
+# ---- reading captures ----------------------------------------------------------------------
+
+
+def _summary(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: item.get(k) for k in (
+        "request_id", "method", "path", "query", "headers", "content_type", "body_encoding",
+        "body", "size_bytes", "source_ip", "user_agent", "received_at", "signature")}
+
+
+def list_requests(inbox_id: str, token: str | None, limit: int, cursor: str | None,
+                  method: str | None) -> Page:
+    """Newest first; expired captures are filtered out (one Query per page)."""
+    _authorised(inbox_id, token)
+    condition = not_expired + (" AND #method = :method" if method else "")
+    vals = {"pk": f"INBOX#{inbox_id}", "prefix": "REQ#", "now": int(time.time())}
+    if method:
+        vals["method"] = method.upper()
+    items, next_cursor = store.query_page(
+        key_condition="PK = :pk AND begins_with(SK, :prefix)", vals=store.values(**vals),
+        filter_expression=condition, names={"#method": "method"} if method else None,
+        limit=limit, cursor=cursor, forward=False, cursor_scope=f"inbox:{inbox_id}:{method}")
+    return Page(items=[_summary(i) for i in items], next_cursor=next_cursor)
+
+
+def get_request(inbox_id: str, token: str | None, request_id: str) -> dict[str, Any]:
+    _authorised(inbox_id, token)
+    if not re.match(r"^req_[0-9a-f]{16,32}$", request_id):
+        raise CaptureNotFound(f"Request '{request_id}' not found in inbox '{inbox_id}'.")
+    item = store.get_item({"PK": f"INBOX#{inbox_id}", "SK": f"REQ#{request_id}"})
+    if item is None or item.get("expires_at", 0) <= time.time():
+        raise CaptureNotFound(f"Request '{request_id}' not found in inbox '{inbox_id}'.")
+    result = _summary(item)
+    if item.get("body_chunks"):
+        chunks = store.query_all(key_condition="PK = :pk AND begins_with(SK, :prefix)",
+                                 vals=store.values(pk=f"INBOX#{inbox_id}", prefix=f"BODY#{request_id}#"))
+        result["body"] = "".join(c["data"] for c in chunks)
+    return result
