@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
-from chalicelib import delivery, feedback, health, inbox, manuals, messages, progress, sessions
+from chalicelib import (
+    cleanup, delivery, feedback, health, inbox, manuals, messages, progress, sessions,
+)
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import (
     MAX_MANUAL_BODY_BYTES, api_route, header, json_response, normalise_chalice_errors, page_params,
@@ -172,6 +174,14 @@ def feedback_handler(event: Any) -> dict:
 def delivery_handler(event: Any) -> dict:
     """Delivery queue -> signed webhook POSTs."""
     return delivery.handle_delivery_batch(event.to_dict())
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def cleanup_handler(event: Any) -> dict:
+    """Idle sessions -> abandoned; optional retention. Stops before the Lambda timeout."""
+    context = event.context
+    time_left = (lambda: context.get_remaining_time_in_millis() / 1000) if context else None
+    return cleanup.run(time_left).as_dict()
 
 
 # ---- inboxes (capture and inspect callbacks) -----------------------------------------------

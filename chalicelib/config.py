@@ -23,6 +23,8 @@ class Settings:
     event_types: tuple[str, ...]
     delivery_queue_url: str
     dead_letter_queue_url: str
+    idle_timeout_seconds: int
+    retention_days: int
 
     @property
     def max_attempts(self) -> int:
@@ -49,4 +51,6 @@ def get_settings() -> Settings:
         event_types=_csv(env("WEBHOOK_EVENT_TYPES", "")) or DEFAULT_EVENT_TYPES,
         delivery_queue_url=env("DELIVERY_QUEUE_URL", ""),
         dead_letter_queue_url=env("DEAD_LETTER_QUEUE_URL", ""),
+        idle_timeout_seconds=int(env("SESSION_IDLE_TIMEOUT_SECONDS", "1800")),
+        retention_days=int(env("RETENTION_DAYS", "0")),
     )

@@ -40,10 +40,14 @@ def append_message(session_id: str, body: MessageIn) -> tuple[Message, bool]:
         store.transact_write([
             {"Update": {
                 "Key": store.to_item(store.session_key(session_id)),
-                "UpdateExpression": "SET last_activity_at = :now ADD message_count :one",
+                # GSI5SK moves the session in the index of active sessions (an ended
+                # session has no GSI5PK, so this does not bring it back).
+                "UpdateExpression": (f"SET last_activity_at = :now, GSI5SK = :activity"
+                                     f" ADD message_count :one, messages_{body.sender} :one"),
                 "ConditionExpression": session_of_user,
                 "ExpressionAttributeValues": store.values(
-                    now=message.created_at, one=1, user_id=body.user_id),
+                    now=message.created_at, one=1, user_id=body.user_id,
+                    activity=f"{message.created_at}#{session_id}"),
             }},
             {"Put": {"Item": store.to_item(claim), "ConditionExpression": claim_absent}},
             {"Put": {"Item": store.to_item(item)}},

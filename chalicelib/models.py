@@ -100,6 +100,9 @@ class Session(BaseModel):
     last_activity_at: str
     end_reason: str | None = None
     message_count: int = 0
+    messages_user: int = 0
+    messages_agent: int = 0
+    summary: dict[str, Any] | None = None
     version: int
     event_seq: int
 
@@ -118,6 +121,7 @@ class SessionOut(BaseModel):
     duration_seconds: float
     end_reason: str | None
     message_count: int
+    summary: dict[str, Any] | None
     version: int
 
 
@@ -176,6 +180,7 @@ class Event(BaseModel):
     started_at: str
     ended_at: str | None = None
     occurred_at: str
+    summary: dict[str, Any] | None = None
     delivery_status: str | None = None
     delivery_attempts: list[dict[str, Any]] = []
 

@@ -45,9 +45,9 @@ def report_progress(session_id: str, body: ProgressIn) -> ProgressOut:
         if record is not None:
             _check_replay(record, print_, key or "")
         now = to_iso(utcnow())
-        change = rules.apply_progress(
+        change = sessions.summarised(rules.apply_progress(
             session, user_id=body.user_id, step=body.current_step, step_status=body.step_status,
-            now=now, new_id=sessions.new_event_id)
+            now=now, new_id=sessions.new_event_id))
         new = change.session
         step = prefetched if prefetched and prefetched.step_number == new.current_step else None
         if step is None and new.status == rules.ACTIVE:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .clock import seconds_between
 from .errors import InvalidStep, SessionEnded, UserMismatch
 from .models import Event, Session, StepStatus
 
@@ -117,13 +118,49 @@ def end_session(
 ) -> Change:
     """End an active session by the caller's or a job's decision (`ended` or `abandoned`)."""
     ensure_active(session)
+    # Ending is not learner activity: last_activity_at keeps the last real activity.
     new = session.model_copy(update={
-        "status": status, "ended_at": now, "end_reason": reason, "last_activity_at": now,
+        "status": status, "ended_at": now, "end_reason": reason,
         "version": session.version + 1, "event_seq": session.event_seq + 1,
     })
     event = _event(new, "session_ended", new_id(), new.event_seq, now,
                    previous_step=session.current_step, reason=reason)
     return Change(new, (event,))
+
+
+def summarize(session: Session, events: list[Event]) -> dict[str, object]:
+    """The summary stored on a session when it ends: progress, duration, time per step (from
+    the event trail: each newly completed step, timed from the previous one or the start),
+    messages by sender, first and last activity."""
+    assert session.ended_at is not None
+    done = [e for e in sorted(events, key=lambda e: e.sequence)
+            if e.event_type == "progress_update" and e.step_status == "DONE" and e.applied]
+    per_step, previous = [], session.started_at
+    for event in done:
+        per_step.append({"step": event.step, "seconds": seconds_between(previous, event.occurred_at)})
+        previous = event.occurred_at
+    return {
+        "steps_completed": len(session.completed_steps),
+        "total_steps": session.total_steps,
+        "completion_ratio": round(len(session.completed_steps) / session.total_steps, 4),
+        "duration_seconds": seconds_between(session.started_at, session.ended_at),
+        "time_per_step": per_step,
+        "average_step_seconds": round(sum(p["seconds"] for p in per_step) / len(per_step), 3) if per_step else None,
+        "messages": {"user": session.messages_user, "agent": session.messages_agent,
+                     "total": session.message_count},
+        "first_activity_at": session.started_at,
+        "last_activity_at": session.last_activity_at,
+        "end_reason": session.end_reason,
+    }
+
+
+def with_summary(change: Change, history: list[Event]) -> Change:
+    """Attach the summary to an ending change: on the session and its session_ended event."""
+    summary = summarize(change.session, history + list(change.events))
+    session = change.session.model_copy(update={"summary": summary})
+    events = tuple(e.model_copy(update={"summary": summary}) if e.event_type == "session_ended" else e
+                   for e in change.events)
+    return Change(session, events)
 
 
 def _event(session: Session, event_type: str, event_id: str, sequence: int, now: str, *,

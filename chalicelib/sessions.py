@@ -8,6 +8,7 @@ the session starts or ends.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 import uuid
@@ -17,7 +18,7 @@ from typing import Any
 from . import manuals, rules, store, webhooks
 from .clock import seconds_between, to_iso, utcnow
 from .config import get_settings
-from .errors import ConcurrentUpdate, ManualNotFound, SessionExists, SessionNotFound
+from .errors import ConcurrentUpdate, ManualNotFound, SessionEnded, SessionExists, SessionNotFound
 from .lru import LRU
 from .models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut
 
@@ -30,6 +31,19 @@ session_absent = "attribute_not_exists(PK)"
 version_unchanged = "version = :expected"
 event_absent = "attribute_not_exists(PK)"
 manual_exists = "attribute_exists(PK)"
+
+
+# Active sessions are spread over shards of a sparse index (GSI5, keyed by last activity) so
+# the writes every progress report makes to it do not all land on one partition.
+ACTIVE_SHARDS = 16
+
+
+def active_shard(session_id: str) -> int:
+    return int(hashlib.sha256(session_id.encode()).hexdigest()[:8], 16) % ACTIVE_SHARDS
+
+
+def activity_key(session: Session) -> str:
+    return f"{session.last_activity_at}#{session.session_id}"
 
 
 def new_event_id() -> str:
@@ -47,6 +61,8 @@ def session_item(session: Session) -> dict[str, Any]:
         "GSI2PK": f"USER#{session.user_id}", "GSI2SK": order,
         "GSI3PK": f"MANUAL#{session.manual_id}", "GSI3SK": order,
         "GSI4PK": "SESSIONS", "GSI4SK": order,
+        **({"GSI5PK": f"ACTIVE#{active_shard(session.session_id)}", "GSI5SK": activity_key(session)}
+           if session.status == rules.ACTIVE else {}),
     }
 
 
@@ -60,22 +76,35 @@ def public(session: Session, now: str | None = None) -> SessionOut:
     return SessionOut(**session.model_dump(), duration_seconds=max(0.0, seconds_between(session.started_at, end)))
 
 
-def change_items(old: Session, change: rules.Change) -> list[dict[str, Any]]:
-    """The transaction items of a state change: session update + events (+ manual counter)."""
+def change_items(old: Session, change: rules.Change,
+                 activity_unchanged: bool = False) -> list[dict[str, Any]]:
+    """The transaction items of a state change: session update + events (+ manual counter).
+    `activity_unchanged` also requires that no message arrived since `old` was read."""
     new = change.session
+    ending = new.status != rules.ACTIVE
+    condition = version_unchanged + (" AND last_activity_at = :seen_activity" if activity_unchanged else "")
+    vals = dict(
+        status=new.status, current_step=new.current_step, completed=new.completed_steps,
+        ended_at=new.ended_at, end_reason=new.end_reason, last_activity=new.last_activity_at,
+        version=new.version, event_seq=new.event_seq, gsi1pk=f"SESSIONS#{new.status}",
+        expected=old.version)
+    if activity_unchanged:
+        vals["seen_activity"] = old.last_activity_at
+    expression = (
+        "SET #status = :status, current_step = :current_step, completed_steps = :completed,"
+        " ended_at = :ended_at, end_reason = :end_reason, last_activity_at = :last_activity,"
+        " version = :version, event_seq = :event_seq, GSI1PK = :gsi1pk")
+    if ending:  # leave the index of active sessions; keep the summary
+        expression += ", summary = :summary REMOVE GSI5PK, GSI5SK"
+        vals["summary"] = new.summary
+    else:
+        expression += ", GSI5SK = :activity_key"
+        vals["activity_key"] = activity_key(new)
     items: list[dict[str, Any]] = [{"Update": {
         "Key": store.to_item(store.session_key(new.session_id)),
-        "UpdateExpression": (
-            "SET #status = :status, current_step = :current_step, completed_steps = :completed,"
-            " ended_at = :ended_at, end_reason = :end_reason, last_activity_at = :last_activity,"
-            " version = :version, event_seq = :event_seq, GSI1PK = :gsi1pk"),
-        "ConditionExpression": version_unchanged,
+        "UpdateExpression": expression, "ConditionExpression": condition,
         "ExpressionAttributeNames": {"#status": "status"},
-        "ExpressionAttributeValues": store.values(
-            status=new.status, current_step=new.current_step, completed=new.completed_steps,
-            ended_at=new.ended_at, end_reason=new.end_reason, last_activity=new.last_activity_at,
-            version=new.version, event_seq=new.event_seq, gsi1pk=f"SESSIONS#{new.status}",
-            expected=old.version),
+        "ExpressionAttributeValues": store.values(**vals),
     }}]
     items += [event_put(e) for e in change.events]
     if old.status == rules.ACTIVE and new.status != rules.ACTIVE:
@@ -252,18 +281,41 @@ def _existing(item: dict[str, Any], body: SessionCreate) -> SessionOut:
     return public(existing)
 
 
+def summarised(change: rules.Change) -> rules.Change:
+    """An ending change with its summary (reads the session's event trail: once per session)."""
+    if change.session.status == rules.ACTIVE:
+        return change
+    history = [Event.model_validate(e) for e in store.query_all(
+        key_condition="PK = :pk AND begins_with(SK, :prefix)",
+        vals=store.values(pk=f"SESSION#{change.session.session_id}", prefix="EVT#"))]
+    return rules.with_summary(change, history)
+
+
 def end_session(session_id: str, status: str, reason: str | None = None) -> SessionOut:
-    """End an active session (`ended` by the caller, `abandoned` by the caller or a job)."""
+    """End an active session (`ended` or `abandoned` by the caller)."""
 
     def attempt() -> SessionOut:
         session = load(session_id)
         now = to_iso(utcnow())
-        change = rules.end_session(session, status=status, reason=reason or status, now=now,
-                                   new_id=new_event_id)
+        change = summarised(rules.end_session(session, status=status, reason=reason or status,
+                                              now=now, new_id=new_event_id))
         store.transact_write(change_items(session, change))
         return public(change.session, now)
 
     return run_with_retries(attempt, session_id)
+
+
+def abandon_if_idle(session: Session, now: str) -> bool:
+    """End a session the idle job found, unless anything touched it since it was read
+    (a progress report bumps the version, a message moves last_activity_at): then the
+    update wins and the session stays active. Returns whether it was abandoned."""
+    try:
+        change = summarised(rules.end_session(session, status="abandoned", reason="idle_timeout",
+                                              now=now, new_id=new_event_id))
+        store.transact_write(change_items(session, change, activity_unchanged=True))
+    except (store.TransactionCanceled, SessionEnded):
+        return False
+    return True
 
 
 def delete_session(session_id: str) -> None:

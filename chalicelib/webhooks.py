@@ -48,6 +48,7 @@ def payload(event: dict[str, Any]) -> dict[str, Any]:
         "completed_steps": event.get("completed_steps", []),
         "out_of_order": event.get("out_of_order", False),
         "reason": event.get("reason"),
+        "summary": event.get("summary"),
     }
 
 

@@ -54,7 +54,8 @@ def test_round_trips_per_route(api, calls) -> None:
         ("POST", "/v1/messages", {"session_id": "s-1", "user_id": "u", "message": "yo", "sender": "agent"}, 1),
         ("GET", "/v1/sessions/s-1/messages", None, 1),
         ("GET", "/v1/sessions/s-1/events", None, 1),
-        ("PATCH", "/v1/sessions/s-1", {"status": "ended"}, 2),
+        # ending a session also reads its event trail once, for the session summary
+        ("PATCH", "/v1/sessions/s-1", {"status": "ended"}, 3),
     ]
     for method, path, body, limit in expectations:
         used, response = measure(calls, lambda: api.request(method, path, body))
@@ -78,6 +79,11 @@ def test_progress_is_one_read_and_one_transaction(api, calls) -> None:
             "/v1/sessions/s-1/progress", {"user_id": "u", "current_step": step, "step_status": "DONE"}))
         assert r.status_code == 200 and r.json["next_step"]["step_number"] == step + 1
         assert dict(used) == {"BatchGetItem": 1, "TransactWriteItems": 1}, (step, dict(used))
+    # the last DONE ends the session: one Query of the event trail for its summary
+    used, r = measure(calls, lambda: api.post(
+        "/v1/sessions/s-1/progress", {"user_id": "u", "current_step": 10, "step_status": "DONE"}))
+    assert r.json["session"]["summary"]["steps_completed"] == 10
+    assert dict(used) == {"BatchGetItem": 1, "Query": 1, "TransactWriteItems": 1}
 
 
 def test_progress_in_a_cold_process_costs_one_more_read(api, calls) -> None:

@@ -1,0 +1,104 @@
+"""The scheduled cleanup job: idle sessions -> abandoned; optional retention of ended ones.
+
+Idle sessions are found through GSI5, a sparse index of *active* sessions sharded by session
+and sorted by last activity (an ended session leaves it): never a Scan. Each one is ended
+through the same transactional path as any other change (so its `session_ended` event,
+reason `idle_timeout`, reaches the webhook), conditional on nothing having touched it since
+it was read. The job is safe to run twice at once and to re-run after a crash: a session is
+abandoned at most once, and what a run did not reach stays in the index for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from . import sessions, store
+from .clock import to_iso, utcnow
+from .config import get_settings
+
+log = logging.getLogger(__name__)
+PAGE = 100
+
+
+@dataclass
+class CleanupReport:
+    abandoned: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    complete: bool = True
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return self.__dict__.copy()
+
+
+def run(time_left: Callable[[], float] | None = None, now: datetime | None = None) -> CleanupReport:
+    """One run of the job. `time_left()` (seconds) lets it stop before the Lambda timeout;
+    what it did not reach is picked up by the next run."""
+    report = CleanupReport()
+    moment = now or utcnow()
+    abandon_idle(moment, report, time_left)
+    if get_settings().retention_days > 0 and report.complete:
+        apply_retention(moment, report, time_left)
+    log.info("cleanup: %s", report.as_dict())
+    return report
+
+
+def _out_of_time(time_left: Callable[[], float] | None, report: CleanupReport) -> bool:
+    if time_left is not None and time_left() < 10:
+        report.complete = False
+    return not report.complete
+
+
+def abandon_idle(now: datetime, report: CleanupReport,
+                 time_left: Callable[[], float] | None = None) -> None:
+    cutoff = to_iso(now - timedelta(seconds=get_settings().idle_timeout_seconds))
+    stamp = to_iso(now)
+    for shard in range(sessions.ACTIVE_SHARDS):
+        cursor = None
+        while not _out_of_time(time_left, report):
+            # "~" sorts after "#": every entry whose last activity is before the cutoff
+            page, cursor = store.query_page(
+                index="GSI5", key_condition="GSI5PK = :pk AND GSI5SK < :cutoff",
+                vals=store.values(pk=f"ACTIVE#{shard}", cutoff=cutoff), limit=PAGE,
+                cursor=cursor, cursor_scope=f"idle:{shard}")
+            found = store.batch_get([{"PK": i["PK"], "SK": i["SK"]} for i in page])
+            for key in ((i["PK"], i["SK"]) for i in page):
+                item = found.get(key)
+                session = sessions.to_session(item) if item else None
+                if (session is None or session.status != "active"
+                        or session.last_activity_at >= cutoff):
+                    report.skipped += 1
+                elif sessions.abandon_if_idle(session, stamp):
+                    report.abandoned += 1
+                else:
+                    report.skipped += 1
+            if cursor is None:
+                break
+
+
+def apply_retention(now: datetime, report: CleanupReport,
+                    time_left: Callable[[], float] | None = None) -> None:
+    """Delete sessions (with their messages and events) that ended more than RETENTION_DAYS
+    ago: a Query per status on the status index (sorted by start, which precedes the end)."""
+    cutoff = to_iso(now - timedelta(days=get_settings().retention_days))
+    for status in ("completed", "ended", "abandoned"):
+        retention_cursor: str | None = None
+        while not _out_of_time(time_left, report):
+            page, cursor = store.query_page(
+                index="GSI1", key_condition="GSI1PK = :pk AND GSI1SK < :cutoff",
+                vals=store.values(pk=f"SESSIONS#{status}", cutoff=cutoff), limit=25,
+                filter_expression="ended_at < :cutoff", cursor=retention_cursor,
+                cursor_scope=f"retention:{status}")
+            retention_cursor = cursor
+            for item in page:
+                try:
+                    sessions.delete_session(item["PK"].removeprefix("SESSION#"))
+                    report.deleted += 1
+                except Exception:  # noqa: BLE001 - one stuck session must not stop the job
+                    log.exception("retention: could not delete %s", item["PK"])
+                    report.complete = False
+            if cursor is None:
+                break
