@@ -7,7 +7,7 @@ from typing import Any
 from chalice import Chalice, Rate, Response
 
 from chalicelib import (
-    cleanup, delivery, feedback, health, inbox, manuals, messages, progress, sessions,
+    analytics, cleanup, delivery, feedback, health, inbox, manuals, messages, progress, sessions,
 )
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import (
@@ -147,6 +147,29 @@ def list_messages(session_id: str) -> Response:
                                                 *page_params(app.current_request, 50)))
 
 
+# ---- analytics -----------------------------------------------------------------------------
+
+
+@route("/v1/analytics/overview", "GET")
+def analytics_overview() -> Response:
+    return json_response(analytics.overview())
+
+
+@route("/v1/analytics/popular-manuals", "GET")
+def analytics_popular_manuals() -> Response:
+    limit, _ = page_params(app.current_request, 10)
+    return json_response({"items": analytics.popular_manuals(limit)})
+
+
+@route("/v1/analytics/recent-activity", "GET")
+def analytics_recent_activity() -> Response:
+    raw = query_value(app.current_request, "hours") or "24"
+    if not raw.isdigit() or not 1 <= int(raw) <= 168:
+        raise ValidationFailed("hours must be an integer from 1 to 168.",
+                               fields=[{"field": "hours", "message": "out of range"}])
+    return json_response(analytics.recent_activity(int(raw)))
+
+
 # ---- feedback pipeline ---------------------------------------------------------------------
 
 
@@ -168,6 +191,12 @@ def list_deliveries() -> Response:
 def feedback_handler(event: Any) -> dict:
     """Stream -> delivery queue (event items only)."""
     return feedback.handle_stream_batch(event.to_dict()["Records"])
+
+
+@app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
+def analytics_handler(event: Any) -> dict:
+    """Stream -> exact, sharded analytics counters."""
+    return analytics.handle_stream_batch(event.to_dict()["Records"])
 
 
 @app.on_sqs_message(queue=DELIVERY_QUEUE, batch_size=10)

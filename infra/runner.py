@@ -84,6 +84,9 @@ def rate_seconds(expression: str) -> float:
 
 @dataclass
 class _Shard:
+    """One handler's position in one shard (each consumer of a stream reads it on its own)."""
+
+    handler: str
     shard_id: str
     iterator: str | None
 
@@ -95,7 +98,7 @@ class Runner:
     app_module: Any
     stream_arn: str
     queue_url: str
-    stream_handler: str = "feedback_handler"
+    stream_handlers: tuple[str, ...] = ("feedback_handler", "analytics_handler")
     queue_handler: str = "delivery_handler"
     stream_batch_size: int = 100
     queue_batch_size: int = 10
@@ -116,11 +119,15 @@ class Runner:
     def _refresh_shards(self) -> None:
         shards = self._streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
         for shard in shards:
-            if shard["ShardId"] not in self._shards:
-                iterator = self._streams.get_shard_iterator(
-                    StreamArn=self.stream_arn, ShardId=shard["ShardId"],
-                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-                self._shards[shard["ShardId"]] = _Shard(shard["ShardId"], iterator)
+            for handler in self.stream_handlers:
+                if not hasattr(self.app_module, handler):
+                    continue
+                key = f"{handler}:{shard['ShardId']}"
+                if key not in self._shards:
+                    iterator = self._streams.get_shard_iterator(
+                        StreamArn=self.stream_arn, ShardId=shard["ShardId"],
+                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                    self._shards[key] = _Shard(handler, shard["ShardId"], iterator)
 
     def pump_stream(self) -> int:
         """One poll of every shard; returns how many records were handed to the handler."""
@@ -135,7 +142,7 @@ class Runner:
             next_iterator = response.get("NextShardIterator")
             if records:
                 event = {"Records": [lambda_stream_record(r, self.stream_arn) for r in records]}
-                failed = self._invoke(self.stream_handler, event)
+                failed = self._invoke(shard.handler, event)
                 handled += len(records)
                 if failed is None or failed:
                     # Lambda: retry from the lowest failed sequence number (a crashed

@@ -1,0 +1,207 @@
+"""Analytics maintained from the table's stream: exact, sharded counters; reads never scan.
+
+Every stream record that changes a number (an event item, a message, a manual, a deleted
+session) becomes ONE transaction: a marker item keyed by the record's eventID (conditional
+put: a record Lambda delivers twice is counted once) plus ADDs on counter items. Counters are
+split over STATS_SHARDS items picked by the record's id, so no single item takes every write
+(one item sustains ~1000 writes/s; with 4 shards the busiest counter sustains ~4000 events/s).
+Reads merge the shards: a fixed number of items, whatever the table's size.
+
+Counter items (PK / SK):
+    STATS#GLOBAL        / SHARD#<n>             sessions by status, started, manuals, messages,
+                                                completion time sum and histogram (h_*)
+    STATS#MANUALS       / <manual_id>#<n>       sessions started and completed per manual
+    STATS#HOUR#<hour>   / SHARD#<n>             activity per UTC hour
+    STATSEVT#<eventID>  / #                     marker: this record was counted (TTL 2 days)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import statistics
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from . import store
+from .clock import seconds_between
+
+log = logging.getLogger(__name__)
+STATS_SHARDS = 4
+STATUSES = ("active", "completed", "ended", "abandoned")
+MARKER_TTL_SECONDS = 2 * 86400  # longer than a stream keeps records (24 h)
+
+Deltas = dict[tuple[str, str], dict[str, float]]
+
+
+def completion_bucket(seconds: float) -> str:
+    """Completion times are kept to the second under an hour, to the minute beyond."""
+    return f"h_s{int(seconds)}" if seconds < 3600 else f"h_m{int(seconds // 60)}"
+
+
+def bucket_value(name: str) -> int:
+    unit, number = name[2], int(name[3:])
+    return number if unit == "s" else number * 60
+
+
+def hour_of(iso: str) -> str:
+    return iso[:13]  # 2026-11-22T10
+
+
+def _shard(record_id: str) -> int:
+    return int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16) % STATS_SHARDS
+
+
+def deltas_for(record: dict[str, Any]) -> Deltas:
+    """What one stream record adds to which counters (pure)."""
+    name = record.get("eventName")
+    data = record.get("dynamodb", {})
+    image = store.from_item(data.get("NewImage") if name == "INSERT" else data.get("OldImage")) or {}
+    kind = image.get("type")
+    n = _shard(record.get("eventID", ""))
+    glob = ("STATS#GLOBAL", f"SHARD#{n}")
+    out: Deltas = defaultdict(dict)
+
+    def add(key: tuple[str, str], attr: str, value: float = 1) -> None:
+        out[key][attr] = out[key].get(attr, 0) + value
+
+    if name == "INSERT" and kind == "event":
+        hour = ("STATS#HOUR#" + hour_of(image["occurred_at"]), f"SHARD#{n}")
+        manual = ("STATS#MANUALS", f"{image['manual_id']}#{n}")
+        if image["event_type"] == "session_created":
+            add(glob, "sessions_active"), add(glob, "sessions_started")
+            add(manual, "started"), add(hour, "sessions_started")
+        elif image["event_type"] == "progress_update":
+            if image.get("step_status") == "DONE" and image.get("applied"):
+                add(hour, "steps_completed")
+        elif image["event_type"] == "session_ended":
+            status = image["session_status"]
+            add(glob, "sessions_active", -1), add(glob, f"sessions_{status}")
+            add(hour, "sessions_ended")
+            if status == "completed":
+                seconds = seconds_between(image["started_at"], image["ended_at"])
+                add(glob, "completion_ms_sum", round(seconds * 1000)), add(glob, completion_bucket(seconds))
+                add(manual, "completed")
+    elif kind == "message" and name in ("INSERT", "REMOVE"):
+        add(glob, "messages", 1 if name == "INSERT" else -1)
+        if name == "INSERT":
+            add(("STATS#HOUR#" + hour_of(image["created_at"]), f"SHARD#{n}"), "messages")
+    elif kind == "manual" and name in ("INSERT", "REMOVE"):
+        add(glob, "manuals", 1 if name == "INSERT" else -1)
+    elif kind == "session" and name == "REMOVE":  # a deleted session leaves the numbers
+        status = image["status"]
+        add(glob, f"sessions_{status}", -1)
+        manual = ("STATS#MANUALS", f"{image['manual_id']}#{n}")
+        add(manual, "started", -1)
+        if status == "completed":
+            seconds = seconds_between(image["started_at"], image["ended_at"])
+            add(glob, "completion_ms_sum", -round(seconds * 1000)), add(glob, completion_bucket(seconds), -1)
+            add(manual, "completed", -1)
+    return {k: v for k, v in out.items() if v}
+
+
+def count(record: dict[str, Any]) -> bool:
+    """Apply one record's deltas exactly once; returns False if it was already counted."""
+    deltas = deltas_for(record)
+    if not deltas:
+        return False
+    marker = {"PK": f"STATSEVT#{record['eventID']}", "SK": "#", "type": "stats_marker",
+              "expires_at": int(time.time()) + MARKER_TTL_SECONDS}
+    items: list[dict[str, Any]] = [{"Put": {"Item": store.to_item(marker),
+                                            "ConditionExpression": "attribute_not_exists(PK)"}}]
+    for (pk, sk), attrs in deltas.items():
+        names = {f"#a{i}": a for i, a in enumerate(attrs)}
+        vals = {f"v{i}": v for i, v in enumerate(attrs.values())}
+        extra = {}
+        if pk == "STATS#MANUALS":
+            names["#m"], extra = "manual_id", {"m": sk.rsplit("#", 1)[0]}
+        expression = "ADD " + ", ".join(f"#a{i} :v{i}" for i in range(len(attrs)))
+        if extra:
+            expression += " SET #m = :m"
+        items.append({"Update": {"Key": store.to_item({"PK": pk, "SK": sk}),
+                                 "UpdateExpression": expression, "ExpressionAttributeNames": names,
+                                 "ExpressionAttributeValues": store.values(**vals, **extra)}})
+    try:
+        store.transact_write(items)
+    except store.TransactionCanceled as exc:
+        if exc.failed(0):
+            return False  # a redelivered record: already counted
+        raise
+    return True
+
+
+def handle_stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Count a stream batch in order; a failure stops there and is retried from it."""
+    for record in records:
+        try:
+            count(record)
+        except Exception:  # noqa: BLE001 - retried from this record, like the feedback function
+            sequence = record.get("dynamodb", {}).get("SequenceNumber")
+            log.exception("could not count stream record %s", sequence)
+            return {"batchItemFailures": [{"itemIdentifier": sequence}]}
+    return {"batchItemFailures": []}
+
+
+# ---- reads ---------------------------------------------------------------------------------
+
+
+def _merged(items: list[dict[str, Any]]) -> dict[str, float]:
+    total: dict[str, float] = defaultdict(float)
+    for item in items:
+        for key, value in item.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "expires_at":
+                total[key] += value
+    return total
+
+
+def overview() -> dict[str, Any]:
+    """One BatchGetItem of the global shards."""
+    found = store.batch_get([{"PK": "STATS#GLOBAL", "SK": f"SHARD#{n}"} for n in range(STATS_SHARDS)])
+    total = _merged(list(found.values()))
+    by_status = {s: int(total.get(f"sessions_{s}", 0)) for s in STATUSES}
+    sessions = sum(by_status.values())
+    completed = by_status["completed"]
+    histogram = sorted((bucket_value(k), int(v)) for k, v in total.items() if k.startswith("h_") and v > 0)
+    values = [value for value, times in histogram for _ in range(times)]
+    return {
+        "sessions": {"total": sessions, "by_status": by_status},
+        "manuals": int(total.get("manuals", 0)),
+        "messages": int(total.get("messages", 0)),
+        "completion_rate": round(completed / sessions, 4) if sessions else 0.0,
+        # sums are kept in whole milliseconds: exact under any order of additions
+        "average_completion_seconds": round(total["completion_ms_sum"] / completed / 1000, 3) if completed else None,
+        "median_completion_seconds": statistics.median(values) if values else None,
+    }
+
+
+def popular_manuals(limit: int) -> list[dict[str, Any]]:
+    """One Query over the per-manual counters (their number grows with manuals, not sessions)."""
+    per_manual: dict[str, dict[str, int]] = defaultdict(lambda: {"started": 0, "completed": 0})
+    for item in store.query_all(key_condition="PK = :pk", vals=store.values(pk="STATS#MANUALS")):
+        entry = per_manual[item["manual_id"]]
+        entry["started"] += int(item.get("started", 0))
+        entry["completed"] += int(item.get("completed", 0))
+    ranked = sorted(per_manual.items(), key=lambda kv: (-kv[1]["started"], -kv[1]["completed"], kv[0]))
+    return [{"manual_id": m, "sessions_started": c["started"], "sessions_completed": c["completed"],
+             "completion_rate": round(c["completed"] / c["started"], 4) if c["started"] else 0.0}
+            for m, c in ranked if c["started"] > 0][:limit]
+
+
+def recent_activity(hours: int, now: datetime | None = None) -> dict[str, Any]:
+    """Hour buckets for the last `hours` hours (UTC), oldest first: BatchGetItem of
+    hours x shards keys (one call up to 25 hours)."""
+    end = (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
+    labels = [(end - timedelta(hours=h)).strftime("%Y-%m-%dT%H") for h in reversed(range(hours))]
+    found = store.batch_get([{"PK": f"STATS#HOUR#{label}", "SK": f"SHARD#{n}"}
+                             for label in labels for n in range(STATS_SHARDS)])
+    fields = ("sessions_started", "steps_completed", "messages", "sessions_ended")
+    buckets = []
+    for label in labels:
+        merged = _merged([found[k] for k in ((f"STATS#HOUR#{label}", f"SHARD#{n}")
+                                              for n in range(STATS_SHARDS)) if k in found])
+        buckets.append({"hour": f"{label}:00:00Z", **{f: int(merged.get(f, 0)) for f in fields}})
+    totals = {f: sum(b[f] for b in buckets) for f in fields}
+    return {"hours": hours, "buckets": buckets, "totals": totals}
+
