@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test venv clean redrive
+.PHONY: run test venv clean redrive package deploy bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (set PYTHON=...)"; exit 1; }
@@ -33,3 +33,23 @@ STACK    ?= session-service-local
 ENDPOINT ?= http://127.0.0.1:$(or $(MOTO_PORT),5055)
 redrive: venv
 	$(PY) -m infra.cli $(if $(ENDPOINT),--endpoint-url $(ENDPOINT)) redrive --stack $(STACK)
+
+## make package: the deployable SAM template + zip in out/package (works offline of AWS)
+package: venv
+	$(PY) -m infra.package out
+
+## make deploy STAGE=prod BUCKET=<s3 bucket> [WEBHOOK_URL=... WEBHOOK_SECRET=whsec_...]
+## needs an AWS account and the AWS CLI (these machines have neither)
+deploy: package
+	@test -n "$(STAGE)" -a -n "$(BUCKET)" || { echo "usage: make deploy STAGE=<name> BUCKET=<s3 bucket>"; exit 2; }
+	aws cloudformation package --template-file out/package/sam.json --s3-bucket $(BUCKET) \
+	  --output-template-file out/packaged.json --use-json
+	aws cloudformation deploy --template-file out/packaged.json --stack-name session-service-$(STAGE) \
+	  --capabilities CAPABILITY_IAM --parameter-overrides \
+	  WebhookUrl=$(WEBHOOK_URL) WebhookSecret=$(WEBHOOK_SECRET)
+	aws cloudformation describe-stacks --stack-name session-service-$(STAGE) --query 'Stacks[0].Outputs'
+
+## make bench: the benchmarks in bench/ (results: bench/RESULTS.md)
+bench: venv
+	$(PY) bench/bench_requests.py
+	$(PY) bench/bench_scaling.py

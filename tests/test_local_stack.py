@@ -44,7 +44,13 @@ def stack():
     assert set(urls) == {"api", "webhooks"}, "".join(lines)
     yield urls
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=15) == 0
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rest = proc.stdout.read()
+    assert code == 0, rest[-3000:]
 
 
 def call(method: str, url: str, body: object = None, headers: dict | None = None):

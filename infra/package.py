@@ -1,0 +1,123 @@
+"""Build the deployable template: `chalice package` merged with infra/.
+
+The merge template is made here from two parts, so nothing is written twice:
+  - infra/resources.json: the table, queues and parameters (the very file tests and
+    `make run` deploy into moto);
+  - the wiring below: each function's environment (by Ref), its event source bound to the
+    real stream or queue (with partial batch responses, filters, retries), alarms, the JSON
+    404 for unknown routes, and outputs.
+
+    python -m infra.package [OUT_DIR]      (make package)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESOURCES = ROOT / "infra" / "resources.json"
+
+ENVIRONMENT = {
+    "TABLE_NAME": {"Ref": "SessionTable"},
+    "DELIVERY_QUEUE_URL": {"Ref": "DeliveryQueue"},
+    "DEAD_LETTER_QUEUE_URL": {"Ref": "DeadLetterQueue"},
+    "WEBHOOK_URL": {"Ref": "WebhookUrl"},
+    "WEBHOOK_SECRET": {"Ref": "WebhookSecret"},
+    "WEBHOOK_RETRY_SCHEDULE": {"Ref": "WebhookRetrySchedule"},
+}
+FUNCTIONS = ("APIHandler", "FeedbackHandler", "AnalyticsHandler", "DeliveryHandler", "CleanupHandler")
+
+
+def _stream_source(patterns: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "Stream": {"Fn::GetAtt": ["SessionTable", "StreamArn"]},
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "BisectBatchOnFunctionError": True,
+        "MaximumRetryAttempts": 1000,
+        "MaximumRecordAgeInSeconds": 86400,
+        "FilterCriteria": {"Filters": [{"Pattern": json.dumps(p)} for p in patterns]},
+    }
+
+
+def _alarm(description: str, namespace: str, metric: str, dimensions: dict[str, Any],
+           threshold: float, statistic: str = "Maximum") -> dict[str, Any]:
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmDescription": description, "Namespace": namespace, "MetricName": metric,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+        "Statistic": statistic, "Period": 300, "EvaluationPeriods": 1,
+        "Threshold": threshold, "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching"}}
+
+
+def merge_template() -> dict[str, Any]:
+    template = json.loads(RESOURCES.read_text())
+    template["Parameters"].update({
+        "WebhookUrl": {"Type": "String", "Default": "", "Description": "Where webhooks are POSTed."},
+        "WebhookSecret": {"Type": "String", "NoEcho": True, "Default": "",
+                          "Description": "whsec_... signing secret for webhooks."},
+        "WebhookRetrySchedule": {"Type": "String", "Default": "5,300,1800,7200,18000,36000,36000",
+                                 "Description": "Seconds before each retry; MaxReceiveCount = count + 1."},
+    })
+    resources = template["Resources"]
+    for name in FUNCTIONS:
+        resources[name] = {"Properties": {"Environment": {"Variables": dict(ENVIRONMENT)}}}
+    resources["FeedbackHandler"]["Properties"]["Events"] = {"FeedbackHandlerDynamodbEventSource": {
+        "Properties": _stream_source([
+            {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["event"]}}}}])}}
+    resources["AnalyticsHandler"]["Properties"]["Events"] = {"AnalyticsHandlerDynamodbEventSource": {
+        "Properties": _stream_source([
+            {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["event", "message", "manual"]}}}},
+            {"eventName": ["REMOVE"], "dynamodb": {"OldImage": {"type": {"S": ["message", "manual", "session"]}}}},
+        ])}}
+    resources["DeliveryHandler"]["Properties"]["Events"] = {"DeliveryHandlerSqsEventSource": {
+        "Properties": {"Queue": {"Fn::Sub": "${DeliveryQueue.Arn}"},
+                       "FunctionResponseTypes": ["ReportBatchItemFailures"]}}}
+    # API Gateway answers unknown routes 403 "Missing Authentication Token": ours is a JSON 404.
+    resources["RestAPI"] = {"Properties": {"GatewayResponses": {"MISSING_AUTHENTICATION_TOKEN": {
+        "StatusCode": 404,
+        "ResponseTemplates": {"application/json": '{"error": "route_not_found", "message": "No such route"}'}}}}}
+    resources.update({
+        "DeadLetterQueueNotEmptyAlarm": _alarm(
+            "Webhooks failed for good: see GET /v1/deliveries?status=failed, then make redrive.",
+            "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+            {"QueueName": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}, 0),
+        "DeliveryBacklogAlarm": _alarm(
+            "Webhook deliveries are failing or slow: the oldest queued message is over 30 min old.",
+            "AWS/SQS", "ApproximateAgeOfOldestMessage",
+            {"QueueName": {"Fn::GetAtt": ["DeliveryQueue", "QueueName"]}}, 1800),
+        "Api5xxAlarm": _alarm(
+            "The API answered 5xx.", "AWS/ApiGateway", "5XXError",
+            {"ApiName": "session-service"}, 0, "Sum"),
+        "StreamProcessingErrorsAlarm": _alarm(
+            "The feedback function keeps failing: webhooks are not being enqueued.",
+            "AWS/Lambda", "Errors", {"FunctionName": {"Ref": "FeedbackHandler"}}, 0, "Sum"),
+    })
+    template["Outputs"].update({
+        "DeadLetterQueueName": {"Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}},
+    })
+    return template
+
+
+def package(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    merge = out / "merge-template.json"
+    merge.write_text(json.dumps(merge_template(), indent=2))
+    env = {**os.environ}
+    for key, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "package",
+                       "AWS_SECRET_ACCESS_KEY": "package"}.items():
+        env.setdefault(key, value)
+    chalice = Path(sys.executable).with_name("chalice")
+    subprocess.run([str(chalice), "package", "--stage", "dev", "--pkg-format", "cloudformation",
+                    "--template-format", "json", "--merge-template", str(merge), str(out / "package")],
+                   cwd=ROOT, env=env, check=True)
+    return out / "package"
+
+
+if __name__ == "__main__":
+    target = package(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "out")
+    print(f"Packaged: {target / 'sam.json'} and {target / 'deployment.zip'}")
