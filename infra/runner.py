@@ -225,18 +225,25 @@ class Runner:
     def pump(self) -> int:
         return self.pump_stream() + self.pump_queue() + self.pump_schedules()
 
-    def run_forever(self, stop: threading.Event, interval: float = 0.1) -> None:
+    def _loop(self, step: Any, stop: threading.Event, interval: float) -> None:
         while not stop.is_set():
             try:
-                busy = self.pump()
+                busy = step()
             except Exception:  # noqa: BLE001 - keep the local stack alive, say what broke
                 log.exception("runner poll failed")
                 busy = 0
             if not busy:
                 stop.wait(interval)
 
-    def start(self, interval: float = 0.1) -> threading.Event:
+    def start(self, interval: float = 0.1, queue_concurrency: int = 4) -> threading.Event:
+        """Poll in the background, as Lambda does: the stream consumers and the schedules on
+        one thread, and `queue_concurrency` concurrent consumers of the FIFO queue (Lambda
+        scales SQS consumers out; FIFO still hands a session's messages to one at a time).
+        Set the returned event to stop."""
         stop = threading.Event()
-        threading.Thread(target=self.run_forever, args=(stop, interval), daemon=True,
-                         name="event-source-runner").start()
+        loops = [("stream", lambda: self.pump_stream() + self.pump_schedules())]
+        loops += [(f"queue-{n}", self.pump_queue) for n in range(queue_concurrency)]
+        for name, step in loops:
+            threading.Thread(target=self._loop, args=(step, stop, interval), daemon=True,
+                             name=f"runner-{name}").start()
         return stop
