@@ -56,46 +56,59 @@ def thread_safe(app: Any) -> None:
         app.__class__ = CustomLocalChalice
 
 
-def call(client: Any, method: str, path: str, body: Any = None) -> Any:
-    return client.http.request(method, path, headers={"Content-Type": "application/json"},
+def call(client: Any, method: str, path: str, body: Any = None,
+         headers: dict[str, str] | None = None) -> Any:
+    return client.http.request(method, path, headers={"Content-Type": "application/json", **(headers or {})},
                                body=json.dumps(body) if body is not None else b"")
 
 
 def per_route(client: Any, meter: WriteMeter) -> list[tuple[str, int, int, int]]:
-    routes = [
-        ("POST", "/v1/manuals", MANUAL),
-        ("GET", "/v1/manuals", None), ("GET", "/v1/manuals/m", None),
-        ("POST", "/v1/sessions", {"session_id": "r", "user_id": "u", "manual_id": "m"}),
-        ("GET", "/v1/sessions/r", None), ("GET", "/v1/sessions?status=active", None),
-        ("POST", "/v1/sessions/r/progress", {"user_id": "u", "current_step": 1, "step_status": "DONE", "idempotency_key": "k"}),
-        ("POST", "/v1/sessions/r/progress", {"user_id": "u", "current_step": 1, "step_status": "DONE", "idempotency_key": "k"}),
-        ("GET", "/v1/sessions/r/next-step", None),
-        ("POST", "/v1/sessions/r/messages", {"user_id": "u", "message": "hello", "sender": "user"}),
-        ("GET", "/v1/sessions/r/messages", None), ("GET", "/v1/sessions/r/events", None),
-        ("PATCH", "/v1/sessions/r", {"status": "ended"}),
-        ("GET", "/v1/analytics/overview", None),
-        ("POST", "/v1/inboxes", {"inbox_id": "bench"}),
-        ("POST", "/v1/hooks/bench", {"hello": "world"}),
-        ("DELETE", "/v1/sessions/r", None),
-    ]
-    rows, seen = [], set()
-    for method, path, body in routes:
+    """Every route once, in an order where each finds what it needs."""
+    rows, seen, token = [], set(), {}
+
+    def run(method: str, path: str, body: Any = None, label: str | None = None) -> Any:
         meter.reset()
-        response = call(client, method, path, body)
+        response = call(client, method, path, body, token)
         assert response.status_code < 300, (path, response.body)
-        label = f"{method} {path}" + (" (replay)" if (method, path) in seen else "")
+        name = label or f"{method} {path}" + (" (replay)" if (method, path) in seen else "")
         seen.add((method, path))
-        rows.append((label, sum(meter.calls.values()), meter.items_read, meter.items_written))
+        rows.append((name, sum(meter.calls.values()), meter.items_read, meter.items_written))
+        return json.loads(response.body) if response.body else None
+
+    run("POST", "/v1/manuals", MANUAL, "POST /v1/manuals (40 steps)")
+    run("GET", "/v1/manuals")
+    run("GET", "/v1/manuals/m")
+    run("POST", "/v1/sessions", {"session_id": "r", "user_id": "u", "manual_id": "m"})
+    run("GET", "/v1/sessions/r")
+    for query in ("", "?status=active", "?user_id=u", "?manual_id=m"):
+        run("GET", f"/v1/sessions{query}")
+    done = {"user_id": "u", "current_step": 1, "step_status": "DONE", "idempotency_key": "k"}
+    event_id = run("POST", "/v1/sessions/r/progress", done)["event_id"]
+    run("POST", "/v1/sessions/r/progress", done)
+    run("GET", "/v1/sessions/r/next-step")
+    run("POST", "/v1/sessions/r/messages", {"user_id": "u", "message": "hello", "sender": "user"})
+    run("POST", "/v1/messages", {"session_id": "r", "user_id": "u", "message": "hi", "sender": "agent"})
+    run("GET", "/v1/sessions/r/messages")
+    run("GET", "/v1/sessions/r/events")
+    run("POST", f"/v1/events/{event_id}/redeliver", label="POST /v1/events/{id}/redeliver")
+    run("GET", "/v1/deliveries?status=failed")
+    run("PATCH", "/v1/sessions/r", {"status": "ended"}, "PATCH /v1/sessions/r (ends it: + summary)")
+    for path in ("/v1/analytics/overview", "/v1/analytics/popular-manuals",
+                 "/v1/analytics/recent-activity?hours=24"):
+        run("GET", path)
+    token["X-Inbox-Token"] = run("POST", "/v1/inboxes", {"inbox_id": "bench"})["read_token"]
+    run("POST", "/v1/hooks/bench", {"hello": "world"})
+    request_id = run("GET", "/v1/inboxes/bench/requests")["items"][0]["request_id"]
+    run("GET", f"/v1/inboxes/bench/requests/{request_id}", label="GET /v1/inboxes/bench/requests/{id}")
+    run("GET", "/v1/inboxes/bench")
+    run("PATCH", "/v1/inboxes/bench", {"paused": True})
+    run("DELETE", "/v1/inboxes/bench", label="DELETE /v1/inboxes/bench (1 capture)")
+    for path in ("/health/live", "/health/ready", "/health"):
+        run("GET", path)
+    run("DELETE", "/v1/sessions/r", label="DELETE /v1/sessions/r (2 messages, 3 events)")
+    call(client, "POST", "/v1/manuals", {**MANUAL, "manual_id": "gone"})
+    run("DELETE", "/v1/manuals/gone", label="DELETE /v1/manuals/{id} (40 steps)")
     return rows
-
-
-def timed(fn: Any, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def warm_overhead(client: Any, runs: int = 200) -> list[tuple[str, float, float]]:
