@@ -94,3 +94,33 @@ def test_deployment_zip_is_small_and_ships_no_local_code(packaged: Path) -> None
     assert "app.py" in tops and "chalicelib" in tops
     for forbidden in ("boto3", "botocore", "moto", "infra", "tests", "bench", "pytest"):
         assert forbidden not in tops, forbidden
+
+
+def test_role_allows_what_the_code_calls_on_our_resources_only(template: dict) -> None:
+    import ast
+
+    statements = [s for p in template["Resources"]["DefaultRole"]["Properties"]["Policies"]
+                  for s in p["PolicyDocument"]["Statement"]]
+    actions = {a for s in statements for a in s["Action"]}
+    for statement in statements:
+        assert all("*" not in a for a in statement["Action"]), statement
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert "*" not in resources, statement
+    # every DynamoDB and SQS operation the shipped code calls is allowed
+    called = set()
+    for path in [ROOT / "app.py", *(ROOT / "chalicelib").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                called.add(node.func.attr)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                called.add(node.value)
+    needed = {
+        "get_item": "dynamodb:GetItem", "batch_get_item": "dynamodb:BatchGetItem",
+        "query": "dynamodb:Query", "put_item": "dynamodb:PutItem", "update_item": "dynamodb:UpdateItem",
+        "delete_item": "dynamodb:DeleteItem", "batch_write_item": "dynamodb:BatchWriteItem",
+        "send_message": "sqs:SendMessage", "change_message_visibility": "sqs:ChangeMessageVisibility",
+        "receive_message": "sqs:ReceiveMessage", "delete_message": "sqs:DeleteMessage",
+        "get_queue_attributes": "sqs:GetQueueAttributes",
+    }
+    missing = {action for op, action in needed.items() if op in called and action not in actions}
+    assert missing == set()
