@@ -7,7 +7,7 @@ from typing import Any
 from chalice import Chalice, Rate, Response
 
 from chalicelib import (
-    analytics, cleanup, delivery, feedback, health, inbox, manuals, messages, progress, sessions,
+    analytics, openapi, cleanup, delivery, feedback, health, inbox, manuals, messages, progress, sessions,
 )
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import (
@@ -15,7 +15,10 @@ from chalicelib.http import (
     parse_body, path_id, query_value, validate,
 )
 from chalicelib.models import (
-    ManualCreate, MessageIn, MessageWithSession, ProgressIn, SessionCreate, SessionPatch,
+    AlreadyProcessed, DeliveryPage, EventPage, HealthSummary, Live, Manual, ManualCreate,
+    ManualPage, Message, MessageIn, MessagePage, MessageWithSession, NextStepOut, Overview,
+    PopularManuals, ProgressIn, ProgressOut, Ready, RecentActivity, Redelivery, SessionCreate,
+    SessionOut, SessionPage, SessionPatch,
 )
 
 app = Chalice(app_name="session-service")
@@ -26,7 +29,14 @@ DELIVERY_QUEUE = "session-service-deliveries.fifo"
 app.register_middleware(normalise_chalice_errors, "http")
 
 
-def route(path: str, *methods: str, content_types: list[str] | None = None) -> Any:
+def route(path: str, *methods: str, summary: str, body: Any = None,
+          responses: dict[int, Any] | None = None, query: tuple[str, ...] = (),
+          headers: tuple[str, ...] = (), content_types: list[str] | None = None) -> Any:
+    """Register a route and document it in the OpenAPI document (one declaration)."""
+    for method in methods:
+        openapi.register(openapi.Operation(
+            method, path, summary, body, responses or {}, query, headers,
+            raw_body=content_types is not None))
     return api_route(app, path, list(methods), content_types)
 
 
@@ -38,24 +48,26 @@ def no_content() -> Response:
 # ---- manuals -------------------------------------------------------------------------------
 
 
-@route("/v1/manuals", "POST")
+@route("/v1/manuals", "POST", summary="Create a manual (same body again: 200)", body=ManualCreate,
+       responses={201: Manual, 200: Manual})
 def create_manual() -> Response:
     body = parse_body(app.current_request, ManualCreate, max_bytes=MAX_MANUAL_BODY_BYTES)
     manual, created = manuals.create_manual(body)
     return json_response(manual, 201 if created else 200)
 
 
-@route("/v1/manuals", "GET")
+@route("/v1/manuals", "GET", summary="List manuals", responses={200: ManualPage}, query=("limit", "cursor"))
 def list_manuals() -> Response:
     return json_response(manuals.list_manuals(*page_params(app.current_request)))
 
 
-@route("/v1/manuals/{manual_id}", "GET")
+@route("/v1/manuals/{manual_id}", "GET", summary="A manual with its steps", responses={200: Manual})
 def get_manual(manual_id: str) -> Response:
     return json_response(manuals.get_manual(path_id(manual_id, "manual_id")))
 
 
-@route("/v1/manuals/{manual_id}", "DELETE")
+@route("/v1/manuals/{manual_id}", "DELETE", summary="Delete a manual no active session uses",
+       responses={204: None})
 def delete_manual(manual_id: str) -> Response:
     manuals.delete_manual(path_id(manual_id, "manual_id"))
     return no_content()
@@ -64,13 +76,15 @@ def delete_manual(manual_id: str) -> Response:
 # ---- sessions ------------------------------------------------------------------------------
 
 
-@route("/v1/sessions", "POST")
+@route("/v1/sessions", "POST", summary="Start a session (same id, user and manual again: 200)",
+       body=SessionCreate, responses={201: SessionOut, 200: SessionOut})
 def create_session() -> Response:
     session, created = sessions.create_session(parse_body(app.current_request, SessionCreate))
     return json_response(session, 201 if created else 200)
 
 
-@route("/v1/sessions", "GET")
+@route("/v1/sessions", "GET", summary="List sessions, newest first", responses={200: SessionPage},
+       query=("status", "user_id", "manual_id", "limit", "cursor"))
 def list_sessions() -> Response:
     request = app.current_request
     limit, cursor = page_params(request)
@@ -83,24 +97,27 @@ def list_sessions() -> Response:
         manual_id=query_value(request, "manual_id"), limit=limit, cursor=cursor))
 
 
-@route("/v1/sessions/{session_id}", "GET")
+@route("/v1/sessions/{session_id}", "GET", summary="A session", responses={200: SessionOut})
 def get_session(session_id: str) -> Response:
     return json_response(sessions.get_session(path_id(session_id, "session_id")))
 
 
-@route("/v1/sessions/{session_id}", "PATCH")
+@route("/v1/sessions/{session_id}", "PATCH", summary="End an active session", body=SessionPatch,
+       responses={200: SessionOut})
 def update_session(session_id: str) -> Response:
     body = parse_body(app.current_request, SessionPatch)
     return json_response(sessions.end_session(path_id(session_id, "session_id"), body.status))
 
 
-@route("/v1/sessions/{session_id}", "DELETE")
+@route("/v1/sessions/{session_id}", "DELETE", summary="Delete a session with its messages and events",
+       responses={204: None})
 def delete_session(session_id: str) -> Response:
     sessions.delete_session(path_id(session_id, "session_id"))
     return no_content()
 
 
-@route("/v1/sessions/{session_id}/progress", "POST")
+@route("/v1/sessions/{session_id}/progress", "POST", summary="Report progress: DONE or ONGOING on a step",
+       body=ProgressIn, responses={200: [ProgressOut, AlreadyProcessed]}, headers=("Idempotency-Key",))
 def report_progress(session_id: str) -> Response:
     request = app.current_request
     body = parse_body(request, ProgressIn)
@@ -113,12 +130,14 @@ def report_progress(session_id: str) -> Response:
     return json_response(result)
 
 
-@route("/v1/sessions/{session_id}/next-step", "GET")
+@route("/v1/sessions/{session_id}/next-step", "GET", summary="The step to do next",
+       responses={200: NextStepOut})
 def get_next_step(session_id: str) -> Response:
     return json_response(sessions.get_next_step(path_id(session_id, "session_id")))
 
 
-@route("/v1/sessions/{session_id}/events", "GET")
+@route("/v1/sessions/{session_id}/events", "GET", summary="The audit trail with delivery status",
+       responses={200: EventPage}, query=("limit", "cursor"))
 def list_events(session_id: str) -> Response:
     return json_response(sessions.list_events(path_id(session_id, "session_id"),
                                               *page_params(app.current_request, 50)))
@@ -127,21 +146,24 @@ def list_events(session_id: str) -> Response:
 # ---- messages ------------------------------------------------------------------------------
 
 
-@route("/v1/messages", "POST")
+@route("/v1/messages", "POST", summary="Store a chat message", body=MessageWithSession,
+       responses={201: Message, 200: Message}, headers=("Idempotency-Key",))
 def post_message() -> Response:
     request = app.current_request
     body = parse_body(request, MessageWithSession)
     return _append(body.session_id, body, header(request, "Idempotency-Key"))
 
 
-@route("/v1/sessions/{session_id}/messages", "POST")
+@route("/v1/sessions/{session_id}/messages", "POST", summary="Store a chat message", body=MessageIn,
+       responses={201: Message, 200: Message}, headers=("Idempotency-Key",))
 def post_session_message(session_id: str) -> Response:
     request = app.current_request
     body = parse_body(request, MessageIn)
     return _append(path_id(session_id, "session_id"), body, header(request, "Idempotency-Key"))
 
 
-@route("/v1/sessions/{session_id}/messages", "GET")
+@route("/v1/sessions/{session_id}/messages", "GET", summary="The conversation, oldest first",
+       responses={200: MessagePage}, query=("limit", "cursor"))
 def list_messages(session_id: str) -> Response:
     return json_response(messages.list_messages(path_id(session_id, "session_id"),
                                                 *page_params(app.current_request, 50)))
@@ -150,18 +172,20 @@ def list_messages(session_id: str) -> Response:
 # ---- analytics -----------------------------------------------------------------------------
 
 
-@route("/v1/analytics/overview", "GET")
+@route("/v1/analytics/overview", "GET", summary="Totals and completion", responses={200: Overview})
 def analytics_overview() -> Response:
     return json_response(analytics.overview())
 
 
-@route("/v1/analytics/popular-manuals", "GET")
+@route("/v1/analytics/popular-manuals", "GET", summary="Manuals by sessions started",
+       responses={200: PopularManuals}, query=("limit",))
 def analytics_popular_manuals() -> Response:
     limit, _ = page_params(app.current_request, 10)
     return json_response({"items": analytics.popular_manuals(limit)})
 
 
-@route("/v1/analytics/recent-activity", "GET")
+@route("/v1/analytics/recent-activity", "GET", summary="Activity per hour",
+       responses={200: RecentActivity}, query=("hours",))
 def analytics_recent_activity() -> Response:
     raw = query_value(app.current_request, "hours") or "24"
     if not raw.isdigit() or not 1 <= int(raw) <= 168:
@@ -173,12 +197,14 @@ def analytics_recent_activity() -> Response:
 # ---- feedback pipeline ---------------------------------------------------------------------
 
 
-@route("/v1/events/{event_id}/redeliver", "POST")
+@route("/v1/events/{event_id}/redeliver", "POST", summary="Queue one event's webhook again",
+       responses={202: Redelivery})
 def redeliver_event(event_id: str) -> Response:
     return json_response(delivery.redeliver(path_id(event_id, "event_id")), 202)
 
 
-@route("/v1/deliveries", "GET")
+@route("/v1/deliveries", "GET", summary="Webhooks that failed for good", responses={200: DeliveryPage},
+       query=("status", "limit", "cursor"))
 def list_deliveries() -> Response:
     request = app.current_request
     if query_value(request, "status") not in (None, "failed"):
@@ -216,7 +242,8 @@ def cleanup_handler(event: Any) -> dict:
 # ---- inboxes (capture and inspect callbacks) -----------------------------------------------
 
 
-@route("/v1/inboxes", "POST")
+@route("/v1/inboxes", "POST", summary="Create a webhook inbox", body=inbox.InboxCreate,
+       responses={201: inbox.InboxCreated})
 def create_inbox() -> Response:
     request = app.current_request
     created, token = inbox.create_inbox(parse_body(request, inbox.InboxCreate))
@@ -226,37 +253,43 @@ def create_inbox() -> Response:
                           "capture_url": f"{scheme}://{host}/api{created.capture_path}"}, 201)
 
 
-@route("/v1/inboxes/{inbox_id}", "GET")
+@route("/v1/inboxes/{inbox_id}", "GET", summary="An inbox", responses={200: inbox.Inbox},
+       headers=("X-Inbox-Token",))
 def get_inbox(inbox_id: str) -> Response:
     return json_response(inbox.get_inbox(inbox_id, _inbox_token()))
 
 
-@route("/v1/inboxes/{inbox_id}", "PATCH")
+@route("/v1/inboxes/{inbox_id}", "PATCH", summary="Pause, resume or rename an inbox",
+       body=inbox.InboxPatch, responses={200: inbox.Inbox}, headers=("X-Inbox-Token",))
 def update_inbox(inbox_id: str) -> Response:
     body = parse_body(app.current_request, inbox.InboxPatch)
     return json_response(inbox.update_inbox(inbox_id, _inbox_token(), body))
 
 
-@route("/v1/inboxes/{inbox_id}", "DELETE")
+@route("/v1/inboxes/{inbox_id}", "DELETE", summary="Delete an inbox and its captures",
+       responses={204: None}, headers=("X-Inbox-Token",))
 def delete_inbox(inbox_id: str) -> Response:
     inbox.delete_inbox(inbox_id, _inbox_token())
     return no_content()
 
 
-@route("/v1/inboxes/{inbox_id}/requests", "GET")
+@route("/v1/inboxes/{inbox_id}/requests", "GET", summary="Captured requests, newest first",
+       responses={200: inbox.CapturePage}, query=("method", "limit", "cursor"), headers=("X-Inbox-Token",))
 def list_inbox_requests(inbox_id: str) -> Response:
     request = app.current_request
     return json_response(inbox.list_requests(inbox_id, _inbox_token(), *page_params(request),
                                              method=query_value(request, "method")))
 
 
-@route("/v1/inboxes/{inbox_id}/requests/{request_id}", "GET")
+@route("/v1/inboxes/{inbox_id}/requests/{request_id}", "GET", summary="One captured request",
+       responses={200: inbox.Capture}, headers=("X-Inbox-Token",))
 def get_inbox_request(inbox_id: str, request_id: str) -> Response:
     return json_response(inbox.get_request(inbox_id, _inbox_token(), request_id))
 
 
 @route("/v1/hooks/{inbox_id}", "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD",
-       content_types=["*/*"])
+       summary="Capture any request (answers with the inbox's configured response)",
+       responses={200: None, 410: None}, content_types=["*/*"])
 def capture_hook(inbox_id: str) -> Response:
     request = app.current_request
     status, body, content_type = inbox.capture(
@@ -269,22 +302,38 @@ def capture_hook(inbox_id: str) -> Response:
 # ---- health --------------------------------------------------------------------------------
 
 
-@route("/health/live", "GET")
+@route("/health/live", "GET", summary="The process answers", responses={200: Live})
 def health_live() -> Response:
     return json_response({"status": "ok"})
 
 
-@route("/health/ready", "GET")
+@route("/health/ready", "GET", summary="The table and the queue answer",
+       responses={200: Ready, 503: Ready})
 def health_ready() -> Response:
     ok, checks = health.ready()
     return json_response({"status": "ok" if ok else "unavailable", "checks": checks},
                          200 if ok else 503)
 
 
-@route("/health", "GET")
+@route("/health", "GET", summary="Health summary with version",
+       responses={200: HealthSummary, 503: HealthSummary})
 def health_summary() -> Response:
     ok, body = health.summary()
     return json_response(body, 200 if ok else 503)
+
+
+# ---- documentation -------------------------------------------------------------------------
+
+
+@route("/v1/openapi.json", "GET", summary="This document (OpenAPI 3.1)", responses={200: None})
+def openapi_document() -> Response:
+    return json_response(openapi.document())
+
+
+@route("/docs", "GET", summary="The API documentation page (HTML)", responses={200: None})
+def docs_page() -> Response:
+    return Response(body=openapi.DOCS_PAGE, status_code=200,
+                    headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 # ---- helpers -------------------------------------------------------------------------------

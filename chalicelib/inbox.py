@@ -87,6 +87,32 @@ class Inbox(BaseModel):
     created_at: str
 
 
+class InboxCreated(Inbox):
+    read_token: str
+    capture_url: str
+
+
+class Capture(BaseModel):
+    request_id: str
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    content_type: str
+    body_encoding: str
+    body: str | None
+    size_bytes: int
+    source_ip: str | None
+    user_agent: str | None
+    received_at: str
+    signature: dict[str, Any] | None
+
+
+class CapturePage(BaseModel):
+    items: list[Capture]
+    next_cursor: str | None
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

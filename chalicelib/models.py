@@ -211,3 +211,110 @@ class Message(BaseModel):
 class Page(BaseModel):
     items: list[Any]
     next_cursor: str | None
+
+
+# ---- response shapes documented in the OpenAPI document -----------------------------------
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    fields: list[dict[str, str]] | None = None
+
+
+class ManualPage(BaseModel):
+    items: list[ManualSummary]
+    next_cursor: str | None
+
+
+class SessionPage(BaseModel):
+    items: list[SessionOut]
+    next_cursor: str | None
+
+
+class EventPage(BaseModel):
+    items: list[Event]
+    next_cursor: str | None
+
+
+class MessagePage(BaseModel):
+    items: list[Message]
+    next_cursor: str | None
+
+
+class AlreadyProcessed(BaseModel):
+    status: Literal["already_processed"]
+    original_result: ProgressOut
+
+
+class DeliveryView(BaseModel):
+    event_id: str
+    event_type: str
+    session_id: str
+    occurred_at: str
+    delivery_status: str
+    delivery_attempts: list[dict[str, Any]]
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryView]
+    next_cursor: str | None
+
+
+class Redelivery(BaseModel):
+    event_id: str
+    status: Literal["queued"]
+
+
+class SessionCounts(BaseModel):
+    total: int
+    by_status: dict[str, int]
+
+
+class Overview(BaseModel):
+    sessions: SessionCounts
+    manuals: int
+    messages: int
+    completion_rate: float
+    average_completion_seconds: float | None
+    median_completion_seconds: float | None
+
+
+class PopularManual(BaseModel):
+    manual_id: str
+    sessions_started: int
+    sessions_completed: int
+    completion_rate: float
+
+
+class PopularManuals(BaseModel):
+    items: list[PopularManual]
+
+
+class ActivityBucket(BaseModel):
+    hour: str
+    sessions_started: int
+    steps_completed: int
+    messages: int
+    sessions_ended: int
+
+
+class RecentActivity(BaseModel):
+    hours: int
+    buckets: list[ActivityBucket]
+    totals: dict[str, int]
+
+
+class Live(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str]
+
+
+class HealthSummary(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    checks: dict[str, str]

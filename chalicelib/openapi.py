@@ -1,0 +1,130 @@
+"""The OpenAPI 3.1 document, built from the route table and the pydantic models that serve
+requests: `app.py` declares each route's body and responses where it registers the route, so
+a route or model change changes the document (one source of truth)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import __version__
+from .models import ErrorBody
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    body: type[BaseModel] | None = None
+    # status -> model, a list of models (any of them), or None (no JSON body)
+    responses: dict[int, Any] = field(default_factory=dict)
+    query: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
+    raw_body: bool = False
+
+
+operations: list[Operation] = []
+_document: dict[str, Any] | None = None
+
+
+def register(operation: Operation) -> None:
+    global _document
+    operations.append(operation)
+    _document = None
+
+
+def document() -> dict[str, Any]:
+    """The document (built once per process, on first request)."""
+    global _document
+    if _document is None:
+        _document = _build()
+    return _document
+
+
+def _build() -> dict[str, Any]:
+    from pydantic.json_schema import models_json_schema  # only when the document is asked for
+
+    models = {ErrorBody}
+    for op in operations:
+        for model in op.responses.values():
+            models |= set(model) if isinstance(model, list) else ({model} if model else set())
+        if op.body is not None:
+            models.add(op.body)
+    ordered = sorted(models, key=lambda m: m.__name__)
+    keyed, definitions = models_json_schema(
+        [(m, "validation" if any(op.body is m for op in operations) else "serialization") for m in ordered],
+        ref_template="#/components/schemas/{model}")
+    ref = {m: keyed[(m, mode)] for (m, mode) in keyed}
+    paths: dict[str, Any] = {}
+    for op in operations:
+        entry: dict[str, Any] = {
+            "summary": op.summary, "operationId": f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', op.path.lower()).strip('_')}",
+            "tags": [op.path.split("/")[2] if op.path.startswith("/v1/") else "health"],
+            "responses": {"default": {"description": "Error", "content": {
+                "application/json": {"schema": ref[ErrorBody]}}}},
+        }
+        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                      for name in re.findall(r"{(\w+)}", op.path)]
+        parameters += [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                       for name in op.query]
+        parameters += [{"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+                       for name in op.headers]
+        if parameters:
+            entry["parameters"] = parameters
+        if op.body is not None:
+            entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref[op.body]}}}
+        elif op.raw_body:
+            entry["requestBody"] = {"required": False, "content": {"*/*": {"schema": {}}}}
+        for status, model in op.responses.items():
+            if model is None:
+                entry["responses"][str(status)] = {"description": "No JSON body"}
+                continue
+            choices = model if isinstance(model, list) else [model]
+            schema = ref[choices[0]] if len(choices) == 1 else {"oneOf": [ref[m] for m in choices]}
+            entry["responses"][str(status)] = {
+                "description": " or ".join(m.__name__ for m in choices),
+                "content": {"application/json": {"schema": schema}}}
+        paths.setdefault(op.path, {})[op.method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Session service", "version": __version__,
+                 "description": "Sessions of a learner with an AI tutor: manuals, sessions, "
+                                "messages, progress, webhooks, inboxes, analytics."},
+        "servers": [{"url": "/api"}],
+        "paths": paths,
+        "components": {"schemas": definitions.get("$defs", {})},
+    }
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Session service API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:960px;padding:1rem 2rem;color:#1c2330}
+h1{font-size:1.6rem} h2{font-size:1.15rem;margin-top:2rem;text-transform:capitalize}
+details{border:1px solid #d6dbe3;border-radius:6px;margin:.4rem 0;padding:.3rem .8rem}
+summary{cursor:pointer} code{font-size:.9rem} .m{display:inline-block;min-width:4.5rem;font-weight:700}
+.get{color:#0a6b3a}.post{color:#1f56b8}.patch{color:#8a5a00}.delete{color:#a11d1d}
+pre{background:#f4f6f9;padding:.6rem;overflow:auto;font-size:.8rem}
+</style></head><body>
+<h1>Session service API</h1>
+<p>The machine-readable document: <a href="v1/openapi.json">v1/openapi.json</a> (OpenAPI 3.1).</p>
+<main id="ops" aria-live="polite">Loading…</main>
+<script>
+fetch("v1/openapi.json").then(r => r.json()).then(doc => {
+  const byTag = {};
+  for (const [path, ops] of Object.entries(doc.paths))
+    for (const [method, op] of Object.entries(ops)) (byTag[op.tags[0]] ||= []).push([method, path, op]);
+  const esc = s => String(s).replace(/[&<>]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;"}[c]));
+  document.getElementById("ops").innerHTML = Object.entries(byTag).map(([tag, ops]) =>
+    `<h2>${esc(tag)}</h2>` + ops.map(([m, p, op]) => `<details><summary><span class="m ${m}">${m.toUpperCase()}</span>
+     <code>${esc(p)}</code> — ${esc(op.summary)}</summary>
+     ${op.requestBody ? `<p>Body:</p><pre>${esc(JSON.stringify(op.requestBody.content, null, 1))}</pre>` : ""}
+     <p>Responses: ${Object.keys(op.responses).map(esc).join(", ")}</p></details>`).join("")).join("");
+}).catch(e => { document.getElementById("ops").textContent = "Could not load openapi.json: " + e; });
+</script></body></html>
+"""

@@ -1,0 +1,98 @@
+"""The OpenAPI document: generated from the route table and models that serve requests."""
+
+from __future__ import annotations
+
+import json
+
+from app import app
+from chalicelib import openapi
+from tests.conftest import manual_body
+
+
+def documented(method: str, template: str, status: int):
+    responses = openapi.document()["paths"][template][method.lower()]["responses"]
+    assert str(status) in responses, (method, template, status)
+    op = next(o for o in openapi.operations if o.method == method and o.path == template)
+    return op.responses[status]
+
+
+def test_every_route_is_documented(api) -> None:
+    doc = api.get("/v1/openapi.json").json
+    assert doc["openapi"] == "3.1.0"
+    routes = {(method, path) for path, methods in app.routes.items() for method in methods}
+    in_doc = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
+    assert routes == in_doc
+    for path, ops in doc["paths"].items():
+        for op in ops.values():
+            assert op["summary"] and "default" in op["responses"]
+
+
+def test_documented_models_validate_real_responses(api) -> None:
+    checked = 0
+    token: dict[str, str] = {}
+
+    def check(method: str, template: str, path: str, body=None, headers=None, raw=None) -> dict:
+        nonlocal checked
+        response = api.request(method, path, body, headers={**token, **(headers or {})}, raw=raw)
+        model = documented(method, template, response.status_code)
+        if model is not None:
+            choices = model if isinstance(model, list) else [model]
+            errors = []
+            for choice in choices:
+                try:
+                    choice.model_validate(response.json)
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(exc)
+            else:
+                raise AssertionError((method, path, errors))
+        checked += 1
+        return response.json
+
+    check("POST", "/v1/manuals", "/v1/manuals", manual_body("m", steps=3))
+    check("POST", "/v1/manuals", "/v1/manuals", manual_body("m", steps=3))
+    check("GET", "/v1/manuals", "/v1/manuals")
+    check("GET", "/v1/manuals/{manual_id}", "/v1/manuals/m")
+    check("POST", "/v1/sessions", "/v1/sessions", {"session_id": "s", "user_id": "u", "manual_id": "m"})
+    check("GET", "/v1/sessions", "/v1/sessions?status=active")
+    check("GET", "/v1/sessions/{session_id}", "/v1/sessions/s")
+    done = {"user_id": "u", "current_step": 1, "step_status": "DONE", "idempotency_key": "k"}
+    event_id = check("POST", "/v1/sessions/{session_id}/progress", "/v1/sessions/s/progress", done)["event_id"]
+    check("POST", "/v1/sessions/{session_id}/progress", "/v1/sessions/s/progress", done)
+    check("GET", "/v1/sessions/{session_id}/next-step", "/v1/sessions/s/next-step")
+    check("POST", "/v1/messages", "/v1/messages", {"session_id": "s", "user_id": "u", "message": "hi", "sender": "user"})
+    check("POST", "/v1/sessions/{session_id}/messages", "/v1/sessions/s/messages", {"user_id": "u", "message": "yo", "sender": "agent"})
+    check("GET", "/v1/sessions/{session_id}/messages", "/v1/sessions/s/messages")
+    check("GET", "/v1/sessions/{session_id}/events", "/v1/sessions/s/events")
+    check("POST", "/v1/events/{event_id}/redeliver", f"/v1/events/{event_id}/redeliver")
+    check("GET", "/v1/deliveries", "/v1/deliveries?status=failed")
+    check("PATCH", "/v1/sessions/{session_id}", "/v1/sessions/s", {"status": "ended"})
+    check("GET", "/v1/analytics/overview", "/v1/analytics/overview")
+    check("GET", "/v1/analytics/popular-manuals", "/v1/analytics/popular-manuals")
+    check("GET", "/v1/analytics/recent-activity", "/v1/analytics/recent-activity?hours=2")
+    token["X-Inbox-Token"] = check("POST", "/v1/inboxes", "/v1/inboxes", {"inbox_id": "box"})["read_token"]
+    check("POST", "/v1/hooks/{inbox_id}", "/v1/hooks/box", raw=json.dumps({"a": 1}))
+    request_id = check("GET", "/v1/inboxes/{inbox_id}/requests", "/v1/inboxes/box/requests")["items"][0]["request_id"]
+    check("GET", "/v1/inboxes/{inbox_id}/requests/{request_id}", f"/v1/inboxes/box/requests/{request_id}")
+    check("GET", "/v1/inboxes/{inbox_id}", "/v1/inboxes/box")
+    check("PATCH", "/v1/inboxes/{inbox_id}", "/v1/inboxes/box", {"paused": True})
+    check("POST", "/v1/hooks/{inbox_id}", "/v1/hooks/box", raw="{}")  # paused: 410
+    check("DELETE", "/v1/inboxes/{inbox_id}", "/v1/inboxes/box")
+    for path in ("/health/live", "/health/ready", "/health"):
+        check("GET", path, path)
+    check("GET", "/v1/openapi.json", "/v1/openapi.json")
+    check("DELETE", "/v1/sessions/{session_id}", "/v1/sessions/s")
+    check("DELETE", "/v1/manuals/{manual_id}", "/v1/manuals/m")
+    # errors follow the documented error body
+    from chalicelib.models import ErrorBody
+
+    for path in ("/v1/sessions/nope", "/v1/manuals/nope", "/v1/sessions?limit=0"):
+        ErrorBody.model_validate(api.get(path).json)
+    assert checked >= 30
+
+
+def test_docs_page_is_served(api) -> None:
+    response = api.client.http.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert b"openapi.json" in response.body
