@@ -25,7 +25,7 @@ def seed(count: int) -> None:
     items = []
     for n in range(count):
         # every session active and recently active: the idle job has nothing to do
-        started = to_iso(now - timedelta(seconds=count - n))
+        started = to_iso(now - timedelta(milliseconds=10 * (count - n)))  # all within 200 s
         session = Session(session_id=f"s-{n:06d}", user_id=f"u-{n // 2}", manual_id="bench",
                           manual_rev=rev, status="active" if n % 4 else "completed", current_step=1,
                           total_steps=10, completed_steps=[], started_at=started,
