@@ -91,6 +91,10 @@ def parse_body(request: Any, model: type[M], *, max_bytes: int = MAX_BODY_BYTES,
         raise InvalidJson(f"Request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidJson("Request body must be a JSON object.")
+    try:  # JSON escapes can smuggle in lone surrogates, which no store can keep
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidJson("Request body contains invalid Unicode (a lone surrogate escape).") from exc
     if extra:
         data.update(extra)
     return validate(model, data)
@@ -131,7 +135,11 @@ def page_params(request: Any, default_limit: int = 20) -> tuple[int, str | None]
 
 
 def query_value(request: Any, name: str) -> str | None:
-    return (request.query_params or {}).get(name) or None
+    value = (request.query_params or {}).get(name) or None
+    if value is not None and (len(value) > 256 or not value.isprintable()):
+        raise ValidationFailed(f"{name} must be at most 256 printable characters.",
+                               fields=[{"field": name, "message": "invalid value"}])
+    return value
 
 
 def header(request: Any, name: str) -> str | None:

@@ -17,7 +17,7 @@ import secrets
 import time
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from . import store
 from .clock import to_iso, utcnow
@@ -57,9 +57,20 @@ class CaptureNotFound(ServiceError):
 
 
 class InboxResponse(Request):
-    status: Annotated[int, Field(ge=100, le=599)] = 200
+    """What a capture answers. Statuses that cannot carry a body (1xx, 204, 205, 304) are
+    refused, and the content type must be a valid header value."""
+
+    status: Annotated[int, Field(strict=True, ge=200, le=599)] = 200
     body: Annotated[str, StringConstraints(max_length=64 * 1024)] = '{"ok": true}'
-    content_type: Annotated[str, StringConstraints(max_length=200)] = "application/json"
+    content_type: Annotated[str, StringConstraints(
+        pattern=r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(; ?[\x20-\x7e]{1,100})?$")] = "application/json"
+
+    @field_validator("status")
+    @classmethod
+    def _status_has_a_body(cls, status: int) -> int:
+        if status in (204, 205, 304):
+            raise ValueError("this status cannot carry the configured body")
+        return status
 
 
 class InboxCreate(Request):

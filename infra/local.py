@@ -68,9 +68,19 @@ def _request_handler() -> type:
             headers = response["headers"].copy()
             headers.update(response["multiValueHeaders"])
             response = self._handle_binary(response)
-            self._send_http_response(response["statusCode"], headers, response["body"])
+            # A HEAD answer has no body (API Gateway drops it too); sending one would corrupt
+            # the next response on a kept-alive connection.
+            body = None if self.command == "HEAD" else response["body"]
+            self._send_http_response(response["statusCode"], headers, body)
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+        def __getattr__(self, name: str) -> Any:
+            # Any other method (TRACE, QUERY, ...) reaches the app, which answers a JSON 405
+            # as API Gateway would not let it through either.
+            if name.startswith("do_"):
+                return self._generic_handle
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             if os.environ.get("LOCAL_ACCESS_LOG", "1") != "0":

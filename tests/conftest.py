@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,3 +139,40 @@ def make_session(api: Api) -> Any:
         return response.json
 
     return make
+
+
+@pytest.fixture(scope="session")
+def local_stack():
+    """`make run`'s stack (python -m infra.local) in a subprocess; its URLs."""
+    env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "LOCAL_INBOX_TOKEN": "test-token",
+           "LOCAL_ACCESS_LOG": "0", "PYTHONUNBUFFERED": "1"}
+    for key in ("AWS_ENDPOINT_URL", "TABLE_NAME", "WEBHOOK_URL", "WEBHOOK_SECRET",
+                "DELIVERY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"):
+        env.pop(key, None)
+    proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=Path(__file__).resolve().parent.parent, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    urls: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        for name, pattern in (("api", r"API\s+(http://\S+)/v1"), ("webhooks", r"webhooks\s+curl .* (http://\S+/requests)")):
+            match = re.search(pattern, line)
+            if match:
+                urls[name] = match.group(1)
+        if "Ctrl-C stops everything" in line:
+            break
+    assert set(urls) == {"api", "webhooks"}, "".join(lines)
+    # keep reading its output so a chatty server never blocks on a full pipe
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    yield urls
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, "".join(lines)[-3000:]

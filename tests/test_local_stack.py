@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,41 +11,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def stack():
-    env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "LOCAL_INBOX_TOKEN": "test-token",
-           "LOCAL_ACCESS_LOG": "0", "PYTHONUNBUFFERED": "1"}
-    for key in ("AWS_ENDPOINT_URL", "TABLE_NAME", "WEBHOOK_URL", "WEBHOOK_SECRET",
-                "DELIVERY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"):
-        env.pop(key, None)
-    proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 60
-    urls: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        for name, pattern in (("api", r"API\s+(http://\S+)/v1"), ("webhooks", r"webhooks\s+curl .* (http://\S+/requests)")):
-            match = re.search(pattern, line)
-            if match:
-                urls[name] = match.group(1)
-        if "Ctrl-C stops everything" in line:
-            break
-    assert set(urls) == {"api", "webhooks"}, "".join(lines)
-    yield urls
-    proc.send_signal(signal.SIGINT)
-    try:
-        code = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    rest = proc.stdout.read()
-    assert code == 0, rest[-3000:]
 
 
 def call(method: str, url: str, body: object = None, headers: dict | None = None):
@@ -66,38 +26,44 @@ def call(method: str, url: str, body: object = None, headers: dict | None = None
 
 
 @pytest.fixture(scope="module")
+def stack(local_stack) -> dict[str, str]:
+    return local_stack
+
+
+@pytest.fixture(scope="module")
 def base_url(stack) -> str:
     return stack["api"]
 
 
 def test_walkthrough_over_http(base_url: str, stack) -> None:
-    manual = {"manual_id": "m1", "title": "Demo", "steps": [
+    manual = {"manual_id": "walk-m1", "title": "Demo", "steps": [
         {"step_number": 1, "title": "One", "content": "first"},
         {"step_number": 2, "title": "Two", "content": "second"}]}
     assert call("POST", f"{base_url}/v1/manuals", manual)[0] == 201
-    status, session = call("POST", f"{base_url}/v1/sessions", {"session_id": "s1", "user_id": "u1", "manual_id": "m1"})
+    status, session = call("POST", f"{base_url}/v1/sessions", {"session_id": "walk-s1", "user_id": "u1", "manual_id": "walk-m1"})
     assert status == 201 and session["status"] == "active"
-    assert call("POST", f"{base_url}/v1/messages", {"session_id": "s1", "user_id": "u1", "message": "hi", "sender": "user"})[0] == 201
-    status, result = call("POST", f"{base_url}/v1/sessions/s1/progress",
+    assert call("POST", f"{base_url}/v1/messages", {"session_id": "walk-s1", "user_id": "u1", "message": "hi", "sender": "user"})[0] == 201
+    status, result = call("POST", f"{base_url}/v1/sessions/walk-s1/progress",
                           {"user_id": "u1", "current_step": 1, "step_status": "DONE"},
                           headers={"Idempotency-Key": "k1"})
     assert status == 200 and result["next_step"]["title"] == "Two"
-    status, replay = call("POST", f"{base_url}/v1/sessions/s1/progress",
+    status, replay = call("POST", f"{base_url}/v1/sessions/walk-s1/progress",
                           {"user_id": "u1", "current_step": 1, "step_status": "DONE"},
                           headers={"Idempotency-Key": "k1"})
     assert replay["status"] == "already_processed"
-    status, nxt = call("GET", f"{base_url}/v1/sessions/s1/next-step")
+    status, nxt = call("GET", f"{base_url}/v1/sessions/walk-s1/next-step")
     assert nxt["next_step"]["step_number"] == 2
-    status, done = call("POST", f"{base_url}/v1/sessions/s1/progress", {"user_id": "u1", "current_step": 2, "step_status": "DONE"})
+    status, done = call("POST", f"{base_url}/v1/sessions/walk-s1/progress", {"user_id": "u1", "current_step": 2, "step_status": "DONE"})
     assert done["session"]["status"] == "completed"
     # the same paths answer without the /api stage prefix too
     root = base_url.removesuffix("/api")
-    assert call("GET", f"{root}/v1/sessions/s1")[1]["status"] == "completed"
+    assert call("GET", f"{root}/v1/sessions/walk-s1")[1]["status"] == "completed"
     # the pipeline runs too: the app's own inbox `local` got every webhook, signed, in order
     token = {"X-Inbox-Token": "test-token"}
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        received = call("GET", stack["webhooks"], headers=token)[1]["items"]
+        everything = call("GET", stack["webhooks"] + "?limit=100", headers=token)[1]["items"]
+        received = [w for w in everything if '"session_id":"walk-s1"' in (w["body"] or "")]
         if len(received) >= 4:
             break
         time.sleep(0.2)
@@ -106,7 +72,7 @@ def test_walkthrough_over_http(base_url: str, stack) -> None:
         "session_created", "progress_update", "progress_update", "session_ended"]
     assert all(w["signature"] == {"verified": True, "reason": None} for w in received)
     assert all(w["method"] == "POST" and w["headers"]["webhook-id"].startswith("evt_") for w in received)
-    events = call("GET", f"{base_url}/v1/sessions/s1/events")[1]["items"]
+    events = call("GET", f"{base_url}/v1/sessions/walk-s1/events")[1]["items"]
     assert {e["delivery_status"] for e in events} == {"delivered"}
 
 
