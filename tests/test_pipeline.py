@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import boto3
 import pytest
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from chalicelib import queue
 from chalicelib.config import get_settings
@@ -102,7 +102,7 @@ def test_a_tampered_body_does_not_verify(api, runner, receiver) -> None:
     run_session(api, "s-1", 1)
     drain(runner, lambda: len(receiver.delivered()) >= 1)
     request = receiver.requests[0]
-    with pytest.raises(Exception):
+    with pytest.raises(WebhookVerificationError):
         Webhook(SECRET).verify(request.body.replace(b"s-1", b"s-9"), request.headers)
 
 
