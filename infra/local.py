@@ -188,13 +188,18 @@ Try:
 
 Ctrl-C stops everything.""", flush=True)
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        stopped.wait()
-    except KeyboardInterrupt:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    while not stopped.wait(0.5):
         pass
     print("\nStopping...", file=sys.stderr)
-    stack.stop()
+    # Stop the servers and the runner, but never hang on a busy one: the data is in memory
+    # and goes with the process anyway.
+    stopper = threading.Thread(target=stack.stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout=10)
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
