@@ -59,17 +59,15 @@ def abandon_idle(now: datetime, report: CleanupReport,
     for shard in range(sessions.ACTIVE_SHARDS):
         cursor = None
         while not _out_of_time(time_left, report):
-            # "~" sorts after "#": every entry whose last activity is before the cutoff
+            # entries are "<last activity>#<session id>": all before the cutoff are idle
             page, cursor = store.query_page(
                 index="GSI5", key_condition="GSI5PK = :pk AND GSI5SK < :cutoff",
                 vals=store.values(pk=f"ACTIVE#{shard}", cutoff=cutoff), limit=PAGE,
                 cursor=cursor, cursor_scope=f"idle:{shard}")
-            found = store.batch_get([{"PK": i["PK"], "SK": i["SK"]} for i in page])
-            for key in ((i["PK"], i["SK"]) for i in page):
-                item = found.get(key)
-                session = sessions.to_session(item) if item else None
-                if (session is None or session.status != "active"
-                        or session.last_activity_at >= cutoff):
+            found = store.full_items(page)
+            report.skipped += len(page) - len(found)  # deleted since the index was read
+            for session in map(sessions.to_session, found):
+                if session.status != "active" or session.last_activity_at >= cutoff:
                     report.skipped += 1
                 elif sessions.abandon_if_idle(session, stamp):
                     report.abandoned += 1

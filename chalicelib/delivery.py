@@ -146,9 +146,7 @@ def list_failed(limit: int, cursor: str | None) -> Page:
     items, next_cursor = store.query_page(
         index="GSI1", key_condition="GSI1PK = :pk", vals=store.values(pk="DELIVERIES#failed"),
         limit=limit, cursor=cursor, forward=False, cursor_scope="deliveries:failed")
-    found = store.batch_get([{"PK": i["PK"], "SK": i["SK"]} for i in items])
-    return Page(items=[delivery_view(found[k]) for k in
-                       ((i["PK"], i["SK"]) for i in items) if k in found], next_cursor=next_cursor)
+    return Page(items=[delivery_view(e) for e in store.full_items(items)], next_cursor=next_cursor)
 
 
 def delivery_view(event: dict[str, Any]) -> dict[str, Any]:

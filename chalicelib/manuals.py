@@ -14,7 +14,6 @@ from .models import Manual, ManualCreate, ManualSummary, Page, Step
 # Steps are immutable per (manual_id, revision): safe to keep for the life of the process.
 _steps: LRU[tuple[str, str, int], Step] = LRU(20_000)
 
-manual_exists = "attribute_exists(PK)"
 manual_absent = "attribute_not_exists(PK)"
 manual_unused = "attribute_exists(PK) AND (attribute_not_exists(active_sessions) OR active_sessions <= :zero)"
 

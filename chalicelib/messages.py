@@ -30,10 +30,10 @@ def append_message(session_id: str, body: MessageIn) -> tuple[Message, bool]:
         message_id=body.message_id or f"msg_{uuid.uuid4().hex}", session_id=session_id,
         user_id=body.user_id, sender=body.sender, message=body.message,
         created_at=to_iso(utcnow()))
-    print_ = hashlib.sha256(json.dumps(
+    digest = hashlib.sha256(json.dumps(
         [body.user_id, body.sender, body.message], separators=(",", ":")).encode()).hexdigest()
     claim = {**store.message_claim_key(session_id, message.message_id), "type": "message_claim",
-             "fingerprint": print_, "created_at": message.created_at}
+             "fingerprint": digest, "created_at": message.created_at}
     item = {**store.message_key(session_id, message.created_at, message.message_id),
             "type": "message", **message.model_dump()}
     try:
@@ -60,13 +60,13 @@ def append_message(session_id: str, body: MessageIn) -> tuple[Message, bool]:
             raise UserMismatch(f"Session '{session_id}' does not belong to user '{body.user_id}'.",
                                session_id=session_id) from exc
         if exc.failed(1):
-            return _original(session_id, exc.items[1] or {}, print_, message.message_id), False
+            return _original(session_id, exc.items[1] or {}, digest, message.message_id), False
         raise
     return message, True
 
 
-def _original(session_id: str, claim: dict[str, Any], print_: str, message_id: str) -> Message:
-    if claim.get("fingerprint") != print_:
+def _original(session_id: str, claim: dict[str, Any], digest: str, message_id: str) -> Message:
+    if claim.get("fingerprint") != digest:
         raise IdempotencyKeyReused(
             f"message_id '{message_id}' was already used for a different message.",
             message_id=message_id)

@@ -37,13 +37,13 @@ def fingerprint(body: ProgressIn) -> str:
 def report_progress(session_id: str, body: ProgressIn) -> ProgressOut:
     """Apply one progress report. Raises Replay for a repeated idempotency key."""
     key = body.idempotency_key
-    print_ = fingerprint(body)
+    digest = fingerprint(body)
 
     def attempt() -> ProgressOut:
         session, record, prefetched = _read(session_id, body, key)
         rules.ensure_owner(session, body.user_id)
         if record is not None:
-            _check_replay(record, print_, key or "")
+            _check_replay(record, digest, key or "")
         now = to_iso(utcnow())
         change = sessions.summarised(rules.apply_progress(
             session, user_id=body.user_id, step=body.current_step, step_status=body.step_status,
@@ -60,13 +60,13 @@ def report_progress(session_id: str, body: ProgressIn) -> ProgressOut:
         )
         items = sessions.change_items(session, change)
         if key:
-            items.append(_claim(session_id, key, print_, result))
+            items.append(_claim(session_id, key, digest, result))
         try:
             store.transact_write(items)
         except store.TransactionCanceled as exc:
             if key and exc.failed(len(items) - 1):
                 # A concurrent request with the same key won: answer as it did.
-                _check_replay(exc.items[-1] or {}, print_, key)
+                _check_replay(exc.items[-1] or {}, digest, key)
             raise
         return result
 
@@ -101,18 +101,18 @@ def _read(session_id: str, body: ProgressIn, key: str | None) -> tuple[Session, 
     return session, record, prefetched
 
 
-def _check_replay(record: dict[str, Any], print_: str, key: str) -> None:
-    if record.get("fingerprint") != print_:
+def _check_replay(record: dict[str, Any], digest: str, key: str) -> None:
+    if record.get("fingerprint") != digest:
         raise IdempotencyKeyReused(
             f"Idempotency key '{key}' was already used with a different request.",
             idempotency_key=key)
     raise Replay(json.loads(record["response"]))
 
 
-def _claim(session_id: str, key: str, print_: str, result: ProgressOut) -> dict[str, Any]:
+def _claim(session_id: str, key: str, digest: str, result: ProgressOut) -> dict[str, Any]:
     now = time.time()
     record = {
-        **store.idempotency_key(session_id, key), "type": "idempotency", "fingerprint": print_,
+        **store.idempotency_key(session_id, key), "type": "idempotency", "fingerprint": digest,
         "response": result.model_dump_json(), "created_at": to_iso(utcnow()),
         "expires_at": int(now + get_settings().idempotency_ttl_seconds),
     }

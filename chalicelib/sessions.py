@@ -205,10 +205,8 @@ def list_sessions(*, status: str | None, user_id: str | None, manual_id: str | N
         filter_expression=" AND ".join(f"#{k} = :{k}" for k in active) or None,
         names=names or None, limit=limit, cursor=cursor, forward=False,
         cursor_scope=f"sessions:{pk}:{sorted(active.items())}")
-    found = store.batch_get([{"PK": i["PK"], "SK": i["SK"]} for i in items])
     now = to_iso(utcnow())
-    page = [public(to_session(found[(i["PK"], i["SK"])]), now).model_dump()
-            for i in items if (i["PK"], i["SK"]) in found]
+    page = [public(to_session(item), now).model_dump() for item in store.full_items(items)]
     return Page(items=page, next_cursor=next_cursor)
 
 

@@ -227,6 +227,13 @@ def batch_get(keys: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, Any
     return found
 
 
+def full_items(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table items behind a page of index entries (indexes project only a few
+    attributes), in the page's order, in one BatchGetItem; entries deleted since are skipped."""
+    found = batch_get([{"PK": e["PK"], "SK": e["SK"]} for e in entries])
+    return [found[k] for k in ((e["PK"], e["SK"]) for e in entries) if k in found]
+
+
 def put_item(item: dict[str, Any], condition: str | None = None,
              names: dict[str, str] | None = None, vals: dict[str, Any] | None = None) -> None:
     kwargs: dict[str, Any] = {"TableName": table_name(), "Item": to_item(item)}
