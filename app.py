@@ -31,12 +31,20 @@ app.register_middleware(normalise_chalice_errors, "http")
 
 def route(path: str, *methods: str, summary: str, body: Any = None,
           responses: dict[int, Any] | None = None, query: tuple[str, ...] = (),
-          headers: tuple[str, ...] = (), content_types: list[str] | None = None) -> Any:
-    """Register a route and document it in the OpenAPI document (one declaration)."""
+          headers: tuple[str, ...] = (), content_types: list[str] | None = None,
+          scope: str | None = None) -> Any:
+    """Register a route and document it in the OpenAPI document (one declaration).
+
+    `scope` is the API-key scope the route needs: "read" (the default for GET), "agent",
+    "admin", or "public" (no key). Any other method must say which."""
+    if scope is None:
+        if set(methods) - {"GET", "HEAD"}:
+            raise ValueError(f"{path} {methods}: say which scope may call it")
+        scope = "read"
     for method in methods:
         openapi.register(openapi.Operation(
             method, path, summary, body, responses or {}, query, headers,
-            raw_body=content_types is not None))
+            raw_body=content_types is not None, scope=scope))
     return api_route(app, path, list(methods), content_types)
 
 
@@ -49,7 +57,7 @@ def no_content() -> Response:
 
 
 @route("/v1/manuals", "POST", summary="Create a manual (same body again: 200)", body=ManualCreate,
-       responses={201: Manual, 200: Manual})
+       responses={201: Manual, 200: Manual}, scope="admin")
 def create_manual() -> Response:
     body = parse_body(app.current_request, ManualCreate, max_bytes=MAX_MANUAL_BODY_BYTES)
     manual, created = manuals.create_manual(body)
@@ -67,7 +75,7 @@ def get_manual(manual_id: str) -> Response:
 
 
 @route("/v1/manuals/{manual_id}", "DELETE", summary="Delete a manual no active session uses",
-       responses={204: None})
+       responses={204: None}, scope="admin")
 def delete_manual(manual_id: str) -> Response:
     manuals.delete_manual(path_id(manual_id, "manual_id"))
     return no_content()
@@ -77,7 +85,7 @@ def delete_manual(manual_id: str) -> Response:
 
 
 @route("/v1/sessions", "POST", summary="Start a session (same id, user and manual again: 200)",
-       body=SessionCreate, responses={201: SessionOut, 200: SessionOut})
+       body=SessionCreate, responses={201: SessionOut, 200: SessionOut}, scope="agent")
 def create_session() -> Response:
     session, created = sessions.create_session(parse_body(app.current_request, SessionCreate))
     return json_response(session, 201 if created else 200)
@@ -103,21 +111,22 @@ def get_session(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}", "PATCH", summary="End an active session", body=SessionPatch,
-       responses={200: SessionOut})
+       responses={200: SessionOut}, scope="agent")
 def update_session(session_id: str) -> Response:
     body = parse_body(app.current_request, SessionPatch)
     return json_response(sessions.end_session(path_id(session_id, "session_id"), body.status))
 
 
 @route("/v1/sessions/{session_id}", "DELETE", summary="Delete a session with its messages and events",
-       responses={204: None})
+       responses={204: None}, scope="admin")
 def delete_session(session_id: str) -> Response:
     sessions.delete_session(path_id(session_id, "session_id"))
     return no_content()
 
 
 @route("/v1/sessions/{session_id}/progress", "POST", summary="Report progress: DONE or ONGOING on a step",
-       body=ProgressIn, responses={200: [ProgressOut, AlreadyProcessed]}, headers=("Idempotency-Key",))
+       body=ProgressIn, responses={200: [ProgressOut, AlreadyProcessed]}, headers=("Idempotency-Key",),
+       scope="agent")
 def report_progress(session_id: str) -> Response:
     request = app.current_request
     body = parse_body(request, ProgressIn)
@@ -147,7 +156,7 @@ def list_events(session_id: str) -> Response:
 
 
 @route("/v1/messages", "POST", summary="Store a chat message", body=MessageWithSession,
-       responses={201: Message, 200: Message}, headers=("Idempotency-Key",))
+       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent")
 def post_message() -> Response:
     request = app.current_request
     body = parse_body(request, MessageWithSession)
@@ -155,7 +164,7 @@ def post_message() -> Response:
 
 
 @route("/v1/sessions/{session_id}/messages", "POST", summary="Store a chat message", body=MessageIn,
-       responses={201: Message, 200: Message}, headers=("Idempotency-Key",))
+       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent")
 def post_session_message(session_id: str) -> Response:
     request = app.current_request
     body = parse_body(request, MessageIn)
@@ -198,7 +207,7 @@ def analytics_recent_activity() -> Response:
 
 
 @route("/v1/events/{event_id}/redeliver", "POST", summary="Queue one event's webhook again",
-       responses={202: Redelivery})
+       responses={202: Redelivery}, scope="admin")
 def redeliver_event(event_id: str) -> Response:
     return json_response(delivery.redeliver(path_id(event_id, "event_id")), 202)
 
@@ -243,7 +252,7 @@ def cleanup_handler(event: Any) -> dict:
 
 
 @route("/v1/inboxes", "POST", summary="Create a webhook inbox", body=inbox.InboxCreate,
-       responses={201: inbox.InboxCreated})
+       responses={201: inbox.InboxCreated}, scope="admin")
 def create_inbox() -> Response:
     request = app.current_request
     created, token = inbox.create_inbox(parse_body(request, inbox.InboxCreate))
@@ -260,14 +269,15 @@ def get_inbox(inbox_id: str) -> Response:
 
 
 @route("/v1/inboxes/{inbox_id}", "PATCH", summary="Pause, resume or rename an inbox",
-       body=inbox.InboxPatch, responses={200: inbox.Inbox}, headers=("X-Inbox-Token",))
+       body=inbox.InboxPatch, responses={200: inbox.Inbox}, headers=("X-Inbox-Token",),
+       scope="admin")
 def update_inbox(inbox_id: str) -> Response:
     body = parse_body(app.current_request, inbox.InboxPatch)
     return json_response(inbox.update_inbox(inbox_id, _inbox_token(), body))
 
 
 @route("/v1/inboxes/{inbox_id}", "DELETE", summary="Delete an inbox and its captures",
-       responses={204: None}, headers=("X-Inbox-Token",))
+       responses={204: None}, headers=("X-Inbox-Token",), scope="admin")
 def delete_inbox(inbox_id: str) -> Response:
     inbox.delete_inbox(inbox_id, _inbox_token())
     return no_content()
@@ -289,7 +299,7 @@ def get_inbox_request(inbox_id: str, request_id: str) -> Response:
 
 @route("/v1/hooks/{inbox_id}", "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD",
        summary="Capture any request (answers with the inbox's configured response)",
-       responses={200: None, 410: None}, content_types=["*/*"])
+       responses={200: None, 410: None}, content_types=["*/*"], scope="public")
 def capture_hook(inbox_id: str) -> Response:
     request = app.current_request
     status, body, content_type = inbox.capture(
@@ -302,13 +312,13 @@ def capture_hook(inbox_id: str) -> Response:
 # ---- health --------------------------------------------------------------------------------
 
 
-@route("/health/live", "GET", summary="The process answers", responses={200: Live})
+@route("/health/live", "GET", summary="The process answers", responses={200: Live}, scope="public")
 def health_live() -> Response:
     return json_response({"status": "ok"})
 
 
 @route("/health/ready", "GET", summary="The table and the queue answer",
-       responses={200: Ready, 503: Ready})
+       responses={200: Ready, 503: Ready}, scope="public")
 def health_ready() -> Response:
     ok, checks = health.ready()
     return json_response({"status": "ok" if ok else "unavailable", "checks": checks},
@@ -316,7 +326,7 @@ def health_ready() -> Response:
 
 
 @route("/health", "GET", summary="Health summary with version",
-       responses={200: HealthSummary, 503: HealthSummary})
+       responses={200: HealthSummary, 503: HealthSummary}, scope="public")
 def health_summary() -> Response:
     ok, body = health.summary()
     return json_response(body, 200 if ok else 503)
@@ -330,7 +340,8 @@ def openapi_document() -> Response:
     return json_response(openapi.document())
 
 
-@route("/docs", "GET", summary="The API documentation page (HTML)", responses={200: None})
+@route("/docs", "GET", summary="The API documentation page (HTML)", responses={200: None},
+       scope="public")
 def docs_page() -> Response:
     return Response(body=openapi.DOCS_PAGE, status_code=200,
                     headers={"Content-Type": "text/html; charset=utf-8"})

@@ -25,6 +25,7 @@ class Operation:
     query: tuple[str, ...] = ()
     headers: tuple[str, ...] = ()
     raw_body: bool = False
+    scope: str = "read"  # API-key scope: read, agent, admin, or public
 
 
 operations: list[Operation] = []

@@ -141,10 +141,15 @@ def make_session(api: Api) -> Any:
     return make
 
 
+LOCAL_ADMIN_KEY = "ssk_local_stack_admin_key_for_tests_only_0001"
+
+
 @pytest.fixture(scope="session")
 def local_stack():
-    """`make run`'s stack (python -m infra.local) in a subprocess; its URLs."""
+    """`make run`'s stack (python -m infra.local) in a subprocess: its URLs ("api", "webhooks")
+    and the dev admin API key it was started with ("api_key")."""
     env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "LOCAL_INBOX_TOKEN": "test-token",
+           "LOCAL_API_KEY": LOCAL_ADMIN_KEY,
            "LOCAL_ACCESS_LOG": "0", "PYTHONUNBUFFERED": "1"}
     for key in ("AWS_ENDPOINT_URL", "TABLE_NAME", "WEBHOOK_URL", "WEBHOOK_SECRET",
                 "DELIVERY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"):
@@ -168,7 +173,7 @@ def local_stack():
     assert set(urls) == {"api", "webhooks"}, "".join(lines)
     # keep reading its output so a chatty server never blocks on a full pipe
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    yield urls
+    yield {**urls, "api_key": LOCAL_ADMIN_KEY}
     proc.send_signal(signal.SIGINT)
     try:
         code = proc.wait(timeout=30)
