@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, Rate, Response
+from chalice import AuthResponse, AuthRoute, Chalice, Rate, Response
 
 from chalicelib import (
-    analytics, openapi, cleanup, delivery, feedback, health, inbox, manuals, messages, progress, sessions,
+    analytics, auth, openapi, cleanup, delivery, feedback, health, inbox, manuals, messages, progress, sessions,
 )
+from chalicelib import dashboard
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import (
     MAX_MANUAL_BODY_BYTES, api_route, header, json_response, normalise_chalice_errors, page_params,
@@ -17,8 +18,8 @@ from chalicelib.http import (
 from chalicelib.models import (
     AlreadyProcessed, DeliveryPage, EventPage, HealthSummary, Live, Manual, ManualCreate,
     ManualPage, Message, MessageIn, MessagePage, MessageWithSession, NextStepOut, Overview,
-    PopularManuals, ProgressIn, ProgressOut, Ready, RecentActivity, Redelivery, SessionCreate,
-    SessionOut, SessionPage, SessionPatch,
+    PopularManuals, ProgressIn, ProgressOut, Ready, RecentActivity, Redelivery, RedriveResult,
+    SessionCreate, SessionOut, SessionPage, SessionPatch,
 )
 
 app = Chalice(app_name="session-service")
@@ -27,6 +28,16 @@ app = Chalice(app_name="session-service")
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/session-service/stream/local"
 DELIVERY_QUEUE = "session-service-deliveries.fifo"
 app.register_middleware(normalise_chalice_errors, "http")
+
+
+@app.authorizer(ttl_seconds=auth.AUTH_TTL_SECONDS)
+def api_key_authorizer(auth_request: Any) -> AuthResponse:
+    """API Gateway asks this once per key per AUTH_TTL_SECONDS: the routes the key's scopes
+    allow (401 for a missing/unknown/revoked key, 403 for a route outside its scopes)."""
+    principal = auth.authenticate(auth_request.token)
+    routes = auth.policy_routes(principal, openapi.route_scopes())
+    return AuthResponse(routes=[AuthRoute(path, methods) for path, methods in routes],
+                        principal_id=principal.key_id, context=principal.context())
 
 
 def route(path: str, *methods: str, summary: str, body: Any = None,
@@ -45,7 +56,8 @@ def route(path: str, *methods: str, summary: str, body: Any = None,
         openapi.register(openapi.Operation(
             method, path, summary, body, responses or {}, query, headers,
             raw_body=content_types is not None, scope=scope))
-    return api_route(app, path, list(methods), content_types)
+    return api_route(app, path, list(methods), content_types, scope=scope,
+                     authorizer=None if scope == "public" else api_key_authorizer)
 
 
 
@@ -87,7 +99,9 @@ def delete_manual(manual_id: str) -> Response:
 @route("/v1/sessions", "POST", summary="Start a session (same id, user and manual again: 200)",
        body=SessionCreate, responses={201: SessionOut, 200: SessionOut}, scope="agent")
 def create_session() -> Response:
-    session, created = sessions.create_session(parse_body(app.current_request, SessionCreate))
+    body = parse_body(app.current_request, SessionCreate)
+    auth.check_user(_caller(), body.user_id)
+    session, created = sessions.create_session(body)
     return json_response(session, 201 if created else 200)
 
 
@@ -97,30 +111,39 @@ def list_sessions() -> Response:
     request = app.current_request
     limit, cursor = page_params(request)
     status = query_value(request, "status")
+    user_id = query_value(request, "user_id")
+    bound = _caller()
+    if bound is not None and bound.user_id:  # a key bound to a user lists that user's only
+        auth.check_user(bound, user_id or bound.user_id)
+        user_id = bound.user_id
     if status not in (None, "active", "completed", "ended", "abandoned"):
         raise ValidationFailed("status must be one of active, completed, ended, abandoned.",
                                fields=[{"field": "status", "message": "invalid value"}])
     return json_response(sessions.list_sessions(
-        status=status, user_id=query_value(request, "user_id"),
+        status=status, user_id=user_id,
         manual_id=query_value(request, "manual_id"), limit=limit, cursor=cursor))
 
 
 @route("/v1/sessions/{session_id}", "GET", summary="A session", responses={200: SessionOut})
 def get_session(session_id: str) -> Response:
-    return json_response(sessions.get_session(path_id(session_id, "session_id")))
+    session = sessions.get_session(path_id(session_id, "session_id"))
+    auth.check_user(_caller(), session.user_id)
+    return json_response(session)
 
 
 @route("/v1/sessions/{session_id}", "PATCH", summary="End an active session", body=SessionPatch,
        responses={200: SessionOut}, scope="agent")
 def update_session(session_id: str) -> Response:
     body = parse_body(app.current_request, SessionPatch)
-    return json_response(sessions.end_session(path_id(session_id, "session_id"), body.status))
+    _check_owner(path_id(session_id, "session_id"))
+    return json_response(sessions.end_session(session_id, body.status))
 
 
 @route("/v1/sessions/{session_id}", "DELETE", summary="Delete a session with its messages and events",
        responses={204: None}, scope="admin")
 def delete_session(session_id: str) -> Response:
-    sessions.delete_session(path_id(session_id, "session_id"))
+    _check_owner(path_id(session_id, "session_id"))
+    sessions.delete_session(session_id)
     return no_content()
 
 
@@ -131,6 +154,7 @@ def report_progress(session_id: str) -> Response:
     request = app.current_request
     body = parse_body(request, ProgressIn)
     body = _with_header_key(body, header(request, "Idempotency-Key"))
+    auth.check_user(_caller(), body.user_id)  # the session must be body.user_id's (checked in the write)
     try:
         result = progress.report_progress(path_id(session_id, "session_id"), body)
     except progress.Replay as replay:
@@ -142,13 +166,15 @@ def report_progress(session_id: str) -> Response:
 @route("/v1/sessions/{session_id}/next-step", "GET", summary="The step to do next",
        responses={200: NextStepOut})
 def get_next_step(session_id: str) -> Response:
-    return json_response(sessions.get_next_step(path_id(session_id, "session_id")))
+    _check_owner(path_id(session_id, "session_id"))
+    return json_response(sessions.get_next_step(session_id))
 
 
 @route("/v1/sessions/{session_id}/events", "GET", summary="The audit trail with delivery status",
        responses={200: EventPage}, query=("limit", "cursor"))
 def list_events(session_id: str) -> Response:
-    return json_response(sessions.list_events(path_id(session_id, "session_id"),
+    _check_owner(path_id(session_id, "session_id"))
+    return json_response(sessions.list_events(session_id,
                                               *page_params(app.current_request, 50)))
 
 
@@ -174,7 +200,8 @@ def post_session_message(session_id: str) -> Response:
 @route("/v1/sessions/{session_id}/messages", "GET", summary="The conversation, oldest first",
        responses={200: MessagePage}, query=("limit", "cursor"))
 def list_messages(session_id: str) -> Response:
-    return json_response(messages.list_messages(path_id(session_id, "session_id"),
+    _check_owner(path_id(session_id, "session_id"))
+    return json_response(messages.list_messages(session_id,
                                                 *page_params(app.current_request, 50)))
 
 
@@ -216,10 +243,21 @@ def redeliver_event(event_id: str) -> Response:
        query=("status", "limit", "cursor"))
 def list_deliveries() -> Response:
     request = app.current_request
+    if (bound := _caller()) is not None and bound.user_id:
+        raise auth.Forbidden("A key bound to a user cannot list other users' deliveries.")
     if query_value(request, "status") not in (None, "failed"):
         raise ValidationFailed("status must be 'failed' (the only status listed across sessions).",
                                fields=[{"field": "status", "message": "invalid value"}])
     return json_response(delivery.list_failed(*page_params(request)))
+
+
+@route("/v1/deliveries/redrive", "POST",
+       summary="Move dead-lettered webhooks back to the delivery queue, in order (a bounded step: "
+               "repeat until remaining is 0)",
+       responses={200: RedriveResult}, query=("limit",), scope="admin")
+def redrive_deliveries() -> Response:
+    limit, _ = page_params(app.current_request, 100)
+    return json_response(delivery.redrive_step(limit))
 
 
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
@@ -309,6 +347,27 @@ def capture_hook(inbox_id: str) -> Response:
     return Response(body=body, status_code=status, headers={"Content-Type": content_type})
 
 
+# ---- API keys ------------------------------------------------------------------------------
+
+
+@route("/v1/keys", "POST", summary="Create an API key (the key is shown only in this answer)",
+       body=auth.KeyCreate, responses={201: auth.ApiKeyCreated}, scope="admin")
+def create_key() -> Response:
+    return json_response(auth.create_key(parse_body(app.current_request, auth.KeyCreate)), 201)
+
+
+@route("/v1/keys", "GET", summary="List API keys (never their values)", responses={200: auth.ApiKeyPage},
+       query=("limit", "cursor"), scope="admin")
+def list_keys() -> Response:
+    return json_response(auth.list_keys(*page_params(app.current_request)))
+
+
+@route("/v1/keys/{key_id}", "DELETE", summary="Revoke an API key", responses={204: None}, scope="admin")
+def revoke_key(key_id: str) -> Response:
+    auth.revoke_key(path_id(key_id, "key_id"))
+    return no_content()
+
+
 # ---- health --------------------------------------------------------------------------------
 
 
@@ -347,7 +406,37 @@ def docs_page() -> Response:
                     headers={"Content-Type": "text/html; charset=utf-8"})
 
 
+# ---- dashboard -----------------------------------------------------------------------------
+# The operator dashboard: a static shell with no data (public); its API calls carry the key.
+
+
+@route("/dashboard", "GET", summary="The operator dashboard (HTML)", responses={200: None},
+       scope="public")
+def dashboard_page() -> Response:
+    body, headers = dashboard.page()
+    return Response(body=body, status_code=200, headers=headers)
+
+
+@route("/dashboard/{asset}", "GET", summary="A file of the dashboard (app.js, style.css)",
+       responses={200: None}, scope="public")
+def dashboard_asset(asset: str) -> Response:
+    body, headers = dashboard.asset(asset)
+    return Response(body=body, status_code=200, headers=headers)
+
+
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def _caller() -> auth.Principal | None:
+    return auth.caller(app.current_request)
+
+
+def _check_owner(session_id: str) -> None:
+    """Per-user isolation: a key bound to a user touches only that user's sessions (one
+    extra read, for bound keys only)."""
+    principal = _caller()
+    if principal is not None and principal.user_id:
+        auth.check_user(principal, sessions.get_session(session_id).user_id)
 
 
 def _inbox_token() -> str | None:
@@ -356,6 +445,7 @@ def _inbox_token() -> str | None:
 
 
 def _append(session_id: str, body: MessageIn, key: str | None) -> Response:
+    auth.check_user(_caller(), body.user_id)  # the session must be body.user_id's (checked in the write)
     if key and not body.message_id:
         body = validate(MessageIn, {**body.model_dump(exclude={"session_id"}), "message_id": key})
     message, stored = messages.append_message(session_id, body)

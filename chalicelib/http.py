@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from chalice import Chalice, Response
 from pydantic import BaseModel, ValidationError
 
+from . import auth
 from .errors import InvalidJson, PayloadTooLarge, ServiceError, ValidationFailed
 from .models import MAX_PAGE_SIZE
 
@@ -42,14 +43,25 @@ def error_response(exc: ServiceError) -> Response:
 
 
 def api_route(app: Chalice, path: str, methods: list[str],
-              content_types: list[str] | None = None) -> Callable[[Callable[..., Any]], Any]:
+              content_types: list[str] | None = None, *, scope: str = "public",
+              authorizer: Any = None) -> Callable[[Callable[..., Any]], Any]:
     """`app.route` plus one error boundary: ServiceErrors become their JSON responses and
-    anything unexpected a JSON 500 without internals (logged with its traceback)."""
+    anything unexpected a JSON 500 without internals (logged with its traceback). Routes with
+    an authorizer also check the admitted key's scopes here (defence in depth behind the
+    authorizer's policy)."""
 
     def register(view: Callable[..., Any]) -> Any:
         @functools.wraps(view)
         def handle(**params: str) -> Any:
             try:
+                if authorizer is not None:
+                    principal = auth.caller(app.current_request)
+                    if principal is None:
+                        raise auth.NotAuthenticated("A valid API key is required: send "
+                                                    "Authorization: Bearer <key>.")
+                    if not principal.allows(scope):
+                        raise auth.Forbidden(f"This API key's scopes do not allow this "
+                                             f"request (it needs '{scope}').")
                 return view(**params)
             except ServiceError as exc:
                 return error_response(exc)
@@ -59,6 +71,8 @@ def api_route(app: Chalice, path: str, methods: list[str],
                     {"error": "internal_error", "message": "An internal error occurred."}, 500)
 
         options: dict[str, Any] = {"content_types": content_types} if content_types else {}
+        if authorizer is not None:
+            options["authorizer"] = authorizer
         return app.route(path, methods=methods, **options)(handle)
 
     return register

@@ -38,6 +38,11 @@ def register(operation: Operation) -> None:
     _document = None
 
 
+def route_scopes() -> list[tuple[str, str, str]]:
+    """(path, method, scope) of every route: what the API-key authorizer grants from."""
+    return [(op.path, op.method, op.scope) for op in operations]
+
+
 def document() -> dict[str, Any]:
     """The document (built once per process, on first request)."""
     global _document
@@ -89,6 +94,14 @@ def _build() -> dict[str, Any]:
             entry["responses"][str(status)] = {
                 "description": " or ".join(m.__name__ for m in choices),
                 "content": {"application/json": {"schema": schema}}}
+        if op.scope == "public":
+            entry["security"] = []
+        else:
+            entry["description"] = f"Needs an API key with scope `{op.scope}` (or wider)."
+            for status, text in ((401, "Missing, unknown or revoked API key"),
+                                 (403, "The key's scopes (or user binding) do not allow this")):
+                entry["responses"].setdefault(str(status), {"description": text, "content": {
+                    "application/json": {"schema": ref[ErrorBody]}}})
         paths.setdefault(op.path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",
@@ -97,7 +110,14 @@ def _build() -> dict[str, Any]:
                                 "messages, progress, webhooks, inboxes, analytics."},
         "servers": [{"url": "/api"}],
         "paths": paths,
-        "components": {"schemas": definitions.get("$defs", {})},
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {"apiKey": {
+                "type": "http", "scheme": "bearer",
+                "description": "Authorization: Bearer <key>. Scopes: read (GETs) < agent "
+                               "(sessions, messages, progress) < admin (everything)."}},
+        },
+        "security": [{"apiKey": []}],
     }
 
 

@@ -37,6 +37,7 @@ class LocalStack:
     webhook_url: str
     inbox_url: str | None
     inbox_token: str | None
+    api_key: str
     _stoppers: list[Any]
 
     def stop(self) -> None:
@@ -45,7 +46,9 @@ class LocalStack:
 
 
 def _request_handler() -> type:
-    from chalice.local import ChaliceRequestHandler, ForbiddenError
+    from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalGatewayException
+
+    from infra.gateway import AccessDenied
 
     class Handler(ChaliceRequestHandler):
         """Chalice's local handler, plus the stage prefix and JSON 404s for unknown routes
@@ -59,11 +62,17 @@ def _request_handler() -> type:
             try:
                 response = self.local_gateway.handle_request(
                     method=self.command, path=self.path, headers=headers, body=body)
+            except AccessDenied as denied:  # the key's scopes do not allow this route
+                self._send_http_response(denied.CODE, denied.headers, denied.body)
+                return
             except ForbiddenError:
                 route = self.path.split("?", 1)[0]
                 payload = json.dumps({"error": "route_not_found",
                                       "message": f"No route {self.command} {route}"}).encode()
                 self._send_http_response(404, {"Content-Type": "application/json"}, payload)
+                return
+            except LocalGatewayException as error:  # 401, or the authorizer could not decide
+                self._send_http_response(error.CODE, error.headers, error.body)
                 return
             headers = response["headers"].copy()
             headers.update(response["multiValueHeaders"])
@@ -108,6 +117,7 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     import boto3
     from chalice.local import LocalDevServer, create_local_server
 
+    from infra import gateway
     from infra.deploy import deploy
     from infra.moto_atomic import AtomicMotoServer
     from infra.runner import Runner
@@ -132,6 +142,8 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     store.reset_client()
     queue.reset_client()
 
+    gateway.install()
+    api_key = _dev_key()
     # create_local_server makes app.current_request thread-local for the threaded server.
     create_local_server(app, config, host, 0).server.server_close()
     server = LocalDevServer(app, config, host, port, handler_cls=_request_handler())
@@ -150,8 +162,18 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     return LocalStack(
         api_url=api_url, moto_url=moto.url, table_name=stack.table_name,
         stream_arn=stack.stream_arn, webhook_url=os.environ["WEBHOOK_URL"],
-        inbox_url=inbox_url, inbox_token=inbox_token, _stoppers=stoppers,
+        inbox_url=inbox_url, inbox_token=inbox_token, api_key=api_key, _stoppers=stoppers,
     )
+
+
+def _dev_key() -> str:
+    """The local stack's admin API key: LOCAL_API_KEY when set (scripts can rely on it),
+    otherwise a new random one, printed at start."""
+    from chalicelib import auth
+
+    token = os.environ.get("LOCAL_API_KEY") or auth.KEY_PREFIX + __import__("secrets").token_urlsafe(32)
+    auth.ensure_key(token, ["admin"], name="local stack dev key")
+    return token
 
 
 def _local_inbox(api_url: str) -> tuple[str, str]:
@@ -174,16 +196,20 @@ def main() -> None:
     print(f"""
 Session service running locally (data lives until you stop it).
   API         {base}/v1            (also without /api)
+  API key     {stack.api_key}   (admin; set LOCAL_API_KEY to choose it)
+  dashboard   {base}/dashboard
+  docs        {base}/docs
   moto        {stack.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)
   table       {stack.table_name}
   deliveries  webhooks POSTed to {stack.webhook_url}{watch}
 
 Try:
-  curl -s -X POST {base}/v1/manuals -H 'Content-Type: application/json' \\
+  export KEY={stack.api_key}
+  curl -s -X POST {base}/v1/manuals -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
     -d '{{"manual_id":"m1","title":"Demo","steps":[{{"step_number":1,"title":"One","content":"..."}},{{"step_number":2,"title":"Two","content":"..."}}]}}'
-  curl -s -X POST {base}/v1/sessions -H 'Content-Type: application/json' \\
+  curl -s -X POST {base}/v1/sessions -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
     -d '{{"session_id":"s1","user_id":"u1","manual_id":"m1"}}'
-  curl -s -X POST {base}/v1/sessions/s1/progress -H 'Content-Type: application/json' \\
+  curl -s -X POST {base}/v1/sessions/s1/progress -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
     -d '{{"user_id":"u1","current_step":1,"step_status":"DONE"}}'
 
 Ctrl-C stops everything.""", flush=True)

@@ -28,10 +28,15 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
 
+ADMIN_KEY = "ssk_in_process_admin_key_for_tests_only_0001"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
 def reset_process_state() -> None:
     """Forget cached clients, settings and per-process caches between tests."""
-    from chalicelib import config, manuals, queue, sessions, store
+    from chalicelib import auth, config, manuals, queue, sessions, store
 
+    auth._cache.clear()
     store.reset_client()
     queue.reset_client()
     config.get_settings.cache_clear()
@@ -61,6 +66,9 @@ def aws(monkeypatch: pytest.MonkeyPatch, stack_parameters: dict[str, str]) -> It
         for key, value in stack.environment().items():
             monkeypatch.setenv(key, value)
         reset_process_state()
+        from chalicelib import auth
+
+        auth.ensure_key(ADMIN_KEY, ["admin"], name="tests")
         yield stack
     reset_process_state()
 
@@ -71,7 +79,9 @@ def client(aws: Any) -> Iterator[Any]:
     from chalice.test import Client
 
     from app import app
+    from infra import gateway
 
+    gateway.install()  # 401/403 answered as API Gateway answers them
     if not isinstance(app, LocalChalice):
         # As `chalice local` does: keep current_request per thread, so tests can send
         # concurrent requests (each Lambda instance serves one request at a time).
@@ -82,16 +92,22 @@ def client(aws: Any) -> Iterator[Any]:
 
 
 class Api:
-    """Small JSON helper over chalice.test.Client's http interface."""
+    """Small JSON helper over chalice.test.Client's http interface; sends the tests' admin
+    key unless told otherwise (`key=None` for none, `key="..."` for another)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, key: str | None = ADMIN_KEY) -> None:
         self.client = client
+        self.key = key
+
+    def as_key(self, key: str | None) -> "Api":
+        return Api(self.client, key)
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None, raw: bytes | str | None = None) -> Any:
         import json
 
-        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        auth = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        all_headers = {"Content-Type": "application/json", **auth, **(headers or {})}
         payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
         response = self.client.http.request(method, path, headers=all_headers, body=payload or b"")
         response.json = json.loads(response.body) if response.body else None

@@ -13,10 +13,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+AUTH: dict[str, str] = {}  # the local stack's dev admin key, set by the `stack` fixture
+
+
 def call(method: str, url: str, body: object = None, headers: dict | None = None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "application/json", **AUTH, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             raw = response.read()
@@ -27,6 +30,7 @@ def call(method: str, url: str, body: object = None, headers: dict | None = None
 
 @pytest.fixture(scope="module")
 def stack(local_stack) -> dict[str, str]:
+    AUTH["Authorization"] = f"Bearer {local_stack['api_key']}"
     return local_stack
 
 
@@ -80,7 +84,26 @@ def test_unknown_route_and_bad_json_are_json_4xx(base_url: str) -> None:
     status, body = call("GET", f"{base_url}/v1/nothing-here")
     assert status == 404 and body["error"] == "route_not_found"
     request = urllib.request.Request(f"{base_url}/v1/sessions", data=b"{oops", method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **AUTH})
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(request, timeout=10)
     assert err.value.code == 400 and json.loads(err.value.read())["error"] == "invalid_json"
+
+
+def test_api_keys_over_http_401_403_as_deployed(base_url: str) -> None:
+    """The local gateway answers 401/403 with the same JSON bodies as the deployed
+    GatewayResponses (infra/package.py), and a 403 is not mistaken for a missing route."""
+    status, body = call("GET", f"{base_url}/v1/sessions", headers={"Authorization": ""})
+    assert status == 401 and body["error"] == "unauthorized"
+    status, body = call("GET", f"{base_url}/v1/sessions", headers={"Authorization": "Bearer ssk_nope"})
+    assert status == 401 and body["error"] == "unauthorized"
+    status, created = call("POST", f"{base_url}/v1/keys", {"scopes": ["read"], "name": "ro"})
+    assert status == 201
+    reader = {"Authorization": f"Bearer {created['key']}"}
+    assert call("GET", f"{base_url}/v1/sessions", headers=reader)[0] == 200
+    status, body = call("POST", f"{base_url}/v1/manuals", {"manual_id": "x"}, headers=reader)
+    assert status == 403 and body["error"] == "forbidden"
+    assert call("DELETE", f"{base_url}/v1/keys/{created['key_id']}")[0] == 204
+    assert call("GET", f"{base_url}/v1/sessions", headers=reader)[0] == 401
+    # health and capture stay open
+    assert call("GET", f"{base_url}/health/live", headers={"Authorization": ""})[0] == 200
