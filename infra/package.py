@@ -19,6 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib import auth
+from infra.gateway import AUTHORIZER_FAILURE_BODY
+
 ROOT = Path(__file__).resolve().parent.parent
 RESOURCES = ROOT / "infra" / "resources.json"
 
@@ -31,6 +34,8 @@ ENVIRONMENT = {
     "WEBHOOK_RETRY_SCHEDULE": {"Ref": "WebhookRetrySchedule"},
 }
 FUNCTIONS = ("APIHandler", "FeedbackHandler", "AnalyticsHandler", "DeliveryHandler", "CleanupHandler")
+# the authorizer reads keys only: it gets the table's name and no secret
+AUTHORIZER = "ApiKeyAuthorizer"
 
 
 def _stream_source(patterns: list[dict[str, Any]]) -> dict[str, Any]:
@@ -44,6 +49,11 @@ def _stream_source(patterns: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _gateway_response(status: int, body: str) -> dict[str, Any]:
+    return {"StatusCode": status, "ResponseTemplates": {"application/json": body},
+            "ResponseParameters": {"Headers": {"Content-Type": "'application/json'"}}}
+
+
 def _alarm(description: str, namespace: str, metric: str, dimensions: dict[str, Any],
            threshold: float, statistic: str = "Maximum") -> dict[str, Any]:
     return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
@@ -54,25 +64,22 @@ def _alarm(description: str, namespace: str, metric: str, dimensions: dict[str, 
         "TreatMissingData": "notBreaching"}}
 
 
-def _policy() -> dict[str, Any]:
-    """What the functions do, on our resources only (no `*` action or resource)."""
-    table = {"Fn::GetAtt": ["SessionTable", "Arn"]}
-    queues = [{"Fn::GetAtt": ["DeliveryQueue", "Arn"]}, {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}]
-    return {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*"}},
-        {"Effect": "Allow", "Action": [
-            "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem",
-            "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
-            "dynamodb:ConditionCheckItem"],
-         "Resource": [table, {"Fn::Sub": "${SessionTable.Arn}/index/*"}]},
-        {"Effect": "Allow", "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords",
-                                       "dynamodb:GetShardIterator", "dynamodb:ListStreams"],
-         "Resource": {"Fn::GetAtt": ["SessionTable", "StreamArn"]}},
-        {"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
-                                       "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
-         "Resource": queues},
-    ]}
+def _resolve_policies(template: dict[str, Any]) -> None:
+    """The policy files in .chalice/ name our resources as `${SessionTable.Arn}` etc.;
+    chalice copies them verbatim, so each such string becomes an Fn::Sub here."""
+    def sub(value: Any) -> Any:
+        if isinstance(value, str) and "${" in value:
+            return {"Fn::Sub": value}
+        if isinstance(value, list):
+            return [sub(v) for v in value]
+        return value
+
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                statement["Resource"] = sub(statement["Resource"])
 
 
 def merge_template() -> dict[str, Any]:
@@ -87,6 +94,8 @@ def merge_template() -> dict[str, Any]:
     resources = template["Resources"]
     for name in FUNCTIONS:
         resources[name] = {"Properties": {"Environment": {"Variables": dict(ENVIRONMENT)}}}
+    resources[AUTHORIZER] = {"Properties": {"Environment": {"Variables": {
+        "TABLE_NAME": {"Ref": "SessionTable"}}}}}
     resources["FeedbackHandler"]["Properties"]["Events"] = {"FeedbackHandlerDynamodbEventSource": {
         "Properties": _stream_source([
             {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["event"]}}}}])}}
@@ -98,13 +107,17 @@ def merge_template() -> dict[str, Any]:
     resources["DeliveryHandler"]["Properties"]["Events"] = {"DeliveryHandlerSqsEventSource": {
         "Properties": {"Queue": {"Fn::Sub": "${DeliveryQueue.Arn}"},
                        "FunctionResponseTypes": ["ReportBatchItemFailures"]}}}
-    # chalice's generated policy cannot see calls made through chalicelib's access layers
-    resources["DefaultRole"] = {"Properties": {"Policies": [
-        {"PolicyName": "SessionServicePolicy", "PolicyDocument": _policy()}]}}
-    # API Gateway answers unknown routes 403 "Missing Authentication Token": ours is a JSON 404.
-    resources["RestAPI"] = {"Properties": {"GatewayResponses": {"MISSING_AUTHENTICATION_TOKEN": {
-        "StatusCode": 404,
-        "ResponseTemplates": {"application/json": '{"error": "route_not_found", "message": "No such route"}'}}}}}
+    # Each function's role comes from its policy file in .chalice/ (see _resolve_policies).
+    # API Gateway's own answers in our error shape: unknown routes (403 "Missing
+    # Authentication Token") are a JSON 404; the authorizer's 401/403 carry auth's bodies.
+    resources["RestAPI"] = {"Properties": {"GatewayResponses": {
+        "MISSING_AUTHENTICATION_TOKEN": _gateway_response(
+            404, '{"error": "route_not_found", "message": "No such route"}'),
+        "UNAUTHORIZED": _gateway_response(401, auth.UNAUTHORIZED_BODY),
+        "ACCESS_DENIED": _gateway_response(403, auth.FORBIDDEN_BODY),
+        "AUTHORIZER_FAILURE": _gateway_response(503, AUTHORIZER_FAILURE_BODY),
+        "AUTHORIZER_CONFIGURATION_ERROR": _gateway_response(503, AUTHORIZER_FAILURE_BODY),
+    }}}
     resources.update({
         "DeadLetterQueueNotEmptyAlarm": _alarm(
             "Webhooks failed for good: see GET /v1/deliveries?status=failed, then make redrive.",
@@ -139,6 +152,10 @@ def package(out: Path) -> Path:
     subprocess.run([str(chalice), "package", "--stage", "dev", "--pkg-format", "cloudformation",
                     "--template-format", "json", "--merge-template", str(merge), str(out / "package")],
                    cwd=ROOT, env=env, check=True)
+    sam = out / "package" / "sam.json"
+    template = json.loads(sam.read_text())
+    _resolve_policies(template)
+    sam.write_text(json.dumps(template, indent=2))
     return out / "package"
 
 
