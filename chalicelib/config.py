@@ -19,6 +19,7 @@ class Settings:
     webhook_url: str
     webhook_secret: str
     webhook_timeout_seconds: float
+    webhook_allow_private_targets: bool  # only the local stack and tests: off on AWS
     retry_schedule: tuple[int, ...]
     event_types: tuple[str, ...]
     delivery_queue_url: str
@@ -47,6 +48,7 @@ def get_settings() -> Settings:
         webhook_url=env("WEBHOOK_URL", ""),
         webhook_secret=env("WEBHOOK_SECRET", ""),
         webhook_timeout_seconds=float(env("WEBHOOK_TIMEOUT_SECONDS", "10")),
+        webhook_allow_private_targets=env("WEBHOOK_ALLOW_PRIVATE_TARGETS", "") == "1",
         retry_schedule=tuple(int(s) for s in _csv(schedule)) if schedule else DEFAULT_RETRY_SCHEDULE,
         event_types=_csv(env("WEBHOOK_EVENT_TYPES", "")) or DEFAULT_EVENT_TYPES,
         delivery_queue_url=env("DELIVERY_QUEUE_URL", ""),

@@ -18,10 +18,11 @@ from . import queue, store, webhooks
 from .clock import to_iso, utcnow
 from .config import Settings, get_settings
 from .errors import ServiceError
-from .models import Page
+from .models import Page, RedriveResult
 
 log = logging.getLogger(__name__)
 MAX_RETRY_AFTER = 43_200  # SQS visibility timeout ceiling: 12 hours
+REDRIVE_SECONDS = 10.0  # per API request: well under API Gateway's 29 s integration timeout
 
 
 class DeliveryFailed(Exception):
@@ -48,7 +49,8 @@ def deliver(body: str, attempt: int, receipt_handle: str) -> str:
     if not settings.webhook_url:
         raise DeliveryFailed("WEBHOOK_URL is not configured")
     headers = webhooks.signed_headers(settings.webhook_secret, message["event_id"], body)
-    result = webhooks.post(settings.webhook_url, body, headers, settings.webhook_timeout_seconds)
+    result = webhooks.post(settings.webhook_url, body, headers, settings.webhook_timeout_seconds,
+                           allow_private=settings.webhook_allow_private_targets)
     final = attempt >= settings.max_attempts
     outcome = ("delivered" if result.delivered else "gone" if result.gone
                else "failed" if final else "retrying")
@@ -156,14 +158,24 @@ def delivery_view(event: dict[str, Any]) -> dict[str, Any]:
             "delivery_attempts": event.get("delivery_attempts", [])}
 
 
-def redrive(dead_letter_url: str, queue_url: str, progress: Any = None) -> int:
-    """Move every dead-lettered message back to the delivery queue, in order, keeping each
-    message's group. Works on moto (no StartMessageMoveTask) and AWS alike."""
+def redrive(dead_letter_url: str, queue_url: str, progress: Any = None, *,
+            limit: int | None = None, seconds: float | None = None) -> int:
+    """Move dead-lettered messages back to the delivery queue, in order, keeping each
+    message's group; returns how many moved. Works on moto (no StartMessageMoveTask) and AWS
+    alike. Without `limit` and `seconds` it empties the queue; with them it stops after
+    `limit` messages or once `seconds` have passed (checked before each receive of at most
+    10, so a call stays bounded), and a later call continues where it stopped."""
     moved = 0
-    while True:
-        messages = queue.receive(dead_letter_url, visibility_timeout=120)
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while limit is None or moved < limit:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        # Never receive more than we will move: a received message stays hidden (and its
+        # FIFO group blocked) for the visibility timeout.
+        wanted = 10 if limit is None else min(10, limit - moved)
+        messages = queue.receive(dead_letter_url, max_messages=wanted, visibility_timeout=120)
         if not messages:
-            return moved
+            break
         for message in messages:
             attributes = message.get("Attributes", {})
             group = attributes.get("MessageGroupId", "redrive")
@@ -174,3 +186,14 @@ def redrive(dead_letter_url: str, queue_url: str, progress: Any = None) -> int:
             moved += 1
             if progress:
                 progress(moved)
+    return moved
+
+
+def redrive_step(limit: int, seconds: float = REDRIVE_SECONDS) -> RedriveResult:
+    """One bounded step of a redrive (POST /v1/deliveries/redrive): move up to `limit`
+    dead-lettered messages within `seconds`, and say how many are still dead-lettered
+    (approximate, as SQS counts; the caller repeats until it is 0)."""
+    settings = get_settings()
+    moved = redrive(settings.dead_letter_queue_url, settings.delivery_queue_url,
+                    limit=limit, seconds=seconds)
+    return RedriveResult(moved=moved, remaining=queue.depth(settings.dead_letter_queue_url))

@@ -3,7 +3,10 @@ one HTTP delivery attempt (stdlib only: nothing heavy on the cold-start path).""
 
 from __future__ import annotations
 
+import http.client
+import ipaddress
 import json
+import logging
 import socket
 import ssl
 import time
@@ -17,6 +20,10 @@ from typing import Any
 from .clock import seconds_between
 
 USER_AGENT = "session-service-webhooks/1"
+log = logging.getLogger(__name__)
+# Cloud metadata endpoints, refused even where private targets are allowed elsewhere.
+METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
+            ipaddress.ip_address("169.254.170.2")}
 
 
 def wanted(event: dict[str, Any], event_types: tuple[str, ...]) -> bool:
@@ -82,22 +89,102 @@ class Attempt:
         return self.status_code == 410
 
 
-def post(url: str, body: str, headers: dict[str, str], timeout: float) -> Attempt:
-    request = urllib.request.Request(url, data=body.encode(), method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": USER_AGENT, **headers})
+class TargetRefused(OSError):
+    """The webhook URL may not be called: wrong scheme, or (outside the local stack) an
+    address inside the network (SSRF guard)."""
+
+
+def _check_address(ip: Any, allow_private: bool) -> None:
+    if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:10.0.0.1 is 10.0.0.1
+        ip = ip.ipv4_mapped
+    if ip in METADATA:
+        raise TargetRefused(f"{ip} is a cloud metadata address")
+    if not allow_private and not ip.is_global:
+        raise TargetRefused(f"{ip} is a private, loopback, link-local or reserved address")
+
+
+def _connect(host: str, port: int, timeout: float | None, allow_private: bool) -> socket.socket:
+    """Resolve once, refuse inside addresses, connect to the address that was checked (so a
+    DNS answer cannot change between the check and the connection)."""
+    error: OSError = TargetRefused(f"{host} did not resolve")
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        _check_address(ipaddress.ip_address(address[0].split("%")[0]), allow_private)
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error
+
+
+class _Transport:
+    """urllib handlers for one delivery: guarded connections, redirects not followed (a 3xx
+    is a failed attempt: a redirect could point inside the network)."""
+
+    def __init__(self, allow_private: bool) -> None:
+        allow = allow_private
+
+        class Http(http.client.HTTPConnection):
+            def connect(self) -> None:
+                self.sock = _connect(self.host, self.port, self.timeout, allow)
+
+        class Https(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                sock = _connect(self.host, self.port, self.timeout, allow)
+                self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+        class HttpHandler(urllib.request.HTTPHandler):
+            def http_open(self, req: Any) -> Any:
+                return self.do_open(Http, req)
+
+        class HttpsHandler(urllib.request.HTTPSHandler):
+            def https_open(self, req: Any) -> Any:
+                return self.do_open(Https, req, context=ssl.create_default_context())
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        self.opener = urllib.request.OpenerDirector()
+        for handler in (HttpHandler(), HttpsHandler(), NoRedirect(),
+                        urllib.request.HTTPErrorProcessor(), urllib.request.HTTPDefaultErrorHandler()):
+            self.opener.add_handler(handler)
+
+
+_transports: dict[bool, _Transport] = {}
+
+
+def post(url: str, body: str, headers: dict[str, str], timeout: float,
+         allow_private: bool = False) -> Attempt:
+    """One delivery attempt. Only http(s) URLs; inside addresses only when `allow_private`
+    (the local stack). Every failure (refused target, DNS, timeout, reset, TLS) is an
+    Attempt with an error, never an exception."""
     started = time.monotonic()
 
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in ("http", "https"):
+        log.error("webhook target refused: %s (only http and https URLs are allowed)", url[:200])
+        return Attempt(None, f"TargetRefused: scheme '{scheme[:20]}' is not allowed", 0)
+    request = urllib.request.Request(url, data=body.encode(), method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": USER_AGENT, **headers})
+    transport = _transports.get(allow_private) or _transports.setdefault(allow_private, _Transport(allow_private))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with transport.opener.open(request, timeout=timeout) as response:
             response.read(64 * 1024)
             return Attempt(response.status, None, elapsed())
     except urllib.error.HTTPError as exc:
         return Attempt(exc.code, None, elapsed(), _retry_after(exc.headers.get("Retry-After")))
-    except (urllib.error.URLError, socket.timeout, ConnectionError, ssl.SSLError, OSError) as exc:
+    except (urllib.error.URLError, socket.timeout, ConnectionError, ssl.SSLError, OSError,
+            http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TargetRefused):
+            log.error("webhook target refused: %s (%s)", url[:200], reason)
         return Attempt(None, f"{type(reason).__name__}: {reason}"[:300], elapsed())
 
 

@@ -23,6 +23,8 @@ os.environ.update({
     "AWS_SECURITY_TOKEN": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    # webhook receivers in tests listen on 127.0.0.1 (the SSRF guard's own tests turn it on)
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS": "1",
 })
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
