@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test venv clean redrive package deploy bench
+.PHONY: run test venv chromium screenshots audit clean redrive package deploy bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (set PYTHON=...)"; exit 1; }
@@ -19,20 +19,39 @@ venv: $(VENV)/.installed
 run: venv
 	PORT=$(PORT) $(PY) -m infra.local
 
-## make test: the whole suite (unit, API against moto, local server over HTTP)
-test: venv
+## make test: the whole suite (unit, API against moto, local server over HTTP, the dashboard
+## in headless Chromium)
+test: venv chromium
 	$(PY) -m pytest
+
+## chromium: Debian's browser for tests/test_dashboard.py (playwright drives it; its own
+## browser download is never used). Without apt-get the dashboard tests skip, saying why.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+chromium:
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || { \
+	  $(APT) install -y --no-install-recommends chromium fonts-dejavu-core || \
+	  { $(APT) update && $(APT) install -y --no-install-recommends chromium fonts-dejavu-core; }; }
+	@test -x /usr/bin/chromium || echo "warning: no /usr/bin/chromium: the dashboard tests will skip"
+
+## make screenshots: the dashboard's pages as PNGs in tests/screenshots/ (committed)
+screenshots: venv chromium
+	SCREENSHOTS_DIR=tests/screenshots $(PY) -m pytest tests/test_dashboard.py
+
+## make audit: pip-audit of requirements*.txt (CI runs it after the tests); fails on any
+## known vulnerability and lists what could not be audited
+audit: venv
+	$(PY) -m infra.audit
 
 clean:
 	rm -rf $(VENV) .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-## make redrive: move dead-lettered webhooks back to the delivery queue
-## (local by default; on AWS: make redrive STACK=<stack> ENDPOINT=)
-STACK    ?= session-service-local
-ENDPOINT ?= http://127.0.0.1:$(or $(MOTO_PORT),5055)
+## make redrive: move dead-lettered webhooks back to the delivery queue, through the API
+## (local by default; deployed: make redrive URL=https://<api>/api, key in SESSION_SERVICE_API_KEY)
+URL ?= $(or $(SESSION_SERVICE_URL),http://127.0.0.1:$(PORT)/api)
 redrive: venv
-	$(PY) -m infra.cli $(if $(ENDPOINT),--endpoint-url $(ENDPOINT)) redrive --stack $(STACK)
+	$(PY) -m infra.cli --url $(URL) redrive
 
 ## make package: the deployable SAM template + zip in out/package (works offline of AWS)
 package: venv

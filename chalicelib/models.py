@@ -266,6 +266,13 @@ class Redelivery(BaseModel):
     status: Literal["queued"]
 
 
+class RedriveResult(BaseModel):
+    """One bounded step of a redrive: messages moved now, and still dead-lettered."""
+
+    moved: int
+    remaining: int
+
+
 class SessionCounts(BaseModel):
     total: int
     by_status: dict[str, int]
