@@ -341,7 +341,8 @@ def get_inbox_request(inbox_id: str, request_id: str) -> Response:
 def capture_hook(inbox_id: str) -> Response:
     request = app.current_request
     status, body, content_type = inbox.capture(
-        inbox_id, method=request.method, path=request.path, query=request.query_params,
+        inbox_id, method=request.method, path=request.context.get("path") or f"/v1/hooks/{inbox_id}",
+        query=request.query_params,
         headers=dict(request.headers), body=request.raw_body or b"",
         source_ip=(request.context.get("identity") or {}).get("sourceIp"))
     return Response(body=body, status_code=status, headers={"Content-Type": content_type})

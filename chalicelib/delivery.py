@@ -99,24 +99,41 @@ def handle_delivery_batch(event: dict[str, Any]) -> dict[str, Any]:
     SqsFifoPartialProcessor skips a failed group the same way but leaves followers hidden.)
     """
     failed: list[str] = []
-    blocked: set[str] = set()
+    blocked: dict[str, str] = {}  # group -> the message id of its failed head
     for record in event.get("Records", []):
         group = record.get("attributes", {}).get("MessageGroupId", "")
         if group in blocked:
-            queue.delay(record["receiptHandle"], 0)
+            _held_back(record, blocked[group])
             failed.append(record["messageId"])
             continue
         try:
             deliver(record["body"], int(record["attributes"]["ApproximateReceiveCount"]),
                     record["receiptHandle"])
         except DeliveryFailed:
-            blocked.add(group)
+            blocked[group] = record["messageId"]
             failed.append(record["messageId"])
         except Exception:  # noqa: BLE001 - one bad message must not fail other sessions
             log.exception("delivery of message %s failed", record.get("messageId"))
-            blocked.add(group)
+            blocked[group] = record["messageId"]
             failed.append(record["messageId"])
     return {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
+
+
+def _held_back(record: dict[str, Any], head: str) -> None:
+    """A message waiting behind its session's failed head goes back at once. Each such
+    receive counts towards its maxReceiveCount too, so when this was its last one SQS
+    dead-letters it with its head: record it as failed (never sent), so that
+    GET /v1/deliveries?status=failed lists every webhook that needs a redrive."""
+    queue.delay(record["receiptHandle"], 0)
+    count = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+    if count < get_settings().max_attempts:
+        return
+    try:
+        message = json.loads(record["body"])
+        record_attempt(message, count, webhooks.Attempt(
+            None, f"not sent: waiting behind message {head}, which failed", 0), "failed")
+    except Exception:  # noqa: BLE001 - the bookkeeping must not block the batch
+        log.exception("could not record held-back message %s as failed", record.get("messageId"))
 
 
 # ---- operator actions ----------------------------------------------------------------------

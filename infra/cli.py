@@ -15,6 +15,7 @@ What it does:
   redrive                   move dead-lettered webhooks back to the delivery queue
   inbox show [INBOX_ID]     requests captured by a webhook inbox (--token)
   keys create|list|revoke   API keys
+  keys bootstrap            the first admin key of a deployment (AWS credentials)
 
 \b
 Exit codes:
@@ -127,7 +128,8 @@ class Client:
             all_headers["Content-Type"] = "application/json"
         request = urllib.request.Request(target, data=data, method=method, headers=all_headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            # the URL's scheme is checked to be http(s) when the option is parsed (_check_url)
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # nosec B310
                 status, raw = response.status, response.read()
         except urllib.error.HTTPError as exc:
             raise ApiError(exc.code, _error_body(exc.read()), bool(self.api_key)) from None
@@ -769,6 +771,36 @@ def keys_revoke(obj: Cli, key_id: str) -> None:
         obj.emit({"key_id": key_id, "revoked": True})
     else:
         click.echo(f"Revoked key {key_id}.")
+
+
+@keys.command("bootstrap")
+@click.option("--stack", default=None, help="CloudFormation stack whose table to use.")
+@click.option("--table", default=None, help="The table name (instead of --stack).")
+@click.option("--name", default="bootstrap admin key", show_default=True)
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
+              help="AWS endpoint (e.g. the local moto server); default: AWS itself.")
+def keys_bootstrap(stack: str | None, table: str | None, name: str, endpoint_url: str | None) -> None:
+    """The first admin key of a new deployment, written straight into its table with your
+    AWS credentials (every other key is made through the API with an admin key). Printed
+    once, alone on stdout."""
+    import os
+
+    import boto3
+
+    from chalicelib import auth, store
+
+    if not (stack or table):
+        raise click.UsageError("give --stack or --table")
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+    if table is None:
+        described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        table = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}["TableName"]
+    os.environ["TABLE_NAME"] = table
+    store.reset_client()
+    created = auth.create_key(auth.KeyCreate(scopes=["admin"], name=name))
+    click.echo(f"Created admin key {created.key_id} in table {table} (shown only now).", err=True)
+    click.echo(created.key)
 
 
 def main() -> Any:

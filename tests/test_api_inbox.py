@@ -52,6 +52,7 @@ def test_every_method_is_captured(api, box, method) -> None:
     assert len(items) == 1
     captured = items[0]
     assert captured["method"] == method
+    assert captured["path"] == f"/v1/hooks/{box['inbox_id']}"  # the real path, not the route
     assert captured["query"] == {"x": "1", "y": "two"}
     assert captured["user_agent"] == "tester/1"
     assert captured["received_at"] and captured["source_ip"]

@@ -530,13 +530,14 @@ def test_dead_lettered_webhooks_are_listed_then_redriven_in_order(served, aws, m
                    and queue.depth(aws.delivery_queue_url) == 0, "dead-lettering")
         # WHEN the operator lists failed deliveries, one per page
         failed = admin("deliveries", "failed", "--limit", "1", "--all")
-        # THEN each session's first webhook is listed with its two attempts (the ones
-        # queued behind it were dead-lettered with it, never tried: they are not listed)
+        # THEN all six are listed: each session's first webhook with its two attempts, and
+        # the ones dead-lettered with it while waiting behind it, marked as never sent
         assert failed.exit_code == 0, failed.output
         rows = [line for line in failed.stdout.splitlines()[1:] if line.strip()]
-        listed = {r.split()[0] for r in rows}
-        assert {ids["s-1"][0], ids["s-2"][0]} <= listed <= set(ids["s-1"] + ids["s-2"])
-        assert all(r.split()[2] in ids and "2, last 500" in r for r in rows)
+        assert {r.split()[0] for r in rows} == set(ids["s-1"] + ids["s-2"])
+        assert all(r.split()[2] in ids for r in rows)
+        heads = [r for r in rows if r.split()[0] in (ids["s-1"][0], ids["s-2"][0])]
+        assert len(heads) == 2 and all("2, last 500" in r for r in heads)
         first_page = admin("deliveries", "failed", "--limit", "1")
         assert len(first_page.stdout.splitlines()) == 2 and "--all" in first_page.stderr
         # WHEN the receiver is back and the operator redrives, 4 messages per request
@@ -667,3 +668,15 @@ def test_keys_create_list_and_revoke(sh, stack, http, course) -> None:
     assert unknown.exit_code == 1 and "error: key_not_found:" in unknown.stderr
     as_json = json.loads(sh("--json", "keys", "create", "--scope", "read").stdout)
     assert as_json["key"].startswith("ssk_") and as_json["scopes"] == ["read"]
+
+
+def test_keys_bootstrap_writes_the_first_admin_key_into_the_table(aws, api) -> None:
+    """A new deployment has no key: the operator makes the first one with AWS credentials."""
+    result = CliRunner().invoke(cli, ["keys", "bootstrap", "--table", aws.table_name])
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip()
+    assert key.startswith("ssk_") and "\n" not in key
+    assert "shown only now" in result.stderr
+    assert api.as_key(key).post("/v1/keys", {"scopes": ["read"]}).status_code == 201
+    usage = CliRunner().invoke(cli, ["keys", "bootstrap"])
+    assert usage.exit_code == 2
