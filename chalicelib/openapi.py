@@ -69,7 +69,8 @@ def _build() -> dict[str, Any]:
     for op in operations:
         entry: dict[str, Any] = {
             "summary": op.summary, "operationId": f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', op.path.lower()).strip('_')}",
-            "tags": [op.path.split("/")[2] if op.path.startswith("/v1/") else "health"],
+            "tags": [op.path.split("/")[2] if op.path.startswith("/v1/")
+                     else "health" if op.path.startswith("/health") else "pages"],
             "responses": {"default": {"description": "Error", "content": {
                 "application/json": {"schema": ref[ErrorBody]}}}},
         }
@@ -131,12 +132,24 @@ details{border:1px solid #d6dbe3;border-radius:6px;margin:.4rem 0;padding:.3rem 
 summary{cursor:pointer} code{font-size:.9rem} .m{display:inline-block;min-width:4.5rem;font-weight:700}
 .get{color:#0a6b3a}.post{color:#1f56b8}.patch{color:#8a5a00}.delete{color:#a11d1d}
 pre{background:#f4f6f9;padding:.6rem;overflow:auto;font-size:.8rem}
+#key{background:#fbf0d9;padding:.6rem 1rem;border-radius:6px} #key p{color:#a11d1d;margin:0 0 .4rem}
 </style></head><body>
-<h1>Session service API</h1>
+<header><h1>Session service API</h1>
 <p>The machine-readable document: <a href="v1/openapi.json">v1/openapi.json</a> (OpenAPI 3.1).</p>
+<form id="key" hidden><p id="key-why" role="alert"></p><label for="key-input">API key</label>
+<input id="key-input" type="password" autocomplete="off" required> <button>Use this key</button></form></header>
 <main id="ops" aria-live="polite">Loading…</main>
 <script>
-fetch("v1/openapi.json").then(r => r.json()).then(doc => {
+// The document needs an API key: the same one the dashboard keeps in this tab's sessionStorage.
+const KEY = "session-service-api-key", form = document.getElementById("key"), ops = document.getElementById("ops");
+form.onsubmit = e => { e.preventDefault(); sessionStorage.setItem(KEY, form.elements[0].value.trim()); form.hidden = true; load(); };
+function load() {
+const key = sessionStorage.getItem(KEY);
+fetch("v1/openapi.json", {headers: key ? {Authorization: "Bearer " + key} : {}}).then(async r => {
+  const body = await r.json().catch(() => null);
+  if (!r.ok) throw Object.assign(new Error((body && body.message) || "HTTP " + r.status), {status: r.status});
+  return body;
+}).then(doc => {
   const byTag = {};
   for (const [path, ops] of Object.entries(doc.paths))
     for (const [method, op] of Object.entries(ops)) (byTag[op.tags[0]] ||= []).push([method, path, op]);
@@ -146,6 +159,13 @@ fetch("v1/openapi.json").then(r => r.json()).then(doc => {
      <code>${esc(p)}</code> — ${esc(op.summary)}</summary>
      ${op.requestBody ? `<p>Body:</p><pre>${esc(JSON.stringify(op.requestBody.content, null, 1))}</pre>` : ""}
      <p>Responses: ${Object.keys(op.responses).map(esc).join(", ")}</p></details>`).join("")).join("");
-}).catch(e => { document.getElementById("ops").textContent = "Could not load openapi.json: " + e; });
+}).catch(e => {
+  ops.textContent = "Could not load v1/openapi.json: " + e.message;
+  if (e.status === 401 || e.status === 403) {
+    form.hidden = false; document.getElementById("key-why").textContent = e.message; form.elements[0].focus();
+  }
+});
+}
+load();
 </script></body></html>
 """

@@ -1,0 +1,58 @@
+"""The operator dashboard: a static page (HTML, CSS, JS, no framework and no CDN) that reads
+this API from the browser. The shell holds no data; its API calls carry the operator's key.
+
+Files are read on their first request and kept for the life of the process, so importing
+this module costs nothing at cold start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import ServiceError
+
+HERE = Path(__file__).resolve().parent
+# name -> Content-Type: the only files served (never a path from the request)
+ASSETS = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+# The page is small and names its assets with a content hash (?v=...), so it is revalidated
+# on every load and the assets can be cached by the browser for a day.
+PAGE_CACHE_CONTROL = "no-cache"
+ASSET_CACHE_CONTROL = "public, max-age=86400"
+
+
+class AssetNotFound(ServiceError):
+    status, code = 404, "asset_not_found"
+
+
+@lru_cache(maxsize=None)
+def _read(name: str) -> str:
+    return (HERE / name).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def _version() -> str:
+    digest = hashlib.sha256()
+    for name in ("app.js", "style.css"):
+        digest.update(_read(name).encode())
+    return digest.hexdigest()[:12]
+
+
+def page() -> tuple[str, dict[str, str]]:
+    """The HTML shell and its headers."""
+    body = _read("index.html").replace("{{version}}", _version())
+    return body, {"Content-Type": ASSETS["index.html"], "Cache-Control": PAGE_CACHE_CONTROL}
+
+
+def asset(name: str) -> tuple[str, dict[str, str]]:
+    """One asset of the page and its headers; 404 `asset_not_found` for any other name."""
+    if name == "index.html":
+        return page()
+    if name not in ASSETS:
+        raise AssetNotFound(f"No dashboard asset '{name[:100]}'. Assets: {', '.join(sorted(ASSETS))}.")
+    return _read(name), {"Content-Type": ASSETS[name], "Cache-Control": ASSET_CACHE_CONTROL}

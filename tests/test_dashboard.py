@@ -1,0 +1,627 @@
+"""The operator dashboard (/dashboard) and the docs page in real headless Chromium (Debian's
+/usr/bin/chromium driven by playwright), against the local stack over HTTP.
+
+Data is made through the API, as an agent would; each test then does what an operator does
+(enters the API key, filters, pages, clicks) and checks what they would see. Every page's
+screenshot goes to out/screenshots/ (or SCREENSHOTS_DIR: `make screenshots` refreshes the
+committed ones in tests/screenshots/)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY_STORAGE = "session-service-api-key"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+RUN = f"dash{secrets.token_hex(3)}"  # the local stack is shared by other test files
+
+
+def find_chromium() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium found (/usr/bin/chromium; `make test` installs Debian's "
+                             "chromium package, or set CHROMIUM=/path/to/chromium)")
+
+from axe_playwright_python.sync_playwright import Axe  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+expect.set_options(timeout=10_000)
+
+
+# ---- the API, as an agent or a script calls it ----------------------------------------------
+
+
+class Http:
+    def __init__(self, stack: dict[str, str]) -> None:
+        self.api = stack["api"]
+        self.key = stack["api_key"]
+
+    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+             key: str | None = "admin") -> tuple[int, Any]:
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if key:
+            all_headers["Authorization"] = f"Bearer {self.key if key == 'admin' else key}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.api}/{path}", data=data, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw, status = response.read(), response.status
+        except urllib.error.HTTPError as error:
+            raw, status = error.read(), error.code
+        return status, json.loads(raw) if raw else None
+
+    def ok(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        status, answer = self.call(method, path, body, **kw)
+        assert status in (200, 201, 202, 204), (method, path, status, answer)
+        return answer
+
+    def wait_for(self, what: str, probe: Callable[[], Any], timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = probe()
+            if result:
+                return result
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+
+    def events(self, session_id: str) -> list[dict]:
+        return self.ok("GET", f"v1/sessions/{session_id}/events?limit=100")["items"]
+
+    def delivered(self, session_id: str) -> bool:
+        return all(e["delivery_status"] in ("delivered", "not_sent") for e in self.events(session_id))
+
+
+def manual(manual_id: str, steps: int, title: str) -> dict:
+    return {"manual_id": manual_id, "title": title,
+            "steps": [{"step_number": n, "title": f"Step {n}", "content": f"Do thing {n}."}
+                      for n in range(1, steps + 1)]}
+
+
+@pytest.fixture(scope="module")
+def http(local_stack: dict[str, str]) -> Http:
+    return Http(local_stack)
+
+
+@pytest.fixture(scope="module")
+def data(http: Http) -> dict[str, Any]:
+    """Two manuals; 12 sessions of one user (one of them completed), 2 of another user on the
+    second manual; one session with a conversation whose last webhook failed for good."""
+    ids = {"manual": f"{RUN}-python", "manual2": f"{RUN}-git", "user": f"{RUN}-ada",
+           "user2": f"{RUN}-linus", "user3": f"{RUN}-grace", "detail": f"{RUN}-detail"}
+    http.ok("POST", "v1/manuals", manual(ids["manual"], 3, "Introduction to Python"))
+    http.ok("POST", "v1/manuals", manual(ids["manual2"], 2, "Git basics"))
+    ids["sessions"] = [f"{RUN}-s{n:02d}" for n in range(12)]
+    for session_id in ids["sessions"]:
+        http.ok("POST", "v1/sessions", {"session_id": session_id, "user_id": ids["user"],
+                                        "manual_id": ids["manual"]})
+    for n in range(3):  # the newest of the user's sessions is completed
+        http.ok("POST", f"v1/sessions/{ids['sessions'][-1]}/progress",
+                {"user_id": ids["user"], "current_step": n + 1, "step_status": "DONE"})
+    ids["completed"] = ids["sessions"][-1]
+    for n in range(2):
+        http.ok("POST", "v1/sessions", {"session_id": f"{RUN}-g{n}", "user_id": ids["user2"],
+                                        "manual_id": ids["manual2"]})
+    detail, user3 = ids["detail"], ids["user3"]
+    http.ok("POST", "v1/sessions", {"session_id": detail, "user_id": user3, "manual_id": ids["manual"]})
+    http.ok("POST", f"v1/sessions/{detail}/progress", {"user_id": user3, "current_step": 1, "step_status": "DONE"})
+    http.ok("POST", f"v1/sessions/{detail}/messages", {"user_id": user3, "sender": "user",
+                                                        "message": "I printed Hello, World!"})
+    http.ok("POST", f"v1/sessions/{detail}/messages", {"user_id": user3, "sender": "agent",
+                                                        "message": "Well done. Now declare a variable."})
+    # GIVEN the receiver (the stack's own inbox `local`) answers 410 Gone while paused: the
+    # webhook of step 2 fails for good ("gone": never retried, only redelivered by hand)
+    http.wait_for("the first webhooks", lambda: http.delivered(detail) and http.delivered(ids["completed"]))
+    token = {"X-Inbox-Token": "test-token"}
+    http.ok("PATCH", "v1/inboxes/local", {"paused": True}, headers=token)
+    try:
+        http.ok("POST", f"v1/sessions/{detail}/progress", {"user_id": user3, "current_step": 2, "step_status": "DONE"})
+        ids["gone"] = f"{RUN}-gone"  # and one more, for a read-only key to try to redeliver
+        http.ok("POST", "v1/sessions", {"session_id": ids["gone"], "user_id": user3, "manual_id": ids["manual2"]})
+        for session_id in (detail, ids["gone"]):
+            http.wait_for("the 410", lambda: any(e["delivery_status"] == "gone" for e in http.events(session_id)))
+    finally:
+        http.ok("PATCH", "v1/inboxes/local", {"paused": False}, headers=token)
+    return ids
+
+
+# ---- the browser ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        # launch() gives the browser a fresh temporary profile, removed on close
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Seen:
+    """What the page did: JS errors, the hosts it reached, and the API requests it sent."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        self.hosts: set[str] = set()
+        self.api_requests: list[tuple[str, str, dict[str, str]]] = []
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.on("request", self.saw)
+
+    def saw(self, request: Any) -> None:
+        self.hosts.add(urllib.parse.urlsplit(request.url).hostname or request.url.split(":")[0])
+        if "/v1/" in request.url:
+            self.api_requests.append((request.method, request.url, request.headers))
+
+
+SEEN: dict[Page, Seen] = {}
+
+
+def seen(page: Page) -> Seen:
+    return SEEN[page]
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-GB",
+                                  timezone_id="UTC")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    SEEN[page] = Seen(page)
+    yield page
+    what = SEEN.pop(page)
+    context.close()
+    assert what.errors == [], what.errors
+    assert what.hosts <= {"127.0.0.1"}, what.hosts  # no CDN, no font service: works offline
+
+
+def dashboard_url(http: Http, route: str = "") -> str:
+    return f"{http.api}/dashboard{'#' + route if route else ''}"
+
+
+def sign_in(page: Page, url: str, key: str) -> None:
+    """Open the dashboard in a new tab and enter the API key in its key form."""
+    page.goto(url)
+    form = page.locator("#key-form")
+    expect(form).to_be_visible()
+    key_field(page).fill(key)
+    form.get_by_role("button", name="Use this key").click()
+    expect(form).to_be_hidden()
+    expect(page.locator("#key-status")).to_contain_text(f"…{key[-4:]}")
+    expect(page.locator("main")).not_to_have_attribute("aria-busy", "true")  # the page reloaded its data
+
+
+def key_field(page: Page) -> Any:
+    return page.locator("#key-form").get_by_label("API key")
+
+
+def shot(page: Page, name: str) -> None:
+    """Check the page with axe-core (WCAG 2.x A/AA rules: no violation at all), then save its
+    screenshot."""
+    expect(page.locator("main[aria-busy]")).to_have_count(0)  # drawn, not still loading
+    results = Axe().run(page, options={"resultTypes": ["violations"], "runOnly": {
+        "type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}})
+    assert results.violations_count == 0, f"{name}: " + "; ".join(
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"])
+    folder = Path(os.environ.get("SCREENSHOTS_DIR") or "out/screenshots")
+    folder = folder if folder.is_absolute() else ROOT / folder
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def rows(page: Page, caption: str | re.Pattern) -> Any:
+    table = page.locator("table").filter(has=page.locator("caption", has_text=caption))
+    return table.locator("tbody tr")
+
+
+def column(page: Page, caption: str | re.Pattern, index: int) -> list[str]:
+    return [text.strip() for text in rows(page, caption).locator(f"td:nth-child({index})").all_inner_texts()]
+
+
+def auth_enforced(http: Http) -> bool:
+    status, _ = http.call("GET", "v1/manuals?limit=1", key="ssk_not_a_key_of_this_stack")
+    return status == 401
+
+
+# ---- tests ----------------------------------------------------------------------------------
+
+
+def test_assets_are_served_with_types_and_caching(http: Http) -> None:
+    def get(path: str) -> tuple[int, dict[str, str], bytes]:
+        try:
+            with urllib.request.urlopen(f"{http.api}/{path}", timeout=10) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    # sent without a key: the shell holds no data (the API calls it makes carry the key)
+    status, headers, body = get("dashboard")
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["Cache-Control"] == "no-cache"
+    version = re.search(rb'dashboard/app\.js\?v=([0-9a-f]{12})"', body)
+    assert version, body[:500]
+    for asset, content_type in (("app.js", "text/javascript"), ("style.css", "text/css")):
+        status, headers, body = get(f"dashboard/{asset}?v={version.group(1).decode()}")
+        assert status == 200 and headers["Content-Type"].startswith(content_type), (asset, headers)
+        assert "max-age=" in headers["Cache-Control"] and body
+    status, headers, body = get("dashboard/secrets.txt")
+    assert status == 404 and headers["Content-Type"] == "application/json"
+    assert json.loads(body)["error"] == "asset_not_found"
+    status, _, _ = get("dashboard/..%2F..%2Fapp.py")  # names are looked up, never joined to a path
+    assert status == 404
+
+
+def test_key_form_then_overview_with_chart_and_popular_manuals(page: Page, http: Http, data: dict) -> None:
+    # GIVEN analytics have counted this module's sessions
+    def counted() -> dict | None:
+        popular = http.ok("GET", "v1/analytics/popular-manuals?limit=10")
+        ours = [m for m in popular["items"] if m["manual_id"] == data["manual"]]
+        if ours and ours[0]["sessions_started"] == 13:
+            return popular
+        full = len(popular["items"]) == 10 and min(m["sessions_started"] for m in popular["items"]) >= 13
+        return popular if full and not ours else None  # ours cannot make the top 10
+
+    popular = http.wait_for("analytics", counted)
+    # WHEN an operator opens the dashboard in a new tab: it asks for the key first
+    page.goto(dashboard_url(http))
+    expect(page.locator("#key-form")).to_be_visible()
+    expect(key_field(page)).to_be_focused()
+    if auth_enforced(http):  # the API refused the key-less calls: the form says why
+        expect(page.locator("#key-message")).to_contain_text("API key")
+        expect(page.get_by_role("alert").filter(has_text="401")).to_have_count(3)
+    shot(page, "api-key")
+    seen(page).api_requests.clear()
+    key_field(page).fill(http.key)
+    page.get_by_role("button", name="Use this key").click()
+
+    # THEN the overview shows the totals, the hourly chart and the popular manuals
+    expect(page.get_by_role("heading", level=1)).to_have_text("Overview")
+    expect(page).to_have_url(re.compile(r"/api/dashboard#/overview$"))
+    totals = http.ok("GET", "v1/analytics/overview")
+    cards = page.locator(".cards .card")
+    sessions_shown = int(cards.filter(has=page.locator("dt", has_text=re.compile("^Sessions$"))).locator("dd").inner_text())
+    assert sessions_shown >= 15 and sessions_shown <= totals["sessions"]["total"]
+    expect(cards.filter(has_text="Completion rate").locator("dd")).to_have_text(re.compile(r"^\d+(\.\d)?%$"))
+    expect(cards.filter(has_text="Completed").locator("dd")).not_to_have_text("0")
+    chart = page.get_by_role("img", name=re.compile("Sessions started per hour, last 24 hours"))
+    expect(chart.locator("rect.bar")).to_have_count(24)
+    started = sum(int(v) for v in chart.locator("rect.bar").evaluate_all("bars => bars.map(b => b.dataset.value)"))
+    assert started >= 15
+    expect(page.locator("figcaption")).to_contain_text(f"{started} sessions started")
+    shown = column(page, "Manuals by sessions started", 1)
+    assert shown == [m["manual_id"] for m in popular["items"]]
+    if data["manual"] in shown:
+        row = rows(page, "Manuals by sessions started").filter(has_text=data["manual"])
+        expect(row.locator("td")).to_have_text([data["manual"], "13", "1", "7.7%"])
+    # every API call carried the key
+    sent = seen(page).api_requests
+    assert len(sent) >= 3
+    assert all(headers.get("authorization") == f"Bearer {http.key}" for _, _, headers in sent), sent
+    shot(page, "overview")
+
+    # AND the key can be forgotten: the form comes back
+    page.get_by_role("button", name="Forget key").click()
+    expect(page.locator("#key-form")).to_be_visible()
+    expect(page.locator("#key-message")).to_have_text("Key forgotten. Enter an API key to continue.")
+    assert page.evaluate(f"sessionStorage.getItem('{KEY_STORAGE}')") is None
+
+
+def test_sessions_filters_pagination_and_link_to_detail(page: Page, http: Http, data: dict) -> None:
+    sign_in(page, dashboard_url(http, "/sessions"), http.key)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sessions")
+
+    # WHEN filtering by user with 10 per page
+    page.get_by_label("User id").fill(data["user"])
+    page.get_by_label("Per page").select_option("10")
+    page.get_by_role("button", name="Apply filters").click()
+    caption = f"Sessions (user {data['user']})"
+    # THEN the first page shows 10 of the user's 12 sessions, newest first
+    expect(rows(page, caption)).to_have_count(10)
+    assert set(column(page, caption, 2)) == {data["user"]}
+    assert column(page, caption, 1) == list(reversed(data["sessions"]))[:10]
+    pages = page.get_by_role("navigation", name="Sessions pages")
+    expect(pages).to_contain_text("Page 1")
+    expect(pages.get_by_role("button", name="Previous")).to_be_disabled()
+    shot(page, "sessions")
+    pages.get_by_role("button", name="Next").click()
+    expect(pages).to_contain_text("Page 2")
+    expect(rows(page, caption)).to_have_count(2)
+    assert column(page, caption, 1) == list(reversed(data["sessions"]))[10:]
+    expect(pages.get_by_role("button", name="Next")).to_be_disabled()
+    pages.get_by_role("button", name="Previous").click()
+    expect(pages).to_contain_text("Page 1")
+    expect(rows(page, caption)).to_have_count(10)
+
+    # WHEN adding a status filter: only the completed session, shown complete
+    page.get_by_label("Status").select_option("completed")
+    page.get_by_label("Per page").select_option("50")
+    page.get_by_role("button", name="Apply filters").click()
+    caption = f"Sessions (status completed, user {data['user']})"
+    expect(rows(page, caption)).to_have_count(1)
+    row = rows(page, caption).first
+    expect(row.locator("td").nth(3)).to_have_text("completed")
+    expect(row.get_by_role("progressbar")).to_have_attribute("value", "3")
+    expect(row).to_contain_text("3/3")
+
+    # WHEN filtering by manual only (the filters live in the address: a link can share them)
+    page.goto(dashboard_url(http, f"/sessions?manual_id={data['manual2']}"))
+    caption = f"Sessions (manual {data['manual2']})"
+    expect(rows(page, caption)).to_have_count(3)
+    assert column(page, caption, 1) == [data["gone"], f"{RUN}-g1", f"{RUN}-g0"]
+    assert set(column(page, caption, 3)) == {data["manual2"]}
+    expect(page.get_by_label("Manual id")).to_have_value(data["manual2"])
+
+    # WHEN a session id is clicked: its detail page
+    rows(page, caption).nth(1).get_by_role("link", name=f"{RUN}-g1").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Session {RUN}-g1")
+    expect(page.get_by_role("heading", level=1)).to_be_focused()
+
+
+def test_session_detail_conversation_events_and_redeliver(page: Page, http: Http, data: dict) -> None:
+    detail = data["detail"]
+    sign_in(page, dashboard_url(http, f"/sessions/{detail}"), http.key)
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Session {detail}")
+
+    # THEN progress: 2 of 3 steps done, step 3 current, with its content
+    progress = page.get_by_role("progressbar", name="2 of 3 steps completed (66.7%)")
+    expect(progress).to_have_attribute("value", "2")
+    expect(progress).to_have_attribute("max", "3")
+    steps = page.get_by_role("list", name="Steps").locator("li")
+    expect(steps).to_have_count(3)
+    expect(steps).to_have_text(["✓Step 1: completed", "✓Step 2: completed", "3Step 3: current step"])
+    expect(page.locator('[aria-current="step"]')).to_contain_text("Step 3")
+    current = page.get_by_role("article", name="Step 3 of 3: Step 3")
+    expect(current).to_contain_text("Do thing 3.")
+
+    # AND the conversation, user and agent told apart
+    chat = page.get_by_role("list", name="Conversation, oldest first").locator("li")
+    expect(chat).to_have_count(2)
+    expect(chat.nth(0)).to_have_class(re.compile("msg-user"))
+    expect(chat.nth(0)).to_contain_text("User")
+    expect(chat.nth(0)).to_contain_text("I printed Hello, World!")
+    expect(chat.nth(1)).to_have_class(re.compile("msg-agent"))
+    expect(chat.nth(1)).to_contain_text("Agent")
+    expect(chat.nth(1)).to_contain_text("Well done. Now declare a variable.")
+    assert chat.nth(0).evaluate("e => getComputedStyle(e).backgroundColor") != \
+        chat.nth(1).evaluate("e => getComputedStyle(e).backgroundColor")
+
+    # AND the events with their webhook deliveries: the last one was refused with 410
+    events = page.get_by_role("list", name="Events, oldest first").locator("> li")
+    expect(events).to_have_count(3)
+    expect(events.nth(0)).to_contain_text("#1 session_created")
+    expect(events.nth(0).locator(".delivery")).to_have_text("Webhook: delivered · 1 attempt")
+    gone = events.filter(has_text="#3 progress_update")
+    expect(gone).to_contain_text("step 2 DONE")
+    expect(gone.locator(".delivery")).to_have_text("Webhook: gone · 1 attempt")
+    gone.get_by_text("Delivery attempts", exact=True).click()
+    expect(gone.locator("table tbody tr")).to_have_text([re.compile(r"^1\s*gone\s*HTTP 410\s*\d+ ms")])
+    # only the failed one offers Redeliver
+    expect(page.get_by_role("button", name="Redeliver")).to_have_count(1)
+    shot(page, "session-detail")
+
+    # WHEN the operator redelivers it (the receiver is back)
+    gone.get_by_role("button", name="Redeliver").click()
+    expect(gone.get_by_role("status")).to_have_text("Queued for redelivery. Refresh to see the new attempt.")
+    expect(gone.locator(".delivery")).to_contain_text("pending")
+    expect(page.get_by_role("button", name="Redeliver")).to_have_count(0)
+    # THEN once delivered, a refresh shows the second, successful attempt
+    http.wait_for("the redelivery", lambda: http.delivered(detail))
+    page.get_by_role("button", name="Refresh").click()
+    gone = page.get_by_role("list", name="Events, oldest first").locator("> li").filter(has_text="#3 progress_update")
+    expect(gone.locator(".delivery")).to_have_text("Webhook: delivered · 2 attempts")
+    expect(page.get_by_role("button", name="Redeliver")).to_have_count(0)
+
+
+def test_manual_create_shows_json_and_validation_errors_then_succeeds(page: Page, http: Http, data: dict,
+                                                                       tmp_path: Path) -> None:
+    sign_in(page, dashboard_url(http, "/manuals"), http.key)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Manuals")
+    listed = http.ok("GET", "v1/manuals?limit=20")["items"]
+    expect(rows(page, "Manuals, by id")).to_have_count(len(listed))
+    assert column(page, "Manuals, by id", 1) == [m["manual_id"] for m in listed]
+    form = page.get_by_role("form", name="Create a manual")
+    text = form.get_by_label("Manual JSON")
+
+    # WHEN the pasted text is not JSON: said at once, nothing sent
+    seen(page).api_requests.clear()
+    text.fill('{"manual_id": "oops", ')
+    form.get_by_role("button", name="Create manual").click()
+    expect(form.get_by_role("alert")).to_contain_text("Not valid JSON")
+    expect(text).to_have_attribute("aria-invalid", "true")
+    expect(text).to_be_focused()
+    assert not [r for r in seen(page).api_requests if r[0] == "POST"]
+
+    # WHEN the API refuses it: each field's problem is listed
+    bad = {"manual_id": f"{RUN} bad id", "title": "", "steps": [
+        {"step_number": 1, "title": "One", "content": ""}, {"step_number": 3, "title": "Three"}]}
+    text.fill(json.dumps(bad))
+    form.get_by_role("button", name="Create manual").click()
+    alert = form.get_by_role("alert")
+    expect(alert).to_contain_text("The API refused this manual")
+    expect(alert).to_contain_text("2 fields need fixing. (400 validation_error)")
+    expect(alert.locator("li")).to_have_text([
+        re.compile(r"^manual_id: String should match pattern"),
+        re.compile(r"^title: String should have at least 1 character")])
+    shot(page, "manual-create-error")
+
+    # WHEN a valid manual is loaded from a .json file
+    upload = tmp_path / "sql.json"
+    upload.write_text(json.dumps(manual(f"{RUN}-sql", 4, "SQL in four steps")))
+    form.get_by_label("…or load a .json file").set_input_files(str(upload))
+    expect(form).to_contain_text("Loaded sql.json")
+    expect(text).to_have_value(re.compile(f'"{RUN}-sql"'))
+    form.get_by_role("button", name="Create manual").click()
+    # THEN it is created and linked
+    expect(form.get_by_role("status")).to_have_text(f"Created manual {RUN}-sql (4 steps).")
+    expect(text).not_to_have_attribute("aria-invalid", "true")
+    assert http.ok("GET", f"v1/manuals/{RUN}-sql")["total_steps"] == 4
+    form.get_by_role("link", name=f"{RUN}-sql").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Manual {RUN}-sql")
+    expect(page.get_by_text("SQL in four steps")).to_be_visible()
+    expect(page.locator(".manual-steps > li h3")).to_have_text(
+        ["1. Step 1", "2. Step 2", "3. Step 3", "4. Step 4"])
+    shot(page, "manual-detail")
+    # AND sending the same file again is accepted as the same manual
+    page.goto(dashboard_url(http, "/manuals"))
+    form.get_by_label("…or load a .json file").set_input_files(str(upload))
+    form.get_by_role("button", name="Create manual").click()
+    expect(form.get_by_role("status")).to_contain_text("already exists with the same content")
+    shot(page, "manuals")
+
+
+def test_inbox_viewer_shows_captured_webhooks_with_signature_verdict(page: Page, http: Http, data: dict) -> None:
+    # GIVEN a session whose session_created webhook reached the inbox `local`
+    session_id = f"{RUN}-inbox"
+    http.ok("POST", "v1/manuals", manual(f"{RUN}-inbox", 1, "Inbox test"))
+    http.ok("POST", "v1/sessions", {"session_id": session_id, "user_id": data["user3"], "manual_id": f"{RUN}-inbox"})
+    http.wait_for("the webhook", lambda: http.delivered(session_id))
+    event_id = http.events(session_id)[0]["event_id"]
+    sign_in(page, dashboard_url(http, "/inbox"), http.key)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Inbox")
+    expect(page.get_by_label("Inbox id")).to_have_value("local")
+
+    # WHEN a wrong token is entered: the API's answer is shown
+    page.get_by_label("Read token").fill("not-the-token")
+    page.get_by_role("button", name="Show requests").click()
+    expect(page.get_by_role("alert")).to_contain_text("(404 inbox_not_found)")
+
+    # WHEN the right one: the captured webhooks, newest first, each verified
+    page.get_by_label("Read token").fill("test-token")
+    page.get_by_label("Method").select_option("POST")
+    page.get_by_role("button", name="Show requests").click()
+    caption = "Requests captured by inbox local"
+    row = rows(page, caption).filter(has_text=event_id)
+    expect(row).to_have_count(1)
+    expect(row.locator("td").nth(1)).to_have_text("POST")
+    expect(row.locator("td").nth(2)).to_have_text("/v1/hooks/local")
+    expect(row.locator("td").nth(5)).to_have_text("✓ verified")
+    assert set(column(page, caption, 2)) == {"POST"}
+    shot(page, "inbox")
+
+    # WHEN it is opened: its headers, body and verdict
+    row.get_by_role("link", name=re.compile("^Details of POST")).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Captured request req_")
+    expect(page.locator(".facts")).to_contain_text("✓ verified")
+    headers = rows(page, "Headers as received")
+    expect(headers.filter(has=page.locator("th", has_text=re.compile("^webhook-id$")))).to_contain_text(event_id)
+    expect(headers.filter(has=page.locator("th", has_text=re.compile("^webhook-signature$")))).to_contain_text("v1,")
+    body = page.get_by_label("Body")
+    expect(body).to_contain_text(f'"event_id": "{event_id}"')
+    expect(body).to_contain_text('"event_type": "session_created"')
+    shot(page, "inbox-request")
+
+
+def test_api_errors_are_shown_not_swallowed(page: Page, http: Http, data: dict) -> None:
+    # an unknown session: the API's 404 and its message
+    sign_in(page, dashboard_url(http, f"/sessions/{RUN}-nope"), http.key)
+    alert = page.get_by_role("alert").filter(has_text="Could not load this session")
+    expect(alert).to_contain_text(f"Session '{RUN}-nope' not found")
+    expect(alert).to_contain_text("(404 session_not_found)")
+    shot(page, "error-not-found")
+
+    # a wrong key: the API answers 401 and the key form comes back with its message
+    if not auth_enforced(http):  # before API keys: the browser sees the answer the API will give
+        page.route("**/v1/**", lambda route: route.fulfill(status=401, content_type="application/json", body=json.dumps(
+            {"error": "unauthorized", "message": "A valid API key is required: send Authorization: Bearer <key>."})))
+    page.get_by_role("button", name="Change key").click()
+    key_field(page).fill("ssk_wrong_key_0000")
+    page.get_by_role("button", name="Use this key").click()
+    expect(page.locator("#key-form")).to_be_visible()
+    expect(page.locator("#key-message")).to_contain_text("A valid API key is required")
+    expect(key_field(page)).to_be_focused()
+    expect(page.get_by_role("alert").filter(has_text="(401 unauthorized)").first).to_be_visible()
+    shot(page, "error-unauthorized")
+    page.unroute("**/v1/**")
+
+    # a read-only key pressing Redeliver: 403 and its message, next to the button
+    status, created = http.call("POST", "v1/keys", {"scopes": ["read"], "name": f"{RUN} read-only"})
+    if status == 201:
+        read_key = created["key"]
+    else:  # before API keys: answer the redelivery as the API will
+        read_key = "ssk_read_only_0000"
+        page.route("**/v1/events/*/redeliver", lambda route: route.fulfill(
+            status=403, content_type="application/json", body=json.dumps(
+                {"error": "forbidden", "message": "This API key's scopes do not allow this request."})))
+    key_field(page).fill(read_key)
+    page.get_by_role("button", name="Use this key").click()
+    expect(page.locator("#key-form")).to_be_hidden()
+    page.goto(dashboard_url(http, f"/sessions/{data['gone']}"))
+    event = page.get_by_role("list", name="Events, oldest first").locator("> li").filter(has_text="gone")
+    event.get_by_role("button", name="Redeliver").click()
+    alert = event.get_by_role("alert")
+    expect(alert).to_contain_text("Redeliver failed: This API key's scopes do not allow this request.")
+    expect(alert).to_contain_text("(403 forbidden)")
+    expect(alert).to_contain_text("not allowed to do this")
+    expect(event.get_by_role("button", name="Redeliver")).to_be_enabled()
+    shot(page, "error-forbidden")
+
+
+def test_keyboard_navigation_and_root_path(page: Page, http: Http, data: dict) -> None:
+    # served without /api too (infra/local.py): the API base follows the page's location
+    root = http.api.removesuffix("/api")
+    sign_in(page, f"{root}/dashboard#/manuals/{data['manual']}", http.key)
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Manual {data['manual']}")
+    expect(page.locator(".manual-steps > li")).to_have_count(3)
+    assert all("/api/" not in url for _, url, _ in seen(page).api_requests)
+
+    # the first Tab reaches the skip link, then the navigation; Enter follows a link
+    page.reload()  # the key stays for the tab's life: no form this time
+    expect(page.locator(".manual-steps > li")).to_have_count(3)
+    expect(page.locator("#key-form")).to_be_hidden()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    sessions_link = page.get_by_role("navigation", name="Main").get_by_role("link", name="Sessions")
+    expect(sessions_link).to_be_focused()
+    outline = sessions_link.evaluate("e => getComputedStyle(e).outlineStyle")
+    assert outline == "solid"  # focus is visible
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sessions")
+    expect(page.get_by_role("heading", level=1)).to_be_focused()
+    expect(sessions_link).to_have_attribute("aria-current", "page")
+
+
+def test_docs_page_lists_the_operations_with_the_same_key(page: Page, http: Http) -> None:
+    if auth_enforced(http):  # a new tab without a key: the docs page asks for one
+        page.goto(f"{http.api}/docs")
+        expect(page.get_by_role("alert")).to_contain_text("API key")
+        page.get_by_label("API key").fill(http.key)
+        page.get_by_role("button", name="Use this key").click()
+        expect(page.get_by_role("heading", name="sessions")).to_be_visible()
+        page.evaluate(f"sessionStorage.removeItem('{KEY_STORAGE}')")
+    # the key entered in the dashboard serves the docs page of the same tab
+    sign_in(page, dashboard_url(http, "/overview"), http.key)
+    seen(page).api_requests.clear()
+    page.get_by_role("link", name="API docs").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Session service API")
+    expect(page.get_by_role("heading", name="sessions")).to_be_visible()
+    operation = page.locator("details").filter(has_text="/v1/sessions/{session_id}/progress")
+    expect(operation.locator("summary")).to_contain_text("POST")
+    operation.locator("summary").click()
+    expect(operation).to_contain_text("Body:")
+    expect(page.locator("summary", has_text="/dashboard/{asset}")).to_be_visible()
+    sent = [h for m, u, h in seen(page).api_requests if u.endswith("/v1/openapi.json")]
+    assert sent and all(h.get("authorization") == f"Bearer {http.key}" for h in sent)
+    shot(page, "docs")
