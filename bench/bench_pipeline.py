@@ -21,13 +21,15 @@ from common import machine
 
 os.environ["LOCAL_ACCESS_LOG"] = "0"
 os.environ["LOCAL_INBOX_TOKEN"] = "bench"
+os.environ["LOCAL_API_KEY"] = "ssk_bench_pipeline_admin_key_0001"
 os.environ["WEBHOOK_EVENT_TYPES"] = "progress_update"
 
 
 def call(method: str, url: str, body: Any = None) -> Any:
     request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
                                      method=method, headers={"Content-Type": "application/json",
-                                                             "X-Inbox-Token": "bench"})
+                                                             "X-Inbox-Token": "bench",
+                                                             "Authorization": f"Bearer {os.environ['LOCAL_API_KEY']}"})
     with urllib.request.urlopen(request, timeout=30) as response:
         raw = response.read()
         return json.loads(raw) if raw else None

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from common import ROOT, ReadMeter, machine, stack
+from common import AUTH, ROOT, ReadMeter, machine, stack
 
 MANUAL = {"manual_id": "m", "title": "Bench manual", "steps": [
     {"step_number": n, "title": f"Step {n}", "content": "Do the thing described here. " * 8}
@@ -58,7 +58,7 @@ def thread_safe(app: Any) -> None:
 
 def call(client: Any, method: str, path: str, body: Any = None,
          headers: dict[str, str] | None = None) -> Any:
-    return client.http.request(method, path, headers={"Content-Type": "application/json", **(headers or {})},
+    return client.http.request(method, path, headers={"Content-Type": "application/json", **AUTH, **(headers or {})},
                                body=json.dumps(body) if body is not None else b"")
 
 

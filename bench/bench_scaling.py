@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 
-from common import ReadMeter, machine, stack
+from common import AUTH, ReadMeter, machine, stack
 
 
 def seed(count: int) -> None:
@@ -54,12 +54,12 @@ def measure(count: int) -> dict[str, tuple[int, int]]:
         seed(count)
         meter = ReadMeter()
         calls = {
-            "GET /v1/sessions?status=active": lambda c: c.http.get("/v1/sessions?status=active&limit=20"),
-            "GET /v1/sessions?user_id=u-7": lambda c: c.http.get("/v1/sessions?user_id=u-7&limit=20"),
+            "GET /v1/sessions?status=active": lambda c: c.http.get("/v1/sessions?status=active&limit=20", headers=AUTH),
+            "GET /v1/sessions?user_id=u-7": lambda c: c.http.get("/v1/sessions?user_id=u-7&limit=20", headers=AUTH),
             "cleanup job (idle query, nothing idle)": lambda c: cleanup.run(),
-            "GET /v1/analytics/overview": lambda c: c.http.get("/v1/analytics/overview"),
-            "GET /v1/analytics/popular-manuals": lambda c: c.http.get("/v1/analytics/popular-manuals"),
-            "GET /v1/analytics/recent-activity?hours=24": lambda c: c.http.get("/v1/analytics/recent-activity?hours=24"),
+            "GET /v1/analytics/overview": lambda c: c.http.get("/v1/analytics/overview", headers=AUTH),
+            "GET /v1/analytics/popular-manuals": lambda c: c.http.get("/v1/analytics/popular-manuals", headers=AUTH),
+            "GET /v1/analytics/recent-activity?hours=24": lambda c: c.http.get("/v1/analytics/recent-activity?hours=24", headers=AUTH),
         }
         with Client(app) as client:
             for name, call in calls.items():

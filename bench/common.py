@@ -19,6 +19,8 @@ os.environ.update({
     "AWS_SECRET_ACCESS_KEY": "bench", "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
 })
 os.environ.pop("AWS_ENDPOINT_URL", None)
+BENCH_KEY = "ssk_bench_admin_key_0001"
+AUTH = {"Authorization": f"Bearer {BENCH_KEY}"}
 
 
 @contextmanager
@@ -37,6 +39,12 @@ def stack(parameters: dict[str, str] | None = None) -> Iterator[Any]:
         config.get_settings.cache_clear()
         store.reset_client()
         queue.reset_client()
+        from chalicelib import auth
+        from infra import gateway
+
+        gateway.install()
+        auth.ensure_key(BENCH_KEY, ["admin"], name="bench")
+        auth.authenticate(AUTH["Authorization"])  # a known key: cached, as in the common case
         yield deployed
 
 
