@@ -194,7 +194,8 @@ def main() -> None:
     port = int(os.environ.get("PORT", "8000"))
     stack = start(port=port, moto_port=int(os.environ.get("MOTO_PORT", "5055")))
     base = stack.api_url
-    watch = (f"\n  webhooks    curl -s -H 'X-Inbox-Token: {stack.inbox_token}' {stack.inbox_url}"
+    watch = (f"\n  webhooks    curl -s -H \"Authorization: Bearer $KEY\" "
+             f"-H 'X-Inbox-Token: {stack.inbox_token}' {stack.inbox_url}"
              if stack.inbox_url else "")
     print(f"""
 Session service running locally (data lives until you stop it).
