@@ -133,6 +133,17 @@ def api(client: Any) -> Api:
     return Api(client)
 
 
+def wait_for(condition: Any, timeout: float = 20, what: str = "condition") -> Any:
+    """Poll `condition` until it returns something truthy (returned); fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def manual_body(manual_id: str = "manual-abc", steps: int = 5, title: str = "Intro") -> dict:
     return {
         "manual_id": manual_id, "title": title,

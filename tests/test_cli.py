@@ -29,6 +29,7 @@ from chalicelib.delivery import redrive
 from chalicelib.models import RedriveResult
 from infra import cli as cli_module
 from infra.cli import cli
+from tests.conftest import manual_body, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = uuid.uuid4().hex[:8]  # the local stack is shared with other test files: unique ids
@@ -68,19 +69,7 @@ def run(base: str, *args: str, key: str | None = None, env: dict[str, str | None
 
 
 def manual(manual_id: str, steps: int = 2, title: str = "Manual") -> dict[str, Any]:
-    return {"manual_id": manual_id, "title": title,
-            "steps": [{"step_number": n, "title": f"Step {n}", "content": f"Do {n}."}
-                      for n in range(1, steps + 1)]}
-
-
-def wait_for(condition: Any, timeout: float = 20, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+    return manual_body(manual_id, steps, title)
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +308,7 @@ def test_sessions_show_has_the_next_step_and_recent_messages(sh, http, course) -
     out = result.stdout
     assert f"session        {sid}" in out and "status         active" in out
     assert "step           2 of 2" in out and "completed      1" in out
-    assert "next step      2: Step 2" in out and "Do 2." in out
+    assert "next step      2: Step 2" in out and "Do thing 2." in out
     assert "last 2 of 3 message(s):" in out
     assert "second words" in out and "third words" in out and "first words" not in out
     shown = json.loads(sh("--json", "sessions", "show", sid, "--messages", "2").stdout)

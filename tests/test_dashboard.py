@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import shutil
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -46,6 +45,8 @@ pytestmark = pytest.mark.skipif(
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
+from tests.conftest import wait_for  # noqa: E402
+
 expect.set_options(timeout=10_000)
 
 
@@ -77,13 +78,7 @@ class Http:
         return answer
 
     def wait_for(self, what: str, probe: Callable[[], Any], timeout: float = 30) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = probe()
-            if result:
-                return result
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.1)
+        return wait_for(probe, timeout, what)
 
     def events(self, session_id: str) -> list[dict]:
         return self.ok("GET", f"v1/sessions/{session_id}/events?limit=100")["items"]
