@@ -172,9 +172,11 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
 def _dev_key() -> str:
     """The local stack's admin API key: LOCAL_API_KEY when set (scripts can rely on it),
     otherwise a new random one, printed at start."""
+    import secrets
+
     from chalicelib import auth
 
-    token = os.environ.get("LOCAL_API_KEY") or auth.KEY_PREFIX + __import__("secrets").token_urlsafe(32)
+    token = os.environ.get("LOCAL_API_KEY") or auth.KEY_PREFIX + secrets.token_urlsafe(32)
     auth.ensure_key(token, ["admin"], name="local stack dev key")
     return token
 

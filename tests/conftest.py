@@ -203,10 +203,14 @@ def local_stack():
     # keep reading its output so a chatty server never blocks on a full pipe
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     yield {**urls, "api_key": LOCAL_ADMIN_KEY}
+    assert interrupt(proc, timeout=30) == 0, "".join(lines)[-3000:]
+
+
+def interrupt(proc: subprocess.Popen, timeout: float) -> int:
+    """Ctrl-C a child process; its exit code (killed if it outlives `timeout`)."""
     proc.send_signal(signal.SIGINT)
     try:
-        code = proc.wait(timeout=30)
+        return proc.wait(timeout=timeout)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert code == 0, "".join(lines)[-3000:]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import queue as queues
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from chalicelib.delivery import redrive
 from chalicelib.models import RedriveResult
 from infra import cli as cli_module
 from infra.cli import cli
-from tests.conftest import manual_body, wait_for
+from tests.conftest import interrupt, manual_body, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = uuid.uuid4().hex[:8]  # the local stack is shared with other test files: unique ids
@@ -403,12 +402,7 @@ def test_events_tail_follow_prints_new_events_and_delivery_changes(stack, http, 
         assert events_of(http, sid)[0]["event_id"] in change and "2, last 200" in change
     finally:
         # WHEN the operator presses Ctrl-C: it stops cleanly
-        proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        code = interrupt(proc, timeout=10)
     assert code == 0, proc.stderr.read()
 
 

@@ -10,7 +10,8 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -76,31 +77,43 @@ def test_redirects_are_not_followed() -> None:
 # ---- transport failures --------------------------------------------------------------------
 
 
-@pytest.fixture
-def resetting_server() -> Iterator[str]:
-    """Accepts, reads a little, then resets the connection (RST, not a clean close)."""
+@contextmanager
+def tcp_server(scheme: str, handle: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A loopback server calling `handle` on each accepted connection; yields its URL."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
+    listener.settimeout(0.2)
     stop = threading.Event()
 
     def serve() -> None:
-        listener.settimeout(0.2)
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
             except OSError:
                 continue
-            conn.recv(1024)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
+            handle(conn)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
-    stop.set()
-    thread.join()
-    listener.close()
+    try:
+        yield f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+@pytest.fixture
+def resetting_server() -> Iterator[str]:
+    """Accepts, reads a little, then resets the connection (RST, not a clean close)."""
+    def reset(conn: socket.socket) -> None:
+        conn.recv(1024)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    with tcp_server("http", reset) as url:
+        yield url
 
 
 @pytest.fixture
@@ -122,29 +135,15 @@ def tls_server(tmp_path) -> Iterator[str]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.2)
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            try:
-                context.wrap_socket(conn, server_side=True).close()
-            except (ssl.SSLError, OSError):
-                conn.close()
+    def handshake(conn: socket.socket) -> None:
+        try:
+            context.wrap_socket(conn, server_side=True).close()
+        except (ssl.SSLError, OSError):
+            conn.close()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{listener.getsockname()[1]}/hook"
-    stop.set()
-    thread.join()
-    listener.close()
+    with tcp_server("https", handshake) as url:
+        yield url
 
 
 def test_a_connection_reset_is_a_failed_attempt(resetting_server: str) -> None:
