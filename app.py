@@ -9,6 +9,7 @@ from chalice import AuthResponse, AuthRoute, Chalice, Rate, Response
 from chalicelib import (
     analytics, auth, openapi, cleanup, delivery, feedback, health, inbox, manuals, messages, progress, sessions,
 )
+from chalicelib import observability
 from chalicelib import dashboard
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import (
@@ -22,12 +23,14 @@ from chalicelib.models import (
     SessionCreate, SessionOut, SessionPage, SessionPatch,
 )
 
-app = Chalice(app_name="session-service")
+# Powertools owns the "session-service" logger (JSON): Chalice must not reconfigure it.
+app = Chalice(app_name="session-service", configure_logs=False)
 # Event sources are declared here with placeholders; infra/ wires the real stream and queue
 # by reference when `chalice package` merges it (and the local runner calls these handlers).
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/session-service/stream/local"
 DELIVERY_QUEUE = "session-service-deliveries.fifo"
 app.register_middleware(normalise_chalice_errors, "http")
+app.register_middleware(observability.observe, "all")  # JSON logs with Lambda context, EMF metrics
 
 
 @app.authorizer(ttl_seconds=auth.AUTH_TTL_SECONDS)
@@ -152,14 +155,17 @@ def delete_session(session_id: str) -> Response:
        scope="agent")
 def report_progress(session_id: str) -> Response:
     request = app.current_request
-    body = parse_body(request, ProgressIn)
-    body = _with_header_key(body, header(request, "Idempotency-Key"))
-    auth.check_user(_caller(), body.user_id)  # the session must be body.user_id's (checked in the write)
-    try:
-        result = progress.report_progress(path_id(session_id, "session_id"), body)
-    except progress.Replay as replay:
-        return json_response({"status": "already_processed", "original_result": replay.original},
-                             200, {"Idempotent-Replayed": "true"})
+    with observability.rejections_counted(observability.PROGRESS_REJECTED):
+        body = parse_body(request, ProgressIn)
+        body = _with_header_key(body, header(request, "Idempotency-Key"))
+        auth.check_user(_caller(), body.user_id)  # the session must be body.user_id's (checked in the write)
+        try:
+            result = progress.report_progress(path_id(session_id, "session_id"), body)
+        except progress.Replay as replay:
+            observability.count(observability.PROGRESS_REPLAYED)
+            return json_response({"status": "already_processed", "original_result": replay.original},
+                                 200, {"Idempotent-Replayed": "true"})
+    observability.count(observability.PROGRESS_ACCEPTED)
     return json_response(result)
 
 
@@ -276,6 +282,12 @@ def analytics_handler(event: Any) -> dict:
 def delivery_handler(event: Any) -> dict:
     """Delivery queue -> signed webhook POSTs."""
     return delivery.handle_delivery_batch(event.to_dict())
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def dead_letter_handler(event: Any) -> dict:
+    """Dead-letter queue -> every message SQS moved there by itself recorded as failed."""
+    return delivery.sweep_dead_letters()
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))

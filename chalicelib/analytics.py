@@ -18,7 +18,6 @@ Counter items (PK / SK):
 from __future__ import annotations
 
 import hashlib
-import logging
 import statistics
 import time
 from collections import defaultdict
@@ -26,9 +25,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from . import store
+from .observability import STREAM_BATCH_FAILURES, logger
+from .observability import count as metric
 from .clock import seconds_between
 
-log = logging.getLogger(__name__)
 STATS_SHARDS = 4
 STATUSES = ("active", "completed", "ended", "abandoned")
 MARKER_TTL_SECONDS = 2 * 86400  # longer than a stream keeps records (24 h)
@@ -139,7 +139,9 @@ def handle_stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
             count(record)
         except Exception:  # noqa: BLE001 - retried from this record, like the feedback function
             sequence = record.get("dynamodb", {}).get("SequenceNumber")
-            log.exception("could not count stream record %s", sequence)
+            logger.exception("could not count a stream record; retrying from it",
+                             extra={"sequence_number": sequence})
+            metric(STREAM_BATCH_FAILURES, Function="analytics")
             return {"batchItemFailures": [{"itemIdentifier": sequence}]}
     return {"batchItemFailures": []}
 

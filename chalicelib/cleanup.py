@@ -10,7 +10,6 @@ abandoned at most once, and what a run did not reach stays in the index for the 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,8 +17,8 @@ from datetime import datetime, timedelta
 from . import sessions, store
 from .clock import to_iso, utcnow
 from .config import get_settings
+from .observability import SESSIONS_ABANDONED, count, logger
 
-log = logging.getLogger(__name__)
 PAGE = 100
 
 
@@ -42,7 +41,9 @@ def run(time_left: Callable[[], float] | None = None, now: datetime | None = Non
     abandon_idle(moment, report, time_left)
     if get_settings().retention_days > 0 and report.complete:
         apply_retention(moment, report, time_left)
-    log.info("cleanup: %s", report.as_dict())
+    if report.abandoned:
+        count(SESSIONS_ABANDONED, report.abandoned)
+    logger.info("cleanup run", extra=report.as_dict())
     return report
 
 
@@ -96,7 +97,7 @@ def apply_retention(now: datetime, report: CleanupReport,
                     sessions.delete_session(item["PK"].removeprefix("SESSION#"))
                     report.deleted += 1
                 except Exception:  # noqa: BLE001 - one stuck session must not stop the job
-                    log.exception("retention: could not delete %s", item["PK"])
+                    logger.exception("retention: could not delete a session", extra={"key": item["PK"]})
                     report.complete = False
             if cursor is None:
                 break

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .delivery_policy import max_attempts
+
 # Standard Webhooks / Svix spirit: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 DEFAULT_EVENT_TYPES = ("session_created", "progress_update:DONE", "session_ended")
@@ -29,18 +31,32 @@ class Settings:
 
     @property
     def max_attempts(self) -> int:
-        """Deliveries tried in all: the first plus one per retry delay (= maxReceiveCount)."""
-        return len(self.retry_schedule) + 1
+        """Deliveries tried in all: the first plus one per retry delay."""
+        return max_attempts(self.retry_schedule)
 
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def parse_schedule(value: str) -> tuple[int, ...]:
+    """`5,300,1800` -> (5, 300, 1800): seconds before each retry (non-negative integers)."""
+    schedule = tuple(int(s) for s in _csv(value))
+    if any(delay < 0 for delay in schedule):
+        raise ValueError(f"WEBHOOK_RETRY_SCHEDULE has a negative delay: {value!r}")
+    return schedule
+
+
+def retry_schedule_from_env() -> tuple[int, ...]:
+    """The one setting that drives the retry schedule, read where the stack is built (make
+    run, the tests, make package) and by the functions."""
+    value = os.environ.get("WEBHOOK_RETRY_SCHEDULE")
+    return parse_schedule(value) if value else DEFAULT_RETRY_SCHEDULE
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     env = os.environ.get
-    schedule = env("WEBHOOK_RETRY_SCHEDULE")
     return Settings(
         table_name=env("TABLE_NAME", "session-service"),
         idempotency_ttl_seconds=int(env("IDEMPOTENCY_TTL_SECONDS", "86400")),
@@ -49,7 +65,7 @@ def get_settings() -> Settings:
         webhook_secret=env("WEBHOOK_SECRET", ""),
         webhook_timeout_seconds=float(env("WEBHOOK_TIMEOUT_SECONDS", "10")),
         webhook_allow_private_targets=env("WEBHOOK_ALLOW_PRIVATE_TARGETS", "") == "1",
-        retry_schedule=tuple(int(s) for s in _csv(schedule)) if schedule else DEFAULT_RETRY_SCHEDULE,
+        retry_schedule=retry_schedule_from_env(),
         event_types=_csv(env("WEBHOOK_EVENT_TYPES", "")) or DEFAULT_EVENT_TYPES,
         delivery_queue_url=env("DELIVERY_QUEUE_URL", ""),
         dead_letter_queue_url=env("DEAD_LETTER_QUEUE_URL", ""),

@@ -1,142 +1,306 @@
-"""The delivery function: webhook messages from the FIFO queue -> signed POSTs.
+"""The delivery function: webhook messages from the FIFO queue -> signed POSTs, with the
+attempt budget counted here, not by SQS.
 
-2xx: delivered. 410 Gone: the receiver asked us to stop; not retried. Anything else (other
-status, timeout, connection or TLS error): the message is hidden for the next delay of the
-retry schedule (or the receiver's Retry-After on 429/503) and reported in batchItemFailures;
-after the last attempt SQS moves it to the dead-letter queue. Every attempt is logged on the
-event item, so the events listing shows each event's delivery status.
+Per batch: one BatchGetItem reads the delivery state of the batch's events (which round,
+how many attempts in it); then each message in order:
+  - its attempt number is the stored count for the message's round + 1 (a redelivered or
+    redriven message starts a new round with a fresh budget);
+  - it is POSTed once, and `delivery_policy.decide` says what the answer means;
+  - the attempt is appended to the event item's log with the new status (one UpdateItem);
+  - delivered, gone: done (the event source deletes the message);
+  - retrying or throttled: hidden for the delay (ChangeMessageVisibility) and reported in
+    batchItemFailures; the rest of its session's messages in this batch wait behind it
+    (made visible again at once: FIFO will not hand them out while their head is hidden,
+    and they lose no attempt, since only real attempts count);
+  - failed (its own budget spent): sent to the dead-letter queue explicitly, with its group
+    and a `dead_lettered` attribute, and recorded `failed` (listed by
+    GET /v1/deliveries?status=failed); the event source deletes the original. A failed
+    event does not hold back the session's later events (SQS's own DLQ semantics): each has
+    its own budget, and a receiver sees the gap in `sequence`.
+SQS's maxReceiveCount is a distant safety net (delivery_policy.safety_net_receive_count) for
+invocations that crash before recording; `sweep_dead_letters` (scheduled) records anything it
+moved, so nothing sits in the dead-letter queue unlisted.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from . import queue, store, webhooks
-from .clock import to_iso, utcnow
+from . import delivery_policy, queue, store, webhooks
+from .clock import from_iso, to_iso, utcnow
 from .config import Settings, get_settings
 from .errors import ServiceError
 from .models import Page, RedriveResult
+from .observability import (
+    WEBHOOK_ATTEMPTS, WEBHOOK_DEAD_LETTERED, WEBHOOK_LAG, WEBHOOK_LATENCY, Unit, count, logger,
+)
 
-log = logging.getLogger(__name__)
-MAX_RETRY_AFTER = 43_200  # SQS visibility timeout ceiling: 12 hours
 REDRIVE_SECONDS = 10.0  # per API request: well under API Gateway's 29 s integration timeout
-
-
-class DeliveryFailed(Exception):
-    """This attempt failed; SQS will offer the message again after the back-off."""
+SWEEP_SECONDS = 20.0
+ORIGINAL_ROUND = "0"  # the round of a message the feedback function enqueued
+ROUND = "round"  # message attribute: the delivery round a message belongs to
+DEAD_LETTERED = "dead_lettered"  # message attribute: who put it in the DLQ (absent: SQS did)
+event_stored = "attribute_exists(PK)"
+not_yet_failed = "attribute_exists(PK) AND (attribute_not_exists(delivery_status) OR delivery_status <> :failed)"
+STATUS_OF = {"delivered": "delivered", "gone": "gone", "failed": "failed",
+             "retrying": "retrying", "throttled": "retrying"}
 
 
 class EventNotFound(ServiceError):
     status, code = 404, "event_not_found"
 
 
-def retry_delay(settings: Settings, attempt: int, result: webhooks.Attempt) -> int:
-    """Seconds to wait before attempt `attempt + 1`."""
-    if result.status_code in (429, 503) and result.retry_after is not None:
-        return int(min(result.retry_after, MAX_RETRY_AFTER))
-    schedule = settings.retry_schedule
-    return schedule[min(attempt - 1, len(schedule) - 1)] if schedule else 0
+@dataclass(frozen=True)
+class Envelope:
+    """One message of a batch, as the delivery function reads it."""
+
+    message_id: str
+    receipt_handle: str
+    group: str
+    body: str
+    round: str
+    payload: dict[str, Any] | None  # None: not a webhook message we can deliver
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> Envelope:
+        try:
+            payload = json.loads(record["body"])
+            store.event_key(payload["session_id"], payload["sequence"])  # has what we need
+            if not isinstance(payload.get("event_id"), str):
+                raise ValueError("no event_id")
+        except (ValueError, TypeError, KeyError):
+            payload = None
+        return cls(record["messageId"], record["receiptHandle"],
+                   record.get("attributes", {}).get("MessageGroupId", ""), record["body"],
+                   queue.attribute(record, ROUND) or ORIGINAL_ROUND, payload)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        assert self.payload is not None
+        return store.ident(store.event_key(self.payload["session_id"], self.payload["sequence"]))
 
 
-def deliver(body: str, attempt: int, receipt_handle: str) -> str:
-    """Deliver one message (attempt number = SQS's receive count). Returns the outcome
-    ('delivered', 'gone'); raises DeliveryFailed when SQS should offer it again."""
-    settings = get_settings()
-    message = json.loads(body)
-    if not settings.webhook_url:
-        raise DeliveryFailed("WEBHOOK_URL is not configured")
-    headers = webhooks.signed_headers(settings.webhook_secret, message["event_id"], body)
-    result = webhooks.post(settings.webhook_url, body, headers, settings.webhook_timeout_seconds,
-                           allow_private=settings.webhook_allow_private_targets)
-    final = attempt >= settings.max_attempts
-    outcome = ("delivered" if result.delivered else "gone" if result.gone
-               else "failed" if final else "retrying")
-    record_attempt(message, attempt, result, outcome)
-    log.info("webhook %s attempt %d: %s (%s)", message["event_id"], attempt, outcome,
-             result.status_code or result.error)
-    if outcome in ("delivered", "gone"):
-        return outcome
-    # On the last attempt hide it for no time: the next receive moves it to the DLQ.
-    queue.delay(receipt_handle, 0 if final else retry_delay(settings, attempt, result))
-    raise DeliveryFailed(f"{message['event_id']}: {result.status_code or result.error}")
+# ---- one attempt ---------------------------------------------------------------------------
 
 
-def record_attempt(message: dict[str, Any], attempt: int, result: webhooks.Attempt,
-                   outcome: str) -> None:
-    """Append the attempt to the event item's delivery log and set its status; an event
-    whose status is `failed` is listed in GSI1 under DELIVERIES#failed."""
+def deliver(message: Envelope, state: dict[str, Any] | None,
+            settings: Settings) -> delivery_policy.Decision | None:
+    """Attempt one message. Returns the decision taken (None: nothing to deliver: the event
+    was deleted with its session, or this round already delivered it)."""
+    assert message.payload is not None
+    fields = _log_fields(message)
+    if state is None:
+        logger.info("webhook dropped: its event was deleted with its session", extra=fields)
+        return None
+    if state.get("delivery_round") == message.round and state.get("delivery_status") in ("delivered", "gone"):
+        logger.info("webhook already settled in this round; not sent again", extra=fields)
+        return None
+    n = delivery_policy.attempt_number(state.get("delivery_round"), int(state.get("attempt_count", 0)),
+                                       message.round)
+    total = settings.max_attempts
+    if n > total:  # recorded as failed, but the process stopped before dead-lettering it
+        decision = delivery_policy.Decision("failed", total, total)
+        _dead_letter(message, decision, settings)
+        return decision
+    if settings.webhook_url:
+        headers = webhooks.signed_headers(settings.webhook_secret, message.payload["event_id"], message.body)
+        result = webhooks.post(settings.webhook_url, message.body, headers,
+                               settings.webhook_timeout_seconds,
+                               allow_private=settings.webhook_allow_private_targets)
+    else:
+        result = webhooks.Attempt(None, "WEBHOOK_URL is not configured", 0)
+    decision = delivery_policy.decide(settings.retry_schedule, n, result.status_code, result.retry_after)
+    state.update(record_attempt(message, decision, result))
+    _report(message, decision, result, fields)
+    if decision.outcome == "failed":
+        _dead_letter(message, decision, settings)
+    elif not decision.settled:
+        queue.delay(message.receipt_handle, decision.delay)
+    return decision
+
+
+def record_attempt(message: Envelope, decision: delivery_policy.Decision,
+                   result: webhooks.Attempt) -> dict[str, Any]:
+    """Append the attempt to the event item's log and set its status (one UpdateItem). A
+    `failed` event is listed in GSI1 under DELIVERIES#failed. Returns the new state."""
+    assert message.payload is not None
     now = to_iso(utcnow())
-    status = {"delivered": "delivered", "gone": "gone", "failed": "failed"}.get(outcome, "retrying")
-    entry = {"attempt": attempt, "status_code": result.status_code, "error": result.error,
-             "latency_ms": result.latency_ms, "at": now, "outcome": outcome}
-    expression = ("SET delivery_status = :status, last_attempt_at = :now,"
+    status = STATUS_OF[decision.outcome]
+    entry: dict[str, Any] = {
+        "attempt": decision.attempt, "of": decision.of, "round": message.round,
+        "outcome": decision.outcome, "status_code": result.status_code, "error": result.error,
+        "latency_ms": result.latency_ms, "at": now}
+    if not decision.settled:
+        entry["retry_in_seconds"] = decision.delay
+    expression = ("SET delivery_status = :status, last_attempt_at = :now, delivery_round = :round,"
+                  " attempt_count = :n,"
                   " delivery_attempts = list_append(if_not_exists(delivery_attempts, :empty), :entry)")
-    vals = {"status": status, "now": now, "empty": [], "entry": [entry]}
+    vals: dict[str, Any] = {"status": status, "now": now, "round": message.round,
+                            "n": decision.attempt, "empty": [], "entry": [entry]}
     if status == "failed":
         expression += ", GSI1PK = :failed_pk, GSI1SK = :failed_sk"
-        vals.update(failed_pk="DELIVERIES#failed", failed_sk=f"{now}#{message['event_id']}")
+        vals.update(failed_pk="DELIVERIES#failed", failed_sk=f"{now}#{message.payload['event_id']}")
     else:
         if status == "delivered":
             expression += ", delivered_at = :now"
         expression += " REMOVE GSI1PK, GSI1SK"
+    key = store.event_key(message.payload["session_id"], message.payload["sequence"])
     try:
-        store.update_item(store.event_key(message["session_id"], message["sequence"]), expression,
-                          condition="attribute_exists(PK)", vals=store.values(**vals))
+        store.update_item(key, expression, condition=event_stored, vals=store.values(**vals))
     except store.ConditionFailed:
-        log.info("event %s no longer stored (session deleted)", message["event_id"])
+        logger.info("event no longer stored (session deleted)", extra=_log_fields(message))
+    return {"delivery_status": status, "delivery_round": message.round, "attempt_count": decision.attempt}
+
+
+def _dead_letter(message: Envelope, decision: delivery_policy.Decision, settings: Settings) -> None:
+    """Move a message whose budget is spent to the dead-letter queue, keeping its group (the
+    event source then deletes the original, as for any settled message)."""
+    event_id = message.payload["event_id"] if message.payload else message.message_id
+    queue.enqueue(message.body, group=message.group or "unknown", queue_url=settings.dead_letter_queue_url,
+                  dedup_id=f"{event_id}:{message.round}:dead",
+                  attributes={ROUND: message.round, DEAD_LETTERED: "delivery",
+                              "attempts": str(decision.attempt)})
+    count(WEBHOOK_DEAD_LETTERED, Source="delivery")
+
+
+def _log_fields(message: Envelope) -> dict[str, Any]:
+    payload = message.payload or {}
+    return {"event_id": payload.get("event_id"), "event_type": payload.get("event_type"),
+            "session_id": payload.get("session_id"), "sequence": payload.get("sequence"),
+            "round": message.round, "message_id": message.message_id}
+
+
+def _report(message: Envelope, decision: delivery_policy.Decision, result: webhooks.Attempt,
+            fields: dict[str, Any]) -> None:
+    """One log record per attempt (INFO delivered, WARNING retried or gone, ERROR
+    dead-lettered) and its metrics."""
+    fields = {**fields, "attempt": decision.attempt, "max_attempts": decision.of,
+              "outcome": decision.outcome, "status": result.status_code, "error": result.error,
+              "latency_ms": result.latency_ms}
+    count(WEBHOOK_ATTEMPTS, Outcome=decision.outcome)
+    count(WEBHOOK_LATENCY, result.latency_ms, Unit.Milliseconds)
+    if decision.outcome == "delivered":
+        assert message.payload is not None
+        lag = max(0.0, (utcnow() - from_iso(message.payload["occurred_at"])).total_seconds())
+        count(WEBHOOK_LAG, round(lag, 3), Unit.Seconds)
+        logger.info("webhook delivered", extra={**fields, "lag_ms": int(lag * 1000)})
+    elif decision.outcome == "failed":
+        logger.error("webhook dead-lettered: its attempts are spent", extra=fields)
+    elif decision.outcome == "gone":
+        logger.warning("webhook refused for good (410 Gone): not retried", extra=fields)
+    else:
+        logger.warning(f"webhook attempt {decision.outcome}; next in {decision.delay} s",
+                       extra={**fields, "retry_in_seconds": decision.delay})
+
+
+# ---- a batch -------------------------------------------------------------------------------
 
 
 def handle_delivery_batch(event: dict[str, Any]) -> dict[str, Any]:
-    """Process an SQS FIFO batch in order. A failed message fails the rest of its session's
-    messages in the batch (they must not overtake it); other sessions keep flowing.
-
-    The followers are made visible again at once: FIFO will not hand them out while the
-    failed head of their group is hidden for its back-off, and without this they would stay
-    hidden for the queue's whole visibility timeout after the head is retried. (Powertools'
-    SqsFifoPartialProcessor skips a failed group the same way but leaves followers hidden.)
-    """
+    """Process an SQS FIFO batch in order; returns Lambda's partial batch response. A
+    message still being retried holds back the rest of its session's messages in the batch
+    (they must not overtake it); other sessions keep flowing."""
+    settings = get_settings()
+    messages = [Envelope.of(r) for r in event.get("Records", [])]
+    states = store.batch_get([dict(zip(("PK", "SK"), m.key)) for m in messages if m.payload])
     failed: list[str] = []
-    blocked: dict[str, str] = {}  # group -> the message id of its failed head
-    for record in event.get("Records", []):
-        group = record.get("attributes", {}).get("MessageGroupId", "")
-        if group in blocked:
-            _held_back(record, blocked[group])
-            failed.append(record["messageId"])
+    blocked: dict[str, str] = {}  # group -> the message id of its head, still being retried
+    held: list[str] = []
+    for message in messages:
+        if message.group in blocked:
+            held.append(message.receipt_handle)
+            failed.append(message.message_id)
+            continue
+        if message.payload is None:  # can never be delivered: out of the way, loudly
+            logger.error("undeliverable message (not a webhook payload) dead-lettered",
+                         extra={"message_id": message.message_id})
+            _dead_letter(message, delivery_policy.Decision("failed", 0, settings.max_attempts), settings)
             continue
         try:
-            deliver(record["body"], int(record["attributes"]["ApproximateReceiveCount"]),
-                    record["receiptHandle"])
-        except DeliveryFailed:
-            blocked[group] = record["messageId"]
-            failed.append(record["messageId"])
-        except Exception:  # noqa: BLE001 - one bad message must not fail other sessions
-            log.exception("delivery of message %s failed", record.get("messageId"))
-            blocked[group] = record["messageId"]
-            failed.append(record["messageId"])
+            decision = deliver(message, states.get(message.key), settings)
+        except Exception:  # noqa: BLE001 - one broken message must not stop other sessions
+            # Nothing (or not all) was recorded: the message comes back after the visibility
+            # timeout and repeats this attempt; a message that keeps crashing its invocation
+            # reaches maxReceiveCount and the sweep records it.
+            logger.exception("delivery of a message failed unexpectedly", extra=_log_fields(message))
+            decision = None
+            blocked[message.group] = message.message_id
+            failed.append(message.message_id)
+            continue
+        if decision is not None and not decision.settled:
+            blocked[message.group] = message.message_id
+            failed.append(message.message_id)
+    if held:
+        queue.release(held)
     return {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
 
 
-def _held_back(record: dict[str, Any], head: str) -> None:
-    """A message waiting behind its session's failed head goes back at once. Each such
-    receive counts towards its maxReceiveCount too, so when this was its last one SQS
-    dead-letters it with its head: record it as failed (never sent), so that
-    GET /v1/deliveries?status=failed lists every webhook that needs a redrive."""
-    queue.delay(record["receiptHandle"], 0)
-    count = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
-    if count < get_settings().max_attempts:
-        return
+# ---- the dead-letter queue -----------------------------------------------------------------
+
+
+def sweep_dead_letters(seconds: float = SWEEP_SECONDS) -> dict[str, int]:
+    """Record as failed every dead letter that SQS moved by itself (the safety net: no
+    `dead_lettered` attribute), so GET /v1/deliveries?status=failed lists everything the
+    dead-letter queue holds. The messages stay where they are, for a redrive.
+
+    Received messages are held (hidden) while the sweep walks the queue, so it sees each
+    once and gets past a session's first ten, then all are released at once."""
+    settings = get_settings()
+    deadline = time.monotonic() + seconds
+    held: list[str] = []
+    unrecorded: list[Envelope] = []
+    seen = 0
+    while time.monotonic() < deadline:
+        batch = queue.receive(settings.dead_letter_queue_url, visibility_timeout=int(seconds) + 40)
+        if not batch:
+            break
+        for raw in batch:
+            held.append(raw["ReceiptHandle"])
+            seen += 1
+            if queue.attribute(raw, DEAD_LETTERED) is None:
+                unrecorded.append(Envelope.of({
+                    "messageId": raw["MessageId"], "receiptHandle": raw["ReceiptHandle"],
+                    "attributes": raw.get("Attributes", {}), "body": raw["Body"],
+                    "messageAttributes": raw.get("MessageAttributes", {})}))
+    recorded = 0
+    for message in unrecorded:
+        if message.payload is not None and _record_safety_net(message):
+            recorded += 1
+    queue.release(held, settings.dead_letter_queue_url)
+    if recorded:
+        count(WEBHOOK_DEAD_LETTERED, recorded, Source="sqs")
+        logger.error("webhooks dead-lettered by SQS's receive limit recorded as failed",
+                     extra={"recorded": recorded})
+    return {"seen": seen, "recorded": recorded}
+
+
+def _record_safety_net(message: Envelope) -> bool:
+    assert message.payload is not None
+    now = to_iso(utcnow())
+    entry = {"attempt": None, "round": message.round, "outcome": "failed", "status_code": None,
+             "error": "dead-lettered by SQS after its receive limit (the delivery function kept failing)",
+             "latency_ms": 0, "at": now}
     try:
-        message = json.loads(record["body"])
-        record_attempt(message, count, webhooks.Attempt(
-            None, f"not sent: waiting behind message {head}, which failed", 0), "failed")
-    except Exception:  # noqa: BLE001 - the bookkeeping must not block the batch
-        log.exception("could not record held-back message %s as failed", record.get("messageId"))
+        store.update_item(
+            store.event_key(message.payload["session_id"], message.payload["sequence"]),
+            "SET delivery_status = :failed, last_attempt_at = :now, GSI1PK = :pk, GSI1SK = :sk,"
+            " delivery_attempts = list_append(if_not_exists(delivery_attempts, :empty), :entry)",
+            condition=not_yet_failed, vals=store.values(
+                failed="failed", now=now, pk="DELIVERIES#failed",
+                sk=f"{now}#{message.payload['event_id']}", empty=[], entry=[entry]))
+    except store.ConditionFailed:
+        return False  # already listed, or deleted with its session
+    return True
 
 
 # ---- operator actions ----------------------------------------------------------------------
+
+
+def new_round() -> str:
+    return f"r{time.time_ns():x}"
 
 
 def find_event(event_id: str) -> dict[str, Any]:
@@ -150,10 +314,13 @@ def find_event(event_id: str) -> dict[str, Any]:
 
 
 def redeliver(event_id: str) -> dict[str, Any]:
-    """Queue one event's webhook again (same webhook-id, so receivers can de-duplicate)."""
+    """Queue one event's webhook again (same webhook-id, so receivers can de-duplicate), in
+    a new delivery round with a fresh attempt budget."""
     event = find_event(event_id)
     body = webhooks.dumps(webhooks.payload(event))
-    queue.enqueue(body, group=event["session_id"], dedup_id=f"{event_id}:r{time.time_ns()}")
+    round_id = new_round()
+    queue.enqueue(body, group=event["session_id"], dedup_id=f"{event_id}:{round_id}",
+                  attributes={ROUND: round_id})
     store.update_item(store.event_key(event["session_id"], event["sequence"]),
                       "SET delivery_status = :pending REMOVE GSI1PK, GSI1SK",
                       vals=store.values(pending="pending"))
@@ -178,10 +345,11 @@ def delivery_view(event: dict[str, Any]) -> dict[str, Any]:
 def redrive(dead_letter_url: str, queue_url: str, progress: Any = None, *,
             limit: int | None = None, seconds: float | None = None) -> int:
     """Move dead-lettered messages back to the delivery queue, in order, keeping each
-    message's group; returns how many moved. Works on moto (no StartMessageMoveTask) and AWS
-    alike. Without `limit` and `seconds` it empties the queue; with them it stops after
-    `limit` messages or once `seconds` have passed (checked before each receive of at most
-    10, so a call stays bounded), and a later call continues where it stopped."""
+    message's group; each starts a new delivery round (a fresh attempt budget). Returns how
+    many moved. Works on moto (no StartMessageMoveTask) and AWS alike. Without `limit` and
+    `seconds` it empties the queue; with them it stops after `limit` messages or once
+    `seconds` have passed (checked before each receive of at most 10, so a call stays
+    bounded), and a later call continues where it stopped."""
     moved = 0
     deadline = None if seconds is None else time.monotonic() + seconds
     while limit is None or moved < limit:
@@ -197,8 +365,9 @@ def redrive(dead_letter_url: str, queue_url: str, progress: Any = None, *,
             attributes = message.get("Attributes", {})
             group = attributes.get("MessageGroupId", "redrive")
             dedup = attributes.get("MessageDeduplicationId", message["MessageId"])
+            round_id = new_round()
             queue.enqueue(message["Body"], group=group, queue_url=queue_url,
-                          dedup_id=f"{dedup[:80]}:redrive:{time.time_ns()}")
+                          dedup_id=f"{dedup[:80]}:redrive:{round_id}", attributes={ROUND: round_id})
             queue.delete(dead_letter_url, message["ReceiptHandle"])
             moved += 1
             if progress:

@@ -10,13 +10,12 @@ the stream.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from . import queue, store, webhooks
+from .observability import STREAM_BATCH_FAILURES, count, logger
 from .config import get_settings
 
-log = logging.getLogger(__name__)
 
 
 def event_of(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -37,7 +36,7 @@ def forward(record: dict[str, Any]) -> str | None:
             return None
         body = webhooks.dumps(webhooks.payload(event))
     except (KeyError, TypeError, ValueError):
-        log.exception("skipping malformed stream record %s", record.get("eventID"))
+        logger.exception("skipping a malformed stream record", extra={"stream_event_id": record.get("eventID")})
         return None
     queue.enqueue(body, group=event["session_id"], dedup_id=event["event_id"])
     return event["event_id"]
@@ -50,6 +49,8 @@ def handle_stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
             forward(record)
         except Exception:  # noqa: BLE001 - any failure to send is retried from this record
             sequence = record.get("dynamodb", {}).get("SequenceNumber")
-            log.exception("could not enqueue stream record %s; retrying from it", sequence)
+            logger.exception("could not enqueue a stream record; retrying from it",
+                             extra={"sequence_number": sequence})
+            count(STREAM_BATCH_FAILURES, Function="feedback")
             return {"batchItemFailures": [{"itemIdentifier": sequence}]}
     return {"batchItemFailures": []}

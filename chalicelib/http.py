@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from . import auth
 from .errors import InvalidJson, PayloadTooLarge, ServiceError, ValidationFailed
 from .models import MAX_PAGE_SIZE
+from .observability import logger
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -66,7 +67,7 @@ def api_route(app: Chalice, path: str, methods: list[str],
             except ServiceError as exc:
                 return error_response(exc)
             except Exception:
-                app.log.exception("unhandled error on %s %s", methods, path)
+                logger.exception("unhandled error", extra={"route": path, "methods": methods})
                 return json_response(
                     {"error": "internal_error", "message": "An internal error occurred."}, 500)
 

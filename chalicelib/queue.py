@@ -7,6 +7,7 @@ from typing import Any
 from .config import get_settings
 
 _client: Any = None
+MAX_VISIBILITY = 43_200  # 12 hours, SQS's ceiling
 
 
 def get_client() -> Any:
@@ -25,19 +26,38 @@ def reset_client() -> None:
     _client = None
 
 
-def enqueue(body: str, *, group: str, dedup_id: str, queue_url: str | None = None) -> None:
+def _attributes(values: dict[str, str] | None) -> dict[str, Any]:
+    return {k: {"DataType": "String", "StringValue": v} for k, v in (values or {}).items()}
+
+
+def enqueue(body: str, *, group: str, dedup_id: str, queue_url: str | None = None,
+            attributes: dict[str, str] | None = None) -> None:
     """Send one message; FIFO keeps a group's (a session's) messages in order and drops a
-    repeated dedup id within SQS's 5-minute window."""
-    get_client().send_message(QueueUrl=queue_url or get_settings().delivery_queue_url,
-                              MessageBody=body, MessageGroupId=group,
-                              MessageDeduplicationId=dedup_id[:128])
+    repeated dedup id within SQS's 5-minute window. `attributes` travel with the message
+    (string message attributes) without being part of the webhook body."""
+    kwargs: dict[str, Any] = {
+        "QueueUrl": queue_url or get_settings().delivery_queue_url, "MessageBody": body,
+        "MessageGroupId": group, "MessageDeduplicationId": dedup_id[:128]}
+    if attributes:
+        kwargs["MessageAttributes"] = _attributes(attributes)
+    get_client().send_message(**kwargs)
 
 
-def delay(receipt_handle: str, seconds: int) -> None:
+def delay(receipt_handle: str, seconds: int, queue_url: str | None = None) -> None:
     """Hide a message for `seconds` (the retry back-off), at most SQS's 12 hours."""
     get_client().change_message_visibility(
-        QueueUrl=get_settings().delivery_queue_url, ReceiptHandle=receipt_handle,
-        VisibilityTimeout=max(0, min(int(seconds), 43_200)))
+        QueueUrl=queue_url or get_settings().delivery_queue_url, ReceiptHandle=receipt_handle,
+        VisibilityTimeout=max(0, min(int(seconds), MAX_VISIBILITY)))
+
+
+def release(receipt_handles: list[str], queue_url: str | None = None) -> None:
+    """Make received messages visible again at once, ten per request."""
+    url = queue_url or get_settings().delivery_queue_url
+    for start in range(0, len(receipt_handles), 10):
+        chunk = receipt_handles[start:start + 10]
+        get_client().change_message_visibility_batch(QueueUrl=url, Entries=[
+            {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+            for n, handle in enumerate(chunk)])
 
 
 def receive(queue_url: str, max_messages: int = 10, wait_seconds: int = 0,
@@ -49,6 +69,14 @@ def receive(queue_url: str, max_messages: int = 10, wait_seconds: int = 0,
     if visibility_timeout is not None:
         kwargs["VisibilityTimeout"] = visibility_timeout
     return get_client().receive_message(**kwargs).get("Messages", [])
+
+
+def attribute(message: dict[str, Any], name: str) -> str | None:
+    """A string message attribute, from ReceiveMessage's shape or a Lambda record's."""
+    found = (message.get("MessageAttributes") or message.get("messageAttributes") or {}).get(name)
+    if not found:
+        return None
+    return found.get("StringValue", found.get("stringValue"))
 
 
 def delete(queue_url: str, receipt_handle: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
-import logging
 import socket
 import ssl
 import time
@@ -18,9 +17,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from .clock import seconds_between
+from .observability import logger
 
 USER_AGENT = "session-service-webhooks/1"
-log = logging.getLogger(__name__)
 # Cloud metadata endpoints, refused even where private targets are allowed elsewhere.
 METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
             ipaddress.ip_address("169.254.170.2")}
@@ -72,21 +71,14 @@ def signed_headers(secret: str, message_id: str, body: str, now: datetime | None
 
 @dataclass(frozen=True)
 class Attempt:
-    """The outcome of one POST."""
+    """The outcome of one POST: the receiver's status (None: no answer: timeout, reset, TLS
+    or refused target, with `error` saying which) and its Retry-After, if any. What it means
+    is for `delivery_policy.decide`."""
 
     status_code: int | None
     error: str | None
     latency_ms: int
     retry_after: float | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-    @property
-    def gone(self) -> bool:
-        """410 Gone: the receiver asks us to stop; retrying would be rude and useless."""
-        return self.status_code == 410
 
 
 class TargetRefused(OSError):
@@ -169,7 +161,8 @@ def post(url: str, body: str, headers: dict[str, str], timeout: float,
 
     scheme = url.split(":", 1)[0].lower()
     if scheme not in ("http", "https"):
-        log.error("webhook target refused: %s (only http and https URLs are allowed)", url[:200])
+        logger.error("webhook target refused: only http and https URLs are allowed",
+                     extra={"url": url[:200]})
         return Attempt(None, f"TargetRefused: scheme '{scheme[:20]}' is not allowed", 0)
     request = urllib.request.Request(url, data=body.encode(), method="POST", headers={
         "Content-Type": "application/json", "User-Agent": USER_AGENT, **headers})
@@ -184,7 +177,7 @@ def post(url: str, body: str, headers: dict[str, str], timeout: float,
             http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, TargetRefused):
-            log.error("webhook target refused: %s (%s)", url[:200], reason)
+            logger.error("webhook target refused", extra={"url": url[:200], "reason": str(reason)})
         return Attempt(None, f"{type(reason).__name__}: {reason}"[:300], elapsed())
 
 

@@ -29,13 +29,25 @@ class Stack:
                 "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url}
 
 
+def stack_parameters(schedule: tuple[int, ...] | None = None) -> dict[str, str]:
+    """The stack's parameters that follow from configuration: the delivery queue's
+    maxReceiveCount is derived from the retry schedule (WEBHOOK_RETRY_SCHEDULE), never set
+    by hand, so the safety net always stays out of reach of the attempt budget."""
+    from chalicelib.config import retry_schedule_from_env
+    from chalicelib.delivery_policy import safety_net_receive_count
+
+    return {"MaxReceiveCount": str(safety_net_receive_count(schedule or retry_schedule_from_env()))}
+
+
 def deploy(session: Any, stack_name: str = "session-service-local",
            parameters: dict[str, str] | None = None) -> Stack:
-    """Create the stack, wait for it, and finish what moto's CloudFormation ignores (TTL)."""
+    """Create the stack, wait for it, and finish what moto's CloudFormation ignores (TTL).
+    `parameters` override the derived ones (tests force SQS's own limit with them)."""
     cfn = session.client("cloudformation")
     template = RESOURCES.read_text()
+    merged = {**stack_parameters(), **(parameters or {})}
     cfn.create_stack(StackName=stack_name, TemplateBody=template, Parameters=[
-        {"ParameterKey": k, "ParameterValue": str(v)} for k, v in (parameters or {}).items()])
+        {"ParameterKey": k, "ParameterValue": str(v)} for k, v in merged.items()])
     deadline = time.monotonic() + 60
     while True:
         stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]

@@ -19,8 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib import auth
+from chalicelib import auth, observability
+from chalicelib.config import retry_schedule_from_env
+from chalicelib.delivery_policy import safety_net_receive_count
 from infra.gateway import AUTHORIZER_FAILURE_BODY
+from infra.monitoring import alarms, dashboard
 
 ROOT = Path(__file__).resolve().parent.parent
 RESOURCES = ROOT / "infra" / "resources.json"
@@ -31,9 +34,12 @@ ENVIRONMENT = {
     "DEAD_LETTER_QUEUE_URL": {"Ref": "DeadLetterQueue"},
     "WEBHOOK_URL": {"Ref": "WebhookUrl"},
     "WEBHOOK_SECRET": {"Ref": "WebhookSecret"},
-    "WEBHOOK_RETRY_SCHEDULE": {"Ref": "WebhookRetrySchedule"},
+    "POWERTOOLS_SERVICE_NAME": observability.SERVICE,
+    "POWERTOOLS_METRICS_NAMESPACE": observability.NAMESPACE,
+    "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
 }
-FUNCTIONS = ("APIHandler", "FeedbackHandler", "AnalyticsHandler", "DeliveryHandler", "CleanupHandler")
+FUNCTIONS = ("APIHandler", "FeedbackHandler", "AnalyticsHandler", "DeliveryHandler", "CleanupHandler",
+             "DeadLetterHandler")
 # the authorizer reads keys only: it gets the table's name and no secret
 AUTHORIZER = "ApiKeyAuthorizer"
 
@@ -54,16 +60,6 @@ def _gateway_response(status: int, body: str) -> dict[str, Any]:
             "ResponseParameters": {"Headers": {"Content-Type": "'application/json'"}}}
 
 
-def _alarm(description: str, namespace: str, metric: str, dimensions: dict[str, Any],
-           threshold: float, statistic: str = "Maximum") -> dict[str, Any]:
-    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
-        "AlarmDescription": description, "Namespace": namespace, "MetricName": metric,
-        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
-        "Statistic": statistic, "Period": 300, "EvaluationPeriods": 1,
-        "Threshold": threshold, "ComparisonOperator": "GreaterThanThreshold",
-        "TreatMissingData": "notBreaching"}}
-
-
 def _resolve_policies(template: dict[str, Any]) -> None:
     """The policy files in .chalice/ name our resources as `${SessionTable.Arn}` etc.;
     chalice copies them verbatim, so each such string becomes an Fn::Sub here."""
@@ -82,20 +78,31 @@ def _resolve_policies(template: dict[str, Any]) -> None:
                 statement["Resource"] = sub(statement["Resource"])
 
 
-def merge_template() -> dict[str, Any]:
+def merge_template(schedule: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """The merge template. The retry schedule (WEBHOOK_RETRY_SCHEDULE at package time, the
+    one setting) is baked in twice from one value: the functions' attempt budget and, derived
+    from it, the delivery queue's maxReceiveCount safety net (no parameter to keep in step)."""
+    schedule = schedule or retry_schedule_from_env()
     template = json.loads(RESOURCES.read_text())
+    del template["Parameters"]["MaxReceiveCount"]
+    template["Resources"]["DeliveryQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"] = (
+        safety_net_receive_count(schedule))
     template["Parameters"].update({
         "WebhookUrl": {"Type": "String", "Default": "", "Description": "Where webhooks are POSTed."},
         "WebhookSecret": {"Type": "String", "NoEcho": True, "Default": "",
                           "Description": "whsec_... signing secret for webhooks."},
-        "WebhookRetrySchedule": {"Type": "String", "Default": "5,300,1800,7200,18000,36000,36000",
-                                 "Description": "Seconds before each retry; MaxReceiveCount = count + 1."},
+        "LogLevel": {"Type": "String", "Default": "INFO", "AllowedValues": ["DEBUG", "INFO", "WARNING", "ERROR"],
+                     "Description": "Level of the functions' JSON logs."},
+        "DeliveryLagAlarmSeconds": {"Type": "Number", "Default": 900,
+                                    "Description": "Alarm when webhooks reach receivers later than this (p99)."},
     })
+    environment = {**ENVIRONMENT, "WEBHOOK_RETRY_SCHEDULE": ",".join(str(d) for d in schedule)}
     resources = template["Resources"]
     for name in FUNCTIONS:
-        resources[name] = {"Properties": {"Environment": {"Variables": dict(ENVIRONMENT)}}}
+        resources[name] = {"Properties": {"Environment": {"Variables": dict(environment)}}}
     resources[AUTHORIZER] = {"Properties": {"Environment": {"Variables": {
-        "TABLE_NAME": {"Ref": "SessionTable"}}}}}
+        "TABLE_NAME": {"Ref": "SessionTable"},
+        **{k: v for k, v in ENVIRONMENT.items() if k.startswith("POWERTOOLS_")}}}}}
     resources["FeedbackHandler"]["Properties"]["Events"] = {"FeedbackHandlerDynamodbEventSource": {
         "Properties": _stream_source([
             {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["event"]}}}}])}}
@@ -118,24 +125,11 @@ def merge_template() -> dict[str, Any]:
         "AUTHORIZER_FAILURE": _gateway_response(503, AUTHORIZER_FAILURE_BODY),
         "AUTHORIZER_CONFIGURATION_ERROR": _gateway_response(503, AUTHORIZER_FAILURE_BODY),
     }}}
-    resources.update({
-        "DeadLetterQueueNotEmptyAlarm": _alarm(
-            "Webhooks failed for good: see GET /v1/deliveries?status=failed, then make redrive.",
-            "AWS/SQS", "ApproximateNumberOfMessagesVisible",
-            {"QueueName": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}, 0),
-        "DeliveryBacklogAlarm": _alarm(
-            "Webhook deliveries are failing or slow: the oldest queued message is over 30 min old.",
-            "AWS/SQS", "ApproximateAgeOfOldestMessage",
-            {"QueueName": {"Fn::GetAtt": ["DeliveryQueue", "QueueName"]}}, 1800),
-        "Api5xxAlarm": _alarm(
-            "The API answered 5xx.", "AWS/ApiGateway", "5XXError",
-            {"ApiName": "session-service"}, 0, "Sum"),
-        "StreamProcessingErrorsAlarm": _alarm(
-            "The feedback function keeps failing: webhooks are not being enqueued.",
-            "AWS/Lambda", "Errors", {"FunctionName": {"Ref": "FeedbackHandler"}}, 0, "Sum"),
-    })
+    resources.update(alarms(FUNCTIONS + (AUTHORIZER,)))
+    resources["OperationsDashboard"] = dashboard(FUNCTIONS + (AUTHORIZER,))
     template["Outputs"].update({
         "DeadLetterQueueName": {"Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}},
+        "DashboardName": {"Value": {"Ref": "OperationsDashboard"}},
     })
     return template
 

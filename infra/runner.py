@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 log = logging.getLogger("runner")
@@ -64,10 +64,15 @@ def _base64_binaries(value: Any) -> Any:
 def lambda_sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
     """A message from ReceiveMessage as Lambda delivers it."""
     attributes = dict(message.get("Attributes", {}))
+    # Lambda spells message attributes in camel case, with empty list values
+    message_attributes = {
+        name: {"stringValue": value.get("StringValue"), "stringListValues": [], "binaryListValues": [],
+               "dataType": value.get("DataType", "String")}
+        for name, value in (message.get("MessageAttributes") or {}).items()}
     return {
         "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
         "body": message["Body"], "attributes": attributes,
-        "messageAttributes": message.get("MessageAttributes", {}),
+        "messageAttributes": message_attributes,
         "md5OfBody": message.get("MD5OfBody", ""), "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn, "awsRegion": REGION,
     }
@@ -197,13 +202,17 @@ class Runner:
             due = self._next_run.setdefault(name, now + interval)
             if now >= due:
                 self._next_run[name] = now + interval
-                self._invoke(name, {"version": "0", "id": uuid.uuid4().hex,
-                                    "detail-type": "Scheduled Event", "source": "aws.events",
-                                    "account": "000000000000", "region": REGION,
-                                    "time": datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
-                                    "resources": [], "detail": {}})
+                self.run_scheduled(name)
                 ran += 1
         return ran
+
+    def run_scheduled(self, name: str) -> Any:
+        """Invoke a scheduled handler now, with an EventBridge-shaped event."""
+        return self._invoke(name, {
+            "version": "0", "id": uuid.uuid4().hex, "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "000000000000", "region": REGION,
+            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "resources": [], "detail": {}})
 
     # ---- driving -----------------------------------------------------------------------
 

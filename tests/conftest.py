@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import signal
@@ -168,6 +169,72 @@ def make_session(api: Api) -> Any:
         return response.json
 
     return make
+
+
+# ---- the webhook pipeline in-process: a receiver on 127.0.0.1 and the event-source runner --
+
+SECRET = "whsec_" + base64.b64encode(b"test-secret-for-webhooks-32bytes").decode()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    from tests.receiver import Receiver
+
+    r = Receiver()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def attempts(request: pytest.FixtureRequest) -> int:
+    """Delivery attempts per webhook (the retry schedule's length + 1, all delays 0); set
+    per test with `@pytest.mark.parametrize("attempts", [n], indirect=True)`."""
+    return getattr(request, "param", 8)
+
+
+@pytest.fixture
+def runner(api: Api, aws: Any, receiver: Any, attempts: int, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The local event-source runner (driven by the test: `drain`), webhooks to `receiver`."""
+    import app as app_module
+    from chalicelib.config import get_settings
+    from infra.runner import Runner
+
+    monkeypatch.setenv("WEBHOOK_URL", receiver.url)
+    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "2")
+    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", ",".join(["0"] * (attempts - 1)))
+    get_settings.cache_clear()
+    return Runner(app_module, aws.stream_arn, aws.delivery_queue_url)
+
+
+def drain(runner: Any, until: Any, timeout: float = 30) -> None:
+    """Pump the runner until `until()` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, "pipeline did not settle in time"
+        if not runner.pump():
+            time.sleep(0.02)
+
+
+def run_session(api: Api, sid: str, steps: int, user: str = "u") -> None:
+    """A session on a manual of `steps` steps (created once), DONE step by step to the end."""
+    if api.get(f"/v1/manuals/man-{steps}").status_code == 404:
+        api.post("/v1/manuals", {"manual_id": f"man-{steps}", "title": "T", "steps": [
+            {"step_number": n, "title": f"S{n}", "content": "c"} for n in range(1, steps + 1)]})
+    assert api.post("/v1/sessions", {"session_id": sid, "user_id": user, "manual_id": f"man-{steps}"}).status_code == 201
+    for step in range(1, steps + 1):
+        assert api.post(f"/v1/sessions/{sid}/progress", {"user_id": user, "current_step": step,
+                                                        "step_status": "DONE"}).status_code == 200
+
+
+def event_ids(api: Api, sid: str) -> list[str]:
+    return [e["event_id"] for e in api.get(f"/v1/sessions/{sid}/events?limit=100").json["items"]]
+
+
+def queue_depth(url: str) -> int:
+    from chalicelib import queue
+
+    return queue.depth(url)
 
 
 LOCAL_ADMIN_KEY = "ssk_local_stack_admin_key_for_tests_only_0001"

@@ -6,15 +6,16 @@ import json
 from pathlib import Path
 
 from chalicelib.config import DEFAULT_RETRY_SCHEDULE
+from chalicelib.delivery_policy import safety_net_receive_count
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = json.loads((ROOT / "infra" / "resources.json").read_text())
 CHALICE = json.loads((ROOT / ".chalice" / "config.json").read_text())
 
 
-def test_max_receive_count_matches_the_retry_schedule() -> None:
+def test_max_receive_count_default_is_the_safety_net_of_the_default_schedule() -> None:
     default = TEMPLATE["Parameters"]["MaxReceiveCount"]["Default"]
-    assert default == len(DEFAULT_RETRY_SCHEDULE) + 1
+    assert default == safety_net_receive_count(DEFAULT_RETRY_SCHEDULE)
 
 
 def test_visibility_timeout_covers_six_function_timeouts() -> None:

@@ -80,8 +80,18 @@ def test_event_sources_reference_real_resources(template: dict) -> None:
 
 
 def test_alarms_outputs_and_json_404(template: dict) -> None:
-    alarms = [k for k, v in template["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"]
-    assert {"DeadLetterQueueNotEmptyAlarm", "DeliveryBacklogAlarm", "Api5xxAlarm"} <= set(alarms)
+    alarms = {k: v["Properties"] for k, v in template["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"DeadLetterQueueNotEmptyAlarm", "DeliveryBacklogAlarm", "Api5xxAlarm", "WebhookDeadLetteredAlarm",
+            "WebhookSafetyNetAlarm", "DeliveryLagAlarm", "FeedbackHandlerIteratorAgeAlarm",
+            "AnalyticsHandlerIteratorAgeAlarm"} <= set(alarms)
+    functions = [k for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"]
+    for name in functions:  # every function: errors and throttles
+        assert alarms[f"{name}ErrorsAlarm"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": name}}]
+        assert alarms[f"{name}ThrottlesAlarm"]["MetricName"] == "Throttles"
+    dead = alarms["WebhookDeadLetteredAlarm"]
+    assert (dead["Namespace"], dead["MetricName"]) == ("SessionService", "WebhookDeadLettered")
+    assert {"Name": "Source", "Value": "delivery"} in dead["Dimensions"]
+    assert alarms["DeliveryLagAlarm"]["ExtendedStatistic"] == "p99"
     assert {"EndpointURL", "TableName", "DeliveryQueueUrl", "DeadLetterQueueUrl"} <= set(template["Outputs"])
     responses = template["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == 404
@@ -107,7 +117,10 @@ def test_each_function_has_its_own_least_privilege_role(template: dict) -> None:
     resources = template["Resources"]
     functions = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
     roles = {name: f["Properties"]["Role"]["Fn::GetAtt"][0] for name, f in functions.items()}
-    assert len(set(roles.values())) == len(functions) == 6, roles
+    from app import app
+
+    handlers = 1 + len(app.event_sources) + len(app.builtin_auth_handlers)  # API + the rest
+    assert len(set(roles.values())) == len(functions) == handlers, roles
     for role_name in roles.values():
         role = resources[role_name]
         assert role["Type"] == "AWS::IAM::Role"
@@ -146,3 +159,32 @@ def test_api_key_authorizer_and_its_error_bodies(template: dict) -> None:
     secured = {(path, method) for path, ops in body["paths"].items() for method, op in ops.items()
                if isinstance(op, dict) and op.get("security")}
     assert ("/v1/sessions", "post") in secured and ("/health", "get") not in secured
+
+
+def test_the_dashboard_shows_the_metrics_the_functions_emit(template: dict) -> None:
+    from chalicelib import observability
+
+    board = template["Resources"]["OperationsDashboard"]["Properties"]
+    body = json.loads(board["DashboardBody"]["Fn::Sub"])
+    rows = [row for widget in body["widgets"] for row in widget["properties"]["metrics"]]
+    ours = {row[1] for row in rows if row[0] == observability.NAMESPACE}
+    assert ours >= {observability.WEBHOOK_ATTEMPTS, observability.WEBHOOK_LATENCY, observability.WEBHOOK_LAG,
+                    observability.WEBHOOK_DEAD_LETTERED, observability.PROGRESS_ACCEPTED,
+                    observability.PROGRESS_REPLAYED, observability.SESSIONS_ABANDONED,
+                    observability.STREAM_BATCH_FAILURES}
+    assert any("ProgressRejected" in json.dumps(row) for row in rows)  # by error code, via SEARCH
+    # every ${...} in the body names a resource of the stack or a pseudo parameter
+    import re
+
+    names = set(re.findall(r"\$\{([^}.]+)", board["DashboardBody"]["Fn::Sub"]))
+    assert names <= set(template["Resources"]) | {"AWS::Region"}, names
+
+
+def test_functions_log_and_emit_metrics_under_one_service(template: dict) -> None:
+    functions = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    for name, function in functions.items():
+        if name == "ApiKeyAuthorizer":
+            continue
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["POWERTOOLS_SERVICE_NAME"] == "session-service", name
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "SessionService", name

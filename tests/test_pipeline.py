@@ -14,57 +14,9 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from chalicelib import queue
-from chalicelib.config import get_settings
 from infra.runner import Runner
-from tests.receiver import Receiver, always
-
-SECRET = "whsec_" + base64.b64encode(b"test-secret-for-webhooks-32bytes").decode()
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def runner(api, aws, receiver, stack_parameters, monkeypatch) -> Runner:
-    import app as app_module
-
-    attempts = int(stack_parameters.get("MaxReceiveCount", 8))
-    monkeypatch.setenv("WEBHOOK_URL", receiver.url)
-    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "2")
-    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", ",".join(["0"] * (attempts - 1)))
-    get_settings.cache_clear()
-    return Runner(app_module, aws.stream_arn, aws.delivery_queue_url)
-
-
-def drain(runner: Runner, until, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not until():
-        assert time.monotonic() < deadline, "pipeline did not settle in time"
-        if not runner.pump():
-            time.sleep(0.02)
-
-
-def run_session(api, sid: str, steps: int, user: str = "u") -> None:
-    if api.get(f"/v1/manuals/man-{steps}").status_code == 404:
-        api.post("/v1/manuals", {"manual_id": f"man-{steps}", "title": "T", "steps": [
-            {"step_number": n, "title": f"S{n}", "content": "c"} for n in range(1, steps + 1)]})
-    assert api.post("/v1/sessions", {"session_id": sid, "user_id": user, "manual_id": f"man-{steps}"}).status_code == 201
-    for step in range(1, steps + 1):
-        assert api.post(f"/v1/sessions/{sid}/progress", {"user_id": user, "current_step": step,
-                                                        "step_status": "DONE"}).status_code == 200
-
-
-def event_ids(api, sid: str) -> list[str]:
-    return [e["event_id"] for e in api.get(f"/v1/sessions/{sid}/events?limit=100").json["items"]]
-
-
-def queue_depth(url: str) -> int:
-    return queue.depth(url)
+from tests.conftest import SECRET, drain, event_ids, queue_depth, run_session
+from tests.receiver import always
 
 
 def test_webhooks_arrive_signed_and_in_order(api, runner, receiver) -> None:
@@ -106,7 +58,7 @@ def test_a_tampered_body_does_not_verify(api, runner, receiver) -> None:
         Webhook(SECRET).verify(request.body.replace(b"s-1", b"s-9"), request.headers)
 
 
-@pytest.mark.parametrize("stack_parameters", [{"MaxReceiveCount": "30"}], indirect=True)
+@pytest.mark.parametrize("attempts", [30], indirect=True)
 def test_flaky_receiver_gets_everything_in_order(api, runner, receiver) -> None:
     # GIVEN a receiver that fails about half of all requests, like a flaky third party
     rng = random.Random(42)
@@ -132,22 +84,24 @@ def test_flaky_receiver_gets_everything_in_order(api, runner, receiver) -> None:
         assert attempts_seen == sorted(attempts_seen), str(trail)
 
 
-@pytest.mark.parametrize("stack_parameters", [{"MaxReceiveCount": "3"}], indirect=True)
+@pytest.mark.parametrize("attempts", [3], indirect=True)
 def test_dead_receiver_then_redrive_loses_nothing(api, aws, runner, receiver) -> None:
     # GIVEN a receiver that is down for every attempt
     receiver.behaviour = always(500)
     run_session(api, "s-1", 2)
     ids = event_ids(api, "s-1")
-    # WHEN all attempts are spent, THEN the messages sit in the dead-letter queue
+    # WHEN every webhook has spent its attempts, THEN each sits in the dead-letter queue
     drain(runner, lambda: queue_depth(aws.dead_letter_queue_url) == len(ids)
           and queue_depth(aws.delivery_queue_url) == 0)
-    # FIFO: only the head of the session's queue is tried; the rest wait behind it
-    assert len(receiver.requests) >= 3
+    # each one had its own three attempts, made in the session's order (a follower waits
+    # while its head is retried, and loses no attempt by waiting)
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [i for i in ids for _ in range(3)]
     failed = api.get("/v1/deliveries?status=failed").json["items"]
-    # every dead-lettered webhook is listed, those never sent (held behind the head) too
     assert {f["event_id"] for f in failed} == set(ids)
-    head = api.get("/v1/sessions/s-1/events").json["items"][0]
-    assert head["delivery_status"] == "failed" and len(head["delivery_attempts"]) == 3
+    for event in api.get("/v1/sessions/s-1/events").json["items"]:
+        assert event["delivery_status"] == "failed"
+        assert [(a["attempt"], a["of"], a["outcome"]) for a in event["delivery_attempts"]] == [
+            (1, 3, "retrying"), (2, 3, "retrying"), (3, 3, "failed")]
     # WHEN the receiver recovers and the DLQ is redriven
     receiver.behaviour = always(200)
     from chalicelib.delivery import redrive
@@ -159,6 +113,9 @@ def test_dead_receiver_then_redrive_loses_nothing(api, aws, runner, receiver) ->
     assert [r.headers["webhook-id"] for r in receiver.delivered()] == ids
     assert api.get("/v1/deliveries?status=failed").json["items"] == []
     assert queue_depth(aws.dead_letter_queue_url) == 0
+    # the redriven round started a fresh budget: its attempt is number 1 again
+    head = api.get("/v1/sessions/s-1/events").json["items"][0]
+    assert head["delivery_attempts"][-1]["attempt"] == 1 and head["delivery_status"] == "delivered"
 
 
 def test_redeliver_one_event(api, runner, receiver) -> None:
