@@ -14,12 +14,16 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE_PREFIX = "/api"
+# An idle event source waits for the next write to moto; this is its longest wait (a message
+# whose visibility timeout simply runs out, after a crash, is noticed within it).
+IDLE_POLL_SECONDS = 2.0
 FAKE_AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "local",
@@ -92,10 +96,40 @@ def _request_handler() -> type:
             raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            if os.environ.get("LOCAL_ACCESS_LOG", "1") != "0":
+            if os.environ.get("LOCAL_ACCESS_LOG", "0") == "1":
                 super().log_message(format, *args)
 
     return Handler
+
+
+def readable_logs() -> None:
+    """The functions' JSON log records (Powertools) as one line a person reads, unless
+    LOCAL_LOG_FORMAT=json: the same facts as on AWS, for a terminal."""
+    if os.environ.get("LOCAL_LOG_FORMAT", "text") == "json":
+        return
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    from chalicelib.observability import logger
+
+    class Readable(LambdaPowertoolsFormatter):
+        HIDDEN = {"level", "location", "message", "timestamp", "service", "cold_start", "function_name",
+                  "function_memory_size", "function_arn", "function_request_id", "exception",
+                  "exception_name", "stack_trace", "xray_trace_id", "round", "message_id"}
+
+        def serialize(self, log: dict[str, Any]) -> str:
+            when = time.strftime("%H:%M:%S")
+            if log.get("outcome") and "attempt" in log:  # one webhook attempt
+                answer = log.get("status") or log.get("error") or "no answer"
+                later = f", next in {log['retry_in_seconds']} s" if "retry_in_seconds" in log else ""
+                text = (f"{when} webhook {log.get('event_type')} session {log.get('session_id')}"
+                        f" #{log.get('sequence')} attempt {log['attempt']}/{log['max_attempts']}:"
+                        f" {log['outcome']} ({answer}, {log.get('latency_ms')} ms{later})")
+            else:
+                fields = " ".join(f"{k}={v}" for k, v in log.items() if k not in self.HIDDEN)
+                text = f"{when} {log.get('level', ''):<7} {log.get('message')}" + (f"  {fields}" if fields else "")
+            return text + (f"\n{log['exception']}" if log.get("exception") else "")
+
+    logger.registered_handler.setFormatter(Readable())
 
 
 def _chalice_config() -> Any:
@@ -135,10 +169,14 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_TARGETS", "1")
     os.environ.update(stack.environment())
     os.environ.setdefault("WEBHOOK_SECRET", "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+    # EMF metrics are for CloudWatch; the readable log lines say the same here
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
     import app as app_module
     from app import app
     from chalicelib import config as settings
+
+    readable_logs()
     from chalicelib import queue, store
 
     settings.get_settings.cache_clear()
@@ -161,7 +199,7 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
         os.environ["WEBHOOK_URL"] = f"{api_url}/v1/hooks/local"
         settings.get_settings.cache_clear()
     runner = Runner(app_module, stack.stream_arn, stack.delivery_queue_url)
-    stoppers.append(runner.start().set)
+    stoppers.append(runner.start(interval=IDLE_POLL_SECONDS, activity=moto.activity).set)
     return LocalStack(
         api_url=api_url, moto_url=moto.url, table_name=stack.table_name,
         stream_arn=stack.stream_arn, webhook_url=os.environ["WEBHOOK_URL"],

@@ -234,25 +234,54 @@ class Runner:
     def pump(self) -> int:
         return self.pump_stream() + self.pump_queue() + self.pump_schedules()
 
-    def _loop(self, step: Any, stop: threading.Event, interval: float) -> None:
+    def _loop(self, step: Any, stop: threading.Event, interval: float, activity: Any,
+              next_due: Any) -> None:
         while not stop.is_set():
+            seen = activity.version if activity is not None else 0
             try:
                 busy = step()
             except Exception:  # noqa: BLE001 - keep the local stack alive, say what broke
                 log.exception("runner poll failed")
                 busy = 0
-            if not busy:
-                stop.wait(interval)
+            if busy:
+                continue
+            timeout = max(0.0, min(interval, next_due() - time.monotonic()))
+            if activity is not None:
+                activity.wait(seen, timeout)  # woken by the next write, or the timeout
+            else:
+                stop.wait(timeout)
 
-    def start(self, interval: float = 0.1, queue_concurrency: int = 4) -> threading.Event:
+    def next_schedule_due(self) -> float:
+        return min(self._next_run.values(), default=float("inf"))
+
+    def start(self, interval: float = 0.1, queue_concurrency: int = 4,
+              activity: Any = None) -> Stopper:
         """Poll in the background, as Lambda does: the stream consumers and the schedules on
         one thread, and `queue_concurrency` concurrent consumers of the FIFO queue (Lambda
         scales SQS consumers out; FIFO still hands a session's messages to one at a time).
-        Set the returned event to stop."""
+
+        With `activity` (the moto server's, see infra/moto_atomic.py) an idle consumer waits
+        for the next write instead of polling every `interval`, which is then only the
+        longest wait (messages whose visibility timeout simply runs out, after a crash).
+        Call the returned Stopper's `set()` to stop."""
         stop = threading.Event()
-        loops = [("stream", lambda: self.pump_stream() + self.pump_schedules())]
-        loops += [(f"queue-{n}", self.pump_queue) for n in range(queue_concurrency)]
-        for name, step in loops:
-            threading.Thread(target=self._loop, args=(step, stop, interval), daemon=True,
+        never = lambda: float("inf")  # noqa: E731
+        loops = [("stream", lambda: self.pump_stream() + self.pump_schedules(), self.next_schedule_due)]
+        loops += [(f"queue-{n}", self.pump_queue, never) for n in range(queue_concurrency)]
+        for name, step, due in loops:
+            threading.Thread(target=self._loop, args=(step, stop, interval, activity, due), daemon=True,
                              name=f"runner-{name}").start()
-        return stop
+        return Stopper(stop, activity)
+
+
+@dataclass
+class Stopper:
+    """Stops the runner's threads, waking the ones waiting for activity."""
+
+    event: threading.Event
+    activity: Any = None
+
+    def set(self) -> None:
+        self.event.set()
+        if self.activity is not None:
+            self.activity.changed()

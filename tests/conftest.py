@@ -240,37 +240,55 @@ def queue_depth(url: str) -> int:
 LOCAL_ADMIN_KEY = "ssk_local_stack_admin_key_for_tests_only_0001"
 
 
+class StackProcess:
+    """`make run`'s stack (python -m infra.local) in a subprocess: its URLs ("api",
+    "webhooks"), the admin key it was started with, and its output so far."""
+
+    def __init__(self, env: dict[str, str] | None = None, timeout: float = 60) -> None:
+        environment = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "LOCAL_INBOX_TOKEN": "test-token",
+                       "LOCAL_API_KEY": LOCAL_ADMIN_KEY, "PYTHONUNBUFFERED": "1"}
+        for key in ("AWS_ENDPOINT_URL", "TABLE_NAME", "WEBHOOK_URL", "WEBHOOK_SECRET",
+                    "DELIVERY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "WEBHOOK_RETRY_SCHEDULE"):
+            environment.pop(key, None)
+        environment.update(env or {})
+        self.proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=Path(__file__).resolve().parent.parent,
+                                     env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self.urls: dict[str, str] = {}
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            for name, pattern in (("api", r"API\s+(http://\S+)/v1"),
+                                  ("webhooks", r"webhooks\s+curl .* (http://\S+/requests)")):
+                match = re.search(pattern, line)
+                if match:
+                    self.urls[name] = match.group(1)
+            if "Ctrl-C stops everything" in line:
+                break
+        assert "api" in self.urls, "".join(self.lines)
+        # keep reading its output so a chatty server never blocks on a full pipe
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()  # type: ignore[arg-type]
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self) -> int:
+        return interrupt(self.proc, timeout=30)
+
+
 @pytest.fixture(scope="session")
-def local_stack():
-    """`make run`'s stack (python -m infra.local) in a subprocess: its URLs ("api", "webhooks")
-    and the dev admin API key it was started with ("api_key")."""
-    env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "LOCAL_INBOX_TOKEN": "test-token",
-           "LOCAL_API_KEY": LOCAL_ADMIN_KEY,
-           "LOCAL_ACCESS_LOG": "0", "PYTHONUNBUFFERED": "1"}
-    for key in ("AWS_ENDPOINT_URL", "TABLE_NAME", "WEBHOOK_URL", "WEBHOOK_SECRET",
-                "DELIVERY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"):
-        env.pop(key, None)
-    proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=Path(__file__).resolve().parent.parent, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 60
-    urls: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        for name, pattern in (("api", r"API\s+(http://\S+)/v1"), ("webhooks", r"webhooks\s+curl .* (http://\S+/requests)")):
-            match = re.search(pattern, line)
-            if match:
-                urls[name] = match.group(1)
-        if "Ctrl-C stops everything" in line:
-            break
-    assert set(urls) == {"api", "webhooks"}, "".join(lines)
-    # keep reading its output so a chatty server never blocks on a full pipe
-    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    yield {**urls, "api_key": LOCAL_ADMIN_KEY}
-    assert interrupt(proc, timeout=30) == 0, "".join(lines)[-3000:]
+def local_stack() -> Iterator[dict[str, str]]:
+    """`make run`'s stack in a subprocess: its URLs ("api", "webhooks") and the dev admin API
+    key it was started with ("api_key")."""
+    stack = StackProcess()
+    assert set(stack.urls) == {"api", "webhooks"}, stack.output
+    yield {**stack.urls, "api_key": LOCAL_ADMIN_KEY}
+    assert stack.stop() == 0, stack.output[-3000:]
 
 
 def interrupt(proc: subprocess.Popen, timeout: float) -> int:

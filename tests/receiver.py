@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -24,17 +26,40 @@ class Received:
 
 
 # A behaviour gets the request number (1-based) and the body and returns (status, headers).
+# Two statuses are not HTTP: RESET drops the connection with a TCP reset and no answer;
+# SLOW answers 200 only after `Receiver.slow_seconds` (longer than the sender's timeout).
 Behaviour = Callable[[int, bytes], tuple[int, dict[str, str]]]
+RESET, SLOW = -1, -2
 
 
 def always(status: int = 200) -> Behaviour:
     return lambda n, body: (status, {})
 
 
+def chaos(seed: int, ok: float = 0.5) -> Behaviour:
+    """A receiver that fails at random: `ok` of requests succeed; the rest are, in equal
+    parts, a 500, a reset, a timeout, and a 429 asking to wait a second (Retry-After)."""
+    import random
+
+    rng = random.Random(seed)
+    lock = threading.Lock()
+
+    def behave(n: int, body: bytes) -> tuple[int, dict[str, str]]:
+        with lock:
+            roll = rng.random()
+        if roll < ok:
+            return 200, {}
+        kind = int((roll - ok) / (1 - ok) * 4)
+        return [(500, {}), (RESET, {}), (SLOW, {}), (429, {"Retry-After": "1"})][min(kind, 3)]
+
+    return behave
+
+
 @dataclass
 class Receiver:
     behaviour: Behaviour = field(default_factory=always)
     requests: list[Received] = field(default_factory=list)
+    slow_seconds: float = 1.5
 
     def __post_init__(self) -> None:
         receiver = self
@@ -48,6 +73,14 @@ class Receiver:
                     status, headers = receiver.behaviour(n, body)
                     receiver.requests.append(Received(
                         {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic(), status))
+                if status == RESET:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if status == SLOW:
+                    time.sleep(receiver.slow_seconds)
+                    status = 200
                 payload = b'{"ok": true}'
                 self.send_response(status)
                 for key, value in headers.items():
