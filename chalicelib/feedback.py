@@ -1,21 +1,34 @@
 """The feedback function: event items from the table's stream -> webhook messages on the
-FIFO delivery queue (group = session, dedup id = event id).
+FIFO delivery queue (group = session, dedup id = event id), ten per SendMessageBatch.
 
-Records are handled in stream order. A record that cannot be sent (SQS unavailable) stops the
-batch there and is reported in `batchItemFailures`: Lambda resumes from it, so nothing before
-it is sent twice and nothing after it overtakes it. A record that can never be sent (not an
-event item, an event type nobody asked for, a malformed item) is skipped, so it cannot block
-the stream.
+Records are handled in stream order. A batch never holds two messages of one session, so
+however SQS treats a partly failed batch, a session's messages are stored in stream order.
+When a send fails, the function stops and reports the earliest record not yet sent in
+`batchItemFailures`: Lambda resumes from it, so nothing overtakes it, and what was already
+sent after it is sent again with the same dedup id, which SQS drops (within its 5-minute
+window). A record that can never be sent (not an event item, an event type nobody asked
+for, a malformed item) is skipped, so it cannot block the stream.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from . import queue, store, webhooks
-from .observability import STREAM_BATCH_FAILURES, count, logger
 from .config import get_settings
+from .observability import STREAM_BATCH_FAILURES, count, logger
 
+SEND_BATCH = 10  # SendMessageBatch's limit
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One webhook message to send, and the stream record it came from."""
+
+    position: int  # in the stream batch
+    sequence_number: str
+    message: queue.Message
 
 
 def event_of(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -28,29 +41,50 @@ def event_of(record: dict[str, Any]) -> dict[str, Any] | None:
     return store.from_item(image)
 
 
-def forward(record: dict[str, Any]) -> str | None:
-    """Send one record's webhook message; returns the event id sent, if any."""
+def message_of(record: dict[str, Any], event_types: tuple[str, ...]) -> queue.Message | None:
+    """The webhook message for a record, or None if it has none (or can never have one)."""
     try:
         event = event_of(record)
-        if event is None or not webhooks.wanted(event, get_settings().event_types):
+        if event is None or not webhooks.wanted(event, event_types):
             return None
         body = webhooks.dumps(webhooks.payload(event))
     except (KeyError, TypeError, ValueError):
         logger.exception("skipping a malformed stream record", extra={"stream_event_id": record.get("eventID")})
         return None
-    queue.enqueue(body, group=event["session_id"], dedup_id=event["event_id"])
-    return event["event_id"]
+    return queue.Message(body=body, group=event["session_id"], dedup_id=event["event_id"])
+
+
+def next_batch(pending: list[Outgoing]) -> list[Outgoing]:
+    """Up to ten pending messages in stream order, at most one per session."""
+    batch: list[Outgoing] = []
+    groups: set[str] = set()
+    for item in pending:
+        if item.message.group not in groups:
+            batch.append(item)
+            groups.add(item.message.group)
+            if len(batch) == SEND_BATCH:
+                break
+    return batch
 
 
 def handle_stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Process a stream batch; returns Lambda's partial batch response."""
-    for record in records:
+    event_types = get_settings().event_types
+    pending = [Outgoing(n, r.get("dynamodb", {}).get("SequenceNumber", ""), m)
+               for n, r in enumerate(records) if (m := message_of(r, event_types)) is not None]
+    while pending:
+        batch = next_batch(pending)
         try:
-            forward(record)
-        except Exception:  # noqa: BLE001 - any failure to send is retried from this record
-            sequence = record.get("dynamodb", {}).get("SequenceNumber")
-            logger.exception("could not enqueue a stream record; retrying from it",
-                             extra={"sequence_number": sequence})
+            failed = queue.enqueue_batch([item.message for item in batch])
+        except Exception:  # noqa: BLE001 - any failure to send is retried from the record
+            logger.exception("could not enqueue webhook messages")
+            failed = {item.message.dedup_id for item in batch}
+        sent = {id(item) for item in batch if item.message.dedup_id not in failed}
+        pending = [item for item in pending if id(item) not in sent]
+        if failed:
+            first = pending[0]  # the earliest record not sent: Lambda resumes from it
+            logger.error("could not enqueue a stream record; retrying from it",
+                         extra={"sequence_number": first.sequence_number, "failed": len(failed)})
             count(STREAM_BATCH_FAILURES, Function="feedback")
-            return {"batchItemFailures": [{"itemIdentifier": sequence}]}
+            return {"batchItemFailures": [{"itemIdentifier": first.sequence_number}]}
     return {"batchItemFailures": []}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .config import get_settings
@@ -41,6 +42,33 @@ def enqueue(body: str, *, group: str, dedup_id: str, queue_url: str | None = Non
     if attributes:
         kwargs["MessageAttributes"] = _attributes(attributes)
     get_client().send_message(**kwargs)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message to send: its body, FIFO group and deduplication id."""
+
+    body: str
+    group: str
+    dedup_id: str
+    attributes: dict[str, str] | None = None
+
+
+def enqueue_batch(messages: list[Message], queue_url: str | None = None) -> set[str]:
+    """Send up to ten messages in one request; returns the dedup ids of those SQS refused
+    (the rest are stored). A request that fails altogether raises."""
+    if not messages:
+        return set()
+    entries = []
+    for n, message in enumerate(messages):
+        entry: dict[str, Any] = {"Id": str(n), "MessageBody": message.body, "MessageGroupId": message.group,
+                                 "MessageDeduplicationId": message.dedup_id[:128]}
+        if message.attributes:
+            entry["MessageAttributes"] = _attributes(message.attributes)
+        entries.append(entry)
+    response = get_client().send_message_batch(
+        QueueUrl=queue_url or get_settings().delivery_queue_url, Entries=entries)
+    return {messages[int(f["Id"])].dedup_id for f in response.get("Failed", [])}
 
 
 def delay(receipt_handle: str, seconds: int, queue_url: str | None = None) -> None:

@@ -129,29 +129,39 @@ def test_redeliver_one_event(api, runner, receiver) -> None:
     assert api.post("/v1/events/evt_missing/redeliver").json["error"] == "event_not_found"
 
 
-def test_feedback_failure_on_one_record_retries_it_without_duplicates(api, aws, runner, receiver, monkeypatch) -> None:
-    # GIVEN the queue refuses the send of one particular event once
-    run_session(api, "s-1", 3)
-    ids = event_ids(api, "s-1")
-    victim = ids[2]
-    sent: list[str] = []
-    original = queue.enqueue
-    failed_once: list[str] = []
+@pytest.mark.parametrize("failure", ["one entry refused", "whole request failed"])
+def test_a_failed_send_is_retried_from_its_record_without_reordering(api, aws, runner, receiver, monkeypatch,
+                                                                       failure) -> None:
+    # GIVEN three sessions whose events share stream batches, and a queue that refuses the
+    # send of one session's second event once (one entry of a batch, or the whole request)
+    for sid in ("s-1", "s-2", "s-3"):
+        run_session(api, sid, 3)
+    ids = {sid: event_ids(api, sid) for sid in ("s-1", "s-2", "s-3")}
+    victim = ids["s-2"][1]
+    original = queue.enqueue_batch
+    requests: list[list[str]] = []
+    groups: list[list[str]] = []
 
-    def flaky_enqueue(body, *, group, dedup_id, queue_url=None):
-        if dedup_id == victim and not failed_once:
-            failed_once.append(dedup_id)
-            raise RuntimeError("SQS is briefly unavailable")
-        sent.append(dedup_id)
-        original(body, group=group, dedup_id=dedup_id, queue_url=queue_url)
+    def flaky(messages, queue_url=None):
+        requests.append([m.dedup_id for m in messages])
+        groups.append([m.group for m in messages])
+        if victim in requests[-1] and len([r for r in requests if victim in r]) == 1:
+            if failure == "whole request failed":
+                raise RuntimeError("SQS is briefly unavailable")
+            return original([m for m in messages if m.dedup_id != victim], queue_url) | {victim}
+        return original(messages, queue_url)
 
-    monkeypatch.setattr(queue, "enqueue", flaky_enqueue)
+    monkeypatch.setattr(queue, "enqueue_batch", flaky)
     # WHEN the stream is processed
-    drain(runner, lambda: len(receiver.delivered()) == len(ids))
-    # THEN the failed record was retried and every event was enqueued exactly once, in order
-    assert failed_once == [victim]
-    assert sent == ids
-    assert [r.headers["webhook-id"] for r in receiver.delivered()] == ids
+    drain(runner, lambda: len(receiver.delivered()) == sum(len(i) for i in ids.values()))
+    # THEN batches held one message per session, up to ten
+    assert all(len(g) <= 10 and len(set(g)) == len(g) for g in groups)
+    assert max(len(g) for g in groups) == 3
+    assert len([r for r in requests if victim in r]) == 2  # refused once, then sent
+    # and every event arrived exactly once, each session's in order
+    for sid, expected in ids.items():
+        got = [r.headers["webhook-id"] for r in receiver.delivered() if r.json["session_id"] == sid]
+        assert got == expected, sid
 
 
 def test_gone_stops_retrying(api, aws, runner, receiver) -> None:
