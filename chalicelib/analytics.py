@@ -9,6 +9,7 @@ Reads merge the shards: a fixed number of items, whatever the table's size.
 
 Counter items (PK / SK):
     STATS#GLOBAL        / SHARD#<n>             sessions by status, started, manuals, messages,
+                                                webhooks failed for good (listed now),
                                                 completion time sum and histogram (h_*)
     STATS#MANUALS       / <manual_id>#<n>       sessions started and completed per manual
     STATS#HOUR#<hour>   / SHARD#<n>             activity per UTC hour
@@ -58,7 +59,7 @@ def deltas_for(record: dict[str, Any]) -> Deltas:
     """What one stream record adds to which counters (pure)."""
     name = record.get("eventName")
     data = record.get("dynamodb", {})
-    image = store.from_item(data.get("NewImage") if name == "INSERT" else data.get("OldImage")) or {}
+    image = store.from_item(data.get("OldImage") if name == "REMOVE" else data.get("NewImage")) or {}
     kind = image.get("type")
     n = _shard(record.get("eventID", ""))
     glob = ("STATS#GLOBAL", f"SHARD#{n}")
@@ -67,7 +68,15 @@ def deltas_for(record: dict[str, Any]) -> Deltas:
     def add(key: tuple[str, str], attr: str, value: float = 1) -> None:
         out[key][attr] = out[key].get(attr, 0) + value
 
-    if name == "INSERT" and kind == "event":
+    if name == "MODIFY" and kind == "event":  # a delivery's status moved into or out of failed
+        before = (store.from_item(data.get("OldImage")) or {}).get("delivery_status")
+        after = (store.from_item(data.get("NewImage")) or {}).get("delivery_status")
+        if before != after and "failed" in (before, after):
+            add(glob, "deliveries_failed", 1 if after == "failed" else -1)
+    elif name == "REMOVE" and kind == "event":  # deleted with its session
+        if image.get("delivery_status") == "failed":
+            add(glob, "deliveries_failed", -1)
+    elif name == "INSERT" and kind == "event":
         hour = ("STATS#HOUR#" + hour_of(image["occurred_at"]), f"SHARD#{n}")
         manual = ("STATS#MANUALS", f"{image['manual_id']}#{n}")
         if image["event_type"] == "session_created":
@@ -171,6 +180,7 @@ def overview() -> dict[str, Any]:
         "sessions": {"total": sessions, "by_status": by_status},
         "manuals": int(total.get("manuals", 0)),
         "messages": int(total.get("messages", 0)),
+        "deliveries_failed": int(total.get("deliveries_failed", 0)),
         "completion_rate": round(completed / sessions, 4) if sessions else 0.0,
         # sums are kept in whole milliseconds: exact under any order of additions
         "average_completion_seconds": round(total["completion_ms_sum"] / completed / 1000, 3) if completed else None,

@@ -282,6 +282,7 @@ class Overview(BaseModel):
     sessions: SessionCounts
     manuals: int
     messages: int
+    deliveries_failed: int  # webhooks listed by GET /v1/deliveries?status=failed
     completion_rate: float
     average_completion_seconds: float | None
     median_completion_seconds: float | None

@@ -110,6 +110,11 @@ def merge_template(schedule: tuple[int, ...] | None = None) -> dict[str, Any]:
         "Properties": _stream_source([
             {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["event", "message", "manual"]}}}},
             {"eventName": ["REMOVE"], "dynamodb": {"OldImage": {"type": {"S": ["message", "manual", "session"]}}}},
+            # a delivery status moving into or out of `failed` (the failed-deliveries count)
+            {"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"type": {"S": ["event"]},
+                                                                "delivery_status": {"S": ["failed"]}}}},
+            {"eventName": ["MODIFY", "REMOVE"], "dynamodb": {"OldImage": {"type": {"S": ["event"]},
+                                                                          "delivery_status": {"S": ["failed"]}}}},
         ])}}
     resources["DeliveryHandler"]["Properties"]["Events"] = {"DeliveryHandlerSqsEventSource": {
         "Properties": {"Queue": {"Fn::Sub": "${DeliveryQueue.Arn}"},

@@ -445,13 +445,14 @@ def test_inbox_show_lists_captures_and_shows_one(sh, http, course) -> None:
 
 
 def test_deliveries_failed_and_redrive_on_the_local_stack(sh) -> None:
-    # nothing dead-letters here within a test run (8 attempts over a day): empty answers, exit 0
+    # the shared stack may hold dead letters of other test files: either answer, exit 0
     failed = sh("deliveries", "failed")
     assert failed.exit_code == 0, failed.output
     assert "(no failed deliveries)" in failed.stdout or failed.stdout.startswith("EVENT")
     result = sh("redrive")
     assert result.exit_code == 0, result.output
-    assert "nothing to redrive" in result.stdout
+    assert "nothing to redrive" in result.stdout or "Redrove" in result.stdout
+    assert "nothing to redrive" in sh("redrive").stdout  # then the queue is empty
     assert json.loads(sh("--json", "redrive").stdout) == {"moved": 0, "remaining": 0}
 
 

@@ -620,3 +620,34 @@ def test_docs_page_lists_the_operations_with_the_same_key(page: Page, http: Http
     sent = [h for m, u, h in seen(page).api_requests if u.endswith("/v1/openapi.json")]
     assert sent and all(h.get("authorization") == f"Bearer {http.key}" for h in sent)
     shot(page, "docs")
+
+
+def test_the_overview_counts_failed_deliveries_and_links_to_their_list(page: Page, http: Http, data: dict) -> None:
+    # GIVEN a webhook that spent its three attempts (the stack's inbox answered 500 meanwhile)
+    token = {"X-Inbox-Token": "test-token"}
+    http.ok("PATCH", "v1/inboxes/local", {"response": {"status": 500, "body": "down", "content_type": "text/plain"}},
+            headers=token)
+    session_id = f"{RUN}-undelivered"
+    try:
+        http.ok("POST", "v1/sessions", {"session_id": session_id, "user_id": data["user3"], "manual_id": data["manual2"]})
+        event = http.wait_for("the webhook to fail for good",
+                              lambda: [e for e in http.events(session_id) if e["delivery_status"] == "failed"], 40)[0]
+    finally:
+        http.ok("PATCH", "v1/inboxes/local", {"response": {"status": 200, "body": '{"ok": true}',
+                                                           "content_type": "application/json"}}, headers=token)
+    failed = http.wait_for("the failed count", lambda: http.ok("GET", "v1/analytics/overview")["deliveries_failed"])
+    # WHEN the operator opens the overview
+    sign_in(page, dashboard_url(http, "/overview"), http.key)
+    card = page.locator(".cards .card").filter(has=page.locator("dt", has_text="Failed deliveries"))
+    # THEN it shows how many webhooks failed for good, and links to their list
+    expect(card.locator("dd")).to_contain_text(str(failed))
+    card.get_by_role("link", name="see the list").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Failed deliveries")
+    row = rows(page, "Webhooks that spent their attempts").filter(has_text=event["event_id"])
+    expect(row.locator("td")).to_have_text([event["event_id"], "session_created", session_id, "3", "HTTP 500",
+                                            re.compile(r"UTC$")])
+    row.get_by_role("link", name=session_id).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(session_id)
+    page.go_back()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Failed deliveries")
+    shot(page, "deliveries-failed")

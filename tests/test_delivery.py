@@ -198,3 +198,24 @@ def test_progress_reports_are_counted_by_outcome(api, make_session, capfd) -> No
     assert ("ProgressAccepted", ("service",), None) in names
     assert ("ProgressReplayed", ("service",), None) in names
     assert ("ProgressRejected", ("ErrorCode", "service"), "invalid_step") in names
+
+
+@pytest.mark.parametrize("attempts", [2], indirect=True)
+def test_the_overview_counts_failed_deliveries_exactly(api, aws, runner, receiver) -> None:
+    # GIVEN two sessions' webhooks that all fail for good
+    receiver.behaviour = always(500)
+    run_session(api, "s-1", 1)
+    run_session(api, "s-2", 1)
+    ids = event_ids(api, "s-1") + event_ids(api, "s-2")
+    drain(runner, lambda: queue_depth(aws.dead_letter_queue_url) == len(ids))
+    drain(runner, lambda: runner.pump() == 0)  # the analytics consumer caught up
+    # THEN the overview counts each once
+    assert api.get("/v1/analytics/overview").json["deliveries_failed"] == len(ids) == 6
+    # WHEN one session is deleted and the other's webhooks are redriven and delivered
+    assert api.delete("/v1/sessions/s-2").status_code == 204
+    receiver.behaviour = always(200)
+    delivery.redrive(aws.dead_letter_queue_url, aws.delivery_queue_url)
+    drain(runner, lambda: len(receiver.delivered()) == 3)
+    drain(runner, lambda: runner.pump() == 0)
+    # THEN none is counted any more (the deleted ones are dropped, not delivered)
+    assert api.get("/v1/analytics/overview").json["deliveries_failed"] == 0

@@ -181,6 +181,7 @@
     [/^\/sessions\/([^/]+)$/, sessionDetail, "sessions"],
     [/^\/manuals$/, manualList, "manuals"],
     [/^\/manuals\/([^/]+)$/, manualDetail, "manuals"],
+    [/^\/deliveries$/, deliveryList, "deliveries"],
     [/^\/inbox$/, inboxList, "inbox"],
     [/^\/inbox\/([^/]+)$/, inboxRequest, "inbox"],
   ];
@@ -285,7 +286,11 @@
           card("Completion rate", percent(o.completion_rate)),
           card("Average completion", duration(o.average_completion_seconds),
             o.median_completion_seconds === null ? null : ` median ${duration(o.median_completion_seconds)}`),
-          card("Manuals", o.manuals), card("Messages", o.messages));
+          card("Manuals", o.manuals), card("Messages", o.messages),
+          h("div", { class: `card${o.deliveries_failed ? " card-alert" : ""}` },
+            h("dt", {}, "Failed deliveries"),
+            h("dd", {}, o.deliveries_failed,
+              h("small", {}, " ", h("a", { href: "#/deliveries" }, o.deliveries_failed ? "see the list" : "list")))));
       }),
       h("h2", {}, "Sessions started per hour"),
       settled(activity, "Recent activity", (a) => activityChart(a)),
@@ -548,6 +553,39 @@
       });
     }
     return item;
+  }
+
+  // ---- failed deliveries --------------------------------------------------------------------
+
+  async function deliveryList() {
+    const results = h("div", { class: "results" });
+    const { nav, go } = pager("Failed deliveries", async (cursor) => {
+      const params = new URLSearchParams({ status: "failed", limit: "20", ...(cursor ? { cursor } : {}) });
+      try {
+        const { data } = await api(`v1/deliveries?${params}`);
+        results.replaceChildren(table("Webhooks that spent their attempts, newest first",
+          ["Event", "Type", "Session", ["Attempts", "num"], "Last answer", "Last attempt"],
+          data.items.map((d) => {
+            const last = d.delivery_attempts[d.delivery_attempts.length - 1] || {};
+            return h("tr", {},
+              h("td", {}, h("code", {}, d.event_id)), h("td", {}, d.event_type),
+              h("td", {}, h("a", { href: `#/sessions/${encodeURIComponent(d.session_id)}` }, d.session_id)),
+              h("td", { class: "num" }, d.delivery_attempts.length),
+              h("td", {}, last.status_code ? `HTTP ${last.status_code}` : last.error || "—"),
+              h("td", {}, time(last.at)));
+          }), "No failed deliveries: every webhook was delivered or is still being tried."));
+        return data.next_cursor;
+      } catch (error) {
+        results.replaceChildren(errorBox(error, "Failed deliveries"));
+        return null;
+      }
+    });
+    await go();
+    return h("section", {}, h("h1", { tabindex: "-1" }, "Failed deliveries"),
+      h("p", {}, "Each webhook listed here was tried until its attempts ran out and waits in the dead-letter ",
+        "queue. Redeliver one from its session's page, or redrive them all once the receiver is back ",
+        "(", h("code", {}, "make redrive"), ")."),
+      results, nav);
   }
 
   // ---- manuals ------------------------------------------------------------------------------
