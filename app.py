@@ -155,17 +155,19 @@ def delete_session(session_id: str) -> Response:
        scope="agent")
 def report_progress(session_id: str) -> Response:
     request = app.current_request
-    with observability.rejections_counted(observability.PROGRESS_REJECTED):
+    with observability.rejections_counted(observability.PROGRESS_REJECTED, session_id=session_id):
         body = parse_body(request, ProgressIn)
         body = _with_header_key(body, header(request, "Idempotency-Key"))
         auth.check_user(_caller(), body.user_id)  # the session must be body.user_id's (checked in the write)
         try:
             result = progress.report_progress(path_id(session_id, "session_id"), body)
         except progress.Replay as replay:
-            observability.count(observability.PROGRESS_REPLAYED)
+            observability.progress_outcome("replayed", session_id=session_id, step=body.current_step)
             return json_response({"status": "already_processed", "original_result": replay.original},
                                  200, {"Idempotent-Replayed": "true"})
-    observability.count(observability.PROGRESS_ACCEPTED)
+    observability.progress_outcome("accepted", session_id=session_id, step=body.current_step,
+                                   step_status=body.step_status, event_id=result.event_id,
+                                   applied=result.applied)
     return json_response(result)
 
 

@@ -73,13 +73,20 @@ def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count, **di
 
 
 @contextmanager
-def rejections_counted(name: str) -> Iterator[None]:
-    """Count a request refused with a ServiceError under `name`, by its error code."""
+def rejections_counted(name: str, **fields: Any) -> Iterator[None]:
+    """Count (under `name`, by error code) and log a request refused with a ServiceError."""
     try:
         yield
     except ServiceError as exc:
         count(name, ErrorCode=exc.code)
+        logger.info("request refused", extra={**fields, "error_code": exc.code, "status": exc.status})
         raise
+
+
+def progress_outcome(outcome: str, **fields: Any) -> None:
+    """A progress report `accepted` or `replayed`: counted, and logged with its fields."""
+    count(PROGRESS_ACCEPTED if outcome == "accepted" else PROGRESS_REPLAYED)
+    logger.info(f"progress {outcome}", extra=fields)
 
 
 def flush() -> None:

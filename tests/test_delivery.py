@@ -219,3 +219,23 @@ def test_the_overview_counts_failed_deliveries_exactly(api, aws, runner, receive
     drain(runner, lambda: runner.pump() == 0)
     # THEN none is counted any more (the deleted ones are dropped, not delivered)
     assert api.get("/v1/analytics/overview").json["deliveries_failed"] == 0
+
+
+def test_a_progress_report_logs_one_json_record_with_the_key_and_the_session(api, make_session, capfd) -> None:
+    from chalicelib import auth
+
+    session = make_session(steps=3)
+    sid = session["session_id"]
+    capfd.readouterr()
+    answer = api.post(f"/v1/sessions/{sid}/progress", {"user_id": "user-1", "current_step": 1, "step_status": "DONE"})
+    refused = api.post(f"/v1/sessions/{sid}/progress", {"user_id": "user-1", "current_step": 7, "step_status": "DONE"})
+    records = [r for r in _lines(capfd.readouterr().out) if "_aws" not in r]
+    accepted = [r for r in records if r["message"] == "progress accepted"]
+    rejected = [r for r in records if r["message"] == "request refused"]
+    assert len(accepted) == 1 and len(rejected) == 1, records
+    key_id = auth.authenticate(f"Bearer {api.key}").key_id
+    assert accepted[0]["api_key_id"] == key_id and accepted[0]["session_id"] == sid
+    assert accepted[0]["event_id"] == answer.json["event_id"] and accepted[0]["level"] == "INFO"
+    assert accepted[0]["function_name"] and accepted[0]["function_request_id"]
+    assert rejected[0]["error_code"] == refused.json["error"] == "invalid_step" and rejected[0]["status"] == 400
+    assert rejected[0]["api_key_id"] == key_id
