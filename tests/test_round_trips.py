@@ -99,3 +99,29 @@ def test_progress_in_a_cold_process_costs_one_more_read(api, calls) -> None:
     used, _ = measure(calls, lambda: api.post(
         "/v1/sessions/s-1/progress", {"user_id": "u", "current_step": 2, "step_status": "DONE"}))
     assert dict(used) == {"BatchGetItem": 1, "TransactWriteItems": 1}
+
+
+def test_the_pipeline_handlers_pay_per_batch(api, aws, runner, receiver, calls) -> None:
+    """Feedback: one SendMessageBatch per ten sessions' events of a stream batch, no table
+    call. Delivery: one BatchGetItem per queue batch, then one UpdateItem per attempt."""
+    from chalicelib import queue
+    from tests.conftest import run_session
+
+    sqs: Counter = Counter()
+    queue.get_client().meta.events.register(
+        "before-call.sqs", lambda event_name, **_: sqs.update([event_name.rsplit(".", 1)[-1]]))
+    for n in range(12):  # 12 sessions x 3 events (start, DONE, end), one stream batch
+        run_session(api, f"rt-{n}", 1)
+    calls.clear()
+    runner.pump_stream()
+    feedback_sqs = Counter(sqs)
+    # 36 messages, at most one per session in a batch: 12 sessions -> 10 + 2, three times
+    assert feedback_sqs == {"SendMessageBatch": 6}, feedback_sqs
+    assert calls["TransactWriteItems"] == 0 or set(calls) <= {"TransactWriteItems", "BatchGetItem"}  # analytics only
+    calls.clear()
+    sqs.clear()
+    handled = runner.pump_queue()  # one receive of up to ten messages
+    assert handled == 10
+    assert calls["BatchGetItem"] == 1 and calls["UpdateItem"] == handled, dict(calls)
+    assert set(calls) == {"BatchGetItem", "UpdateItem"}, dict(calls)
+    assert not sqs, sqs  # delivered: no SQS call of ours (the event source deletes them)
