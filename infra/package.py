@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import auth
+from infra.artifact import finish_package
 from infra.gateway import AUTHORIZER_FAILURE_BODY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +157,7 @@ def package(out: Path) -> Path:
     template = json.loads(sam.read_text())
     _resolve_policies(template)
     sam.write_text(json.dumps(template, indent=2))
+    finish_package(out / "package")  # prune unused distributions, add bytecode (infra/artifact.py)
     return out / "package"
 
 
