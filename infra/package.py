@@ -119,6 +119,8 @@ def merge_template() -> dict[str, Any]:
         "AUTHORIZER_FAILURE": _gateway_response(503, AUTHORIZER_FAILURE_BODY),
         "AUTHORIZER_CONFIGURATION_ERROR": _gateway_response(503, AUTHORIZER_FAILURE_BODY),
     }}}
+    # Without it SAM's Deployment also makes a stage named "Stage" next to ours ("api").
+    resources["RestAPI"]["Properties"]["OpenApiVersion"] = "2.0"
     resources.update({
         "DeadLetterQueueNotEmptyAlarm": _alarm(
             "Webhooks failed for good: see GET /v1/deliveries?status=failed, then make redrive.",
