@@ -101,13 +101,15 @@ class Function:
               task_root: Path, endpoint: str, logs: Path) -> Function:
         log = logs / f"{logical_id}.log"
         argv = [str(python), "-I", str(HARNESS), str(task_root), configuration["Handler"]]
-        process = subprocess.Popen(
-            read_only_command(task_root, argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=log.open("w"), text=True, env=lambda_environment(configuration, endpoint))
+        with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
+            process = subprocess.Popen(
+                read_only_command(task_root, argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=stderr, text=True, env=lambda_environment(configuration, endpoint))
         function = cls(logical_id, configuration, process, log)
         threading.Thread(target=function._read, daemon=True).start()
         ready = function._answer(timeout=60)
         if not ready.get("ready"):
+            function.stop()
             raise InvocationFailed(f"{logical_id}: importing {configuration['Handler']} failed: "
                                    f"{ready.get('error')}\n{function.log_tail()}")
         function.import_ms, function.read_only = ready["import_ms"], ready["read_only"]
@@ -159,14 +161,14 @@ class Function:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        assert self.process.stdin is not None and self.process.stdout is not None
+        if not self.process.stdin.closed:
+            self.process.stdin.close()  # the harness's loop ends: the process exits
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 # ---- API Gateway ---------------------------------------------------------------------------

@@ -72,7 +72,7 @@ class Report:
 
     def add(self, topic: str, text: str) -> None:
         self.lines.append((topic, text))
-        print(f"  ok  {topic}", flush=True)
+        print(f"  ok  {topic} ({time.monotonic() - self.started:.1f} s)", flush=True)
 
     def render(self) -> str:
         width = max(len(t) for t, _ in self.lines)
@@ -142,7 +142,8 @@ def package_and_translate(out: Path, report: Report) -> tuple[Path, dict[str, An
     uploaded = out / "sam-uploaded.json"
     uploaded.write_text(json.dumps(sam, indent=2))
     translated_path = out / "translated.json"
-    env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": os.environ.get("PATH", "")}
+    env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": os.environ.get("PATH", ""),
+           "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
     run = subprocess.run([str(SAM_PYTHON), str(ROOT / "infra" / "sam_translate.py"),
                           str(uploaded), str(translated_path)],
                          capture_output=True, text=True, env=env)
@@ -548,6 +549,8 @@ def main(out: Path) -> int:
         if not python.exists():
             print(f"{python.parent.parent.name} is missing: run `make rehearse-envs`", file=sys.stderr)
             return 2
+    from infra.lambda_run import InvocationFailed
+
     report = Report()
     out.mkdir(parents=True, exist_ok=True)
     print("Rehearsing the deploy path (package, translate, moto CloudFormation, run the zip):")
@@ -557,7 +560,7 @@ def main(out: Path) -> int:
         from infra.rehearse_session import rehearse_functions
 
         rehearse_functions(out, archive, translated, wiring, report)
-    except RehearsalFailed as failed:
+    except (RehearsalFailed, InvocationFailed) as failed:
         print(f"\nREHEARSAL FAILED: {failed}", file=sys.stderr)
         return 1
     print("\n" + report.render())

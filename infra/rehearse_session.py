@@ -153,11 +153,11 @@ def _run_session(session: Any, endpoint: str, translated: dict[str, Any], stack:
     expect(gateway.request("GET", "/health/ready"), 200, "readiness (table and queue reachable)")
     drain(sources)
 
-    schedule = functions[next(iter(wiring.schedules.values()))]
-    cleaned = schedule.result({"version": "0", "id": "rehearsal", "detail-type": "Scheduled Event",
-                               "source": "aws.events", "account": account, "region": "us-east-1",
-                               "time": "2026-01-01T00:00:00Z", "resources": [], "detail": {}})
-    check(cleaned.get("abandoned") == 1, f"cleanup: {cleaned}")
+    for function_id in sorted(set(wiring.schedules.values())):  # what EventBridge sends
+        functions[function_id].result({
+            "version": "0", "id": "rehearsal", "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": account, "region": "us-east-1",
+            "time": "2026-01-01T00:00:00Z", "resources": [], "detail": {}})
     idle = expect(gateway.request("GET", "/v1/sessions/rehearsal-idle", key=agent), 200, "idle session")
     check(idle["status"] == "abandoned", f"idle session is {idle['status']}")
     drain(sources)
@@ -201,7 +201,8 @@ def _check_imports(functions: dict[str, Function], report: Report) -> None:
               f"{function_id} compiled from source: {stats['compiled_from_source'][:5]}")
         check(runtime_used <= provided,
               f"{function_id} imported from outside the zip: {sorted(runtime_used - provided)}")
-        check(function.invocations > 0, f"{function_id} was never invoked")
+        check(function.invocations > 0, f"{function_id} was never invoked: give the session "
+                                        "in infra/rehearse_session.py a step that needs it")
         rows.append(f"{function_id} ({function.configuration['Handler']}): cold import "
                     f"{function.import_ms:.0f} ms, {function.invocations} invocations")
     report.add("functions", "\n".join(rows))

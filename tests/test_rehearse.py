@@ -8,11 +8,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from infra.lambda_run import Function, InvocationFailed, filter_matches, policy_effect
-from infra.rehearse import LAMBDA_PYTHON, NOT_CHECKED, ROOT
+from infra.rehearse import LAMBDA_PYTHON, NOT_CHECKED, ROOT, RehearsalFailed, Report, inventory
 
 ARN = "arn:aws:execute-api:us-east-1:123456789012:api1/api"
 
@@ -23,13 +24,59 @@ def environments() -> None:
     subprocess.run(["make", "-s", "rehearse-envs"], cwd=ROOT, check=True)
 
 
-def test_the_deploy_rehearsal_passes(environments: None, tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "infra.rehearse", str(tmp_path / "out")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+@pytest.fixture(scope="module")
+def rehearsal(environments: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    out = tmp_path_factory.mktemp("rehearsal")
+    run = subprocess.run([sys.executable, "-m", "infra.rehearse", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return run, out
+
+
+def test_the_deploy_rehearsal_passes(rehearsal: tuple[Any, Path]) -> None:
+    run, _ = rehearsal
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-6000:]
     assert "Deploy rehearsal passed" in run.stdout
     for line in NOT_CHECKED:
         assert line in run.stdout
+
+
+def _break_mapping(template: dict) -> None:
+    mapping = next(r for r in template["Resources"].values()
+                   if r["Type"] == "AWS::Lambda::EventSourceMapping" and "StartingPosition" in r["Properties"])
+    del mapping["Properties"]["BisectBatchOnFunctionError"]
+
+
+def _widen_a_role(template: dict) -> None:
+    role = next(r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role")
+    role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Resource"] = ["*"]
+
+
+def _drop_a_function(template: dict) -> None:
+    del template["Resources"]["CleanupHandler"]
+
+
+def _unretain_the_table(template: dict) -> None:
+    del template["Resources"]["SessionTable"]["DeletionPolicy"]
+
+
+def _add_a_stage(template: dict) -> None:
+    deployment = next(r for r in template["Resources"].values() if r["Type"] == "AWS::ApiGateway::Deployment")
+    deployment["Properties"]["StageName"] = "Stage"
+
+
+@pytest.mark.parametrize("mistake, message", [
+    (_break_mapping, "no bisect"), (_widen_a_role, "is not one of the stack's"),
+    (_drop_a_function, "handlers in the template"), (_unretain_the_table, "would delete every session"),
+    (_add_a_stage, "not just 'api'")])
+def test_the_wiring_checks_catch_a_mistake_in_the_translated_template(
+        rehearsal: tuple[Any, Path], mistake: Any, message: str) -> None:
+    # GIVEN the template the rehearsal translated, with one thing wrong
+    template = json.loads((rehearsal[1] / "translated.json").read_text())
+    inventory(json.loads(json.dumps(template)), Report())  # as translated: it passes
+    mistake(template)
+    # THEN the inventory step says what
+    with pytest.raises(RehearsalFailed, match=message):
+        inventory(template, Report())
 
 
 def test_the_readme_lists_what_the_rehearsal_cannot_check() -> None:
