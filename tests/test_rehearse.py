@@ -52,11 +52,13 @@ def _widen_a_role(template: dict) -> None:
 
 
 def _drop_a_function(template: dict) -> None:
-    del template["Resources"]["CleanupHandler"]
+    del template["Resources"][next(k for k, r in template["Resources"].items()
+                                   if r["Type"] == "AWS::Lambda::Function")]
 
 
 def _unretain_the_table(template: dict) -> None:
-    del template["Resources"]["SessionTable"]["DeletionPolicy"]
+    table = next(r for r in template["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table")
+    del table["DeletionPolicy"]
 
 
 def _add_a_stage(template: dict) -> None:
