@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test venv chromium screenshots audit clean redrive package deploy bench
+.PHONY: run test venv chromium screenshots audit clean redrive package deploy bench rehearse rehearse-envs bench-cold-start
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found (set PYTHON=...)"; exit 1; }
@@ -20,8 +20,8 @@ run: venv
 	PORT=$(PORT) $(PY) -m infra.local
 
 ## make test: the whole suite (unit, API against moto, local server over HTTP, the dashboard
-## in headless Chromium)
-test: venv chromium
+## in headless Chromium, the deploy rehearsal)
+test: venv chromium rehearse-envs
 	$(PY) -m pytest
 
 ## chromium: Debian's browser for tests/test_dashboard.py (playwright drives it; its own
@@ -44,7 +44,7 @@ audit: venv
 	$(PY) -m infra.audit
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 ## make redrive: move dead-lettered webhooks back to the delivery queue, through the API
@@ -67,6 +67,35 @@ deploy: package
 	  --capabilities CAPABILITY_IAM --parameter-overrides \
 	  WebhookUrl=$(WEBHOOK_URL) WebhookSecret=$(WEBHOOK_SECRET)
 	aws cloudformation describe-stacks --stack-name session-service-$(STAGE) --query 'Stacks[0].Outputs'
+
+## make rehearse: the packaged stack translated by SAM, created in moto's CloudFormation, and
+## every function run from the zip as Lambda runs it (infra/rehearse.py; offline, < 1 min once
+## the two environments below exist; tests/test_rehearse.py runs it in make test)
+rehearse: venv rehearse-envs
+	$(PY) -m infra.rehearse
+
+## rehearse-envs: the SAM translator's environment (its pydantic is older than ours) and one
+## holding only what Lambda's python3.11 runtime provides (boto3), built once from the pins
+SAM_VENV    ?= .venv-sam
+LAMBDA_VENV ?= .venv-lambda
+rehearse-envs: $(SAM_VENV)/.installed $(LAMBDA_VENV)/.installed
+
+$(SAM_VENV)/.installed: infra/requirements-sam.txt
+	rm -rf $(SAM_VENV) && $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+
+# pip and setuptools leave again: the runtime has neither, so nothing may lean on them
+$(LAMBDA_VENV)/.installed: infra/requirements-lambda-runtime.txt
+	rm -rf $(LAMBDA_VENV) && $(PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	$(LAMBDA_VENV)/bin/python -m pip uninstall --quiet --yes pip setuptools
+	@touch $@
+
+## make bench-cold-start: cold `import app` from the read-only unzipped package, with and
+## without its bytecode, against `import boto3` (results: bench/RESULTS.md)
+bench-cold-start: venv rehearse-envs
+	$(PY) bench/bench_cold_start.py
 
 ## make bench: the benchmarks in bench/ (results: bench/RESULTS.md)
 bench: venv

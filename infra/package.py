@@ -22,6 +22,7 @@ from typing import Any
 from chalicelib import auth, observability
 from chalicelib.config import retry_schedule_from_env
 from chalicelib.delivery_policy import safety_net_receive_count
+from infra.artifact import finish_package
 from infra.gateway import AUTHORIZER_FAILURE_BODY
 from infra.monitoring import alarms, dashboard
 
@@ -130,6 +131,8 @@ def merge_template(schedule: tuple[int, ...] | None = None) -> dict[str, Any]:
         "AUTHORIZER_FAILURE": _gateway_response(503, AUTHORIZER_FAILURE_BODY),
         "AUTHORIZER_CONFIGURATION_ERROR": _gateway_response(503, AUTHORIZER_FAILURE_BODY),
     }}}
+    # Without it SAM's Deployment also makes a stage named "Stage" next to ours ("api").
+    resources["RestAPI"]["Properties"]["OpenApiVersion"] = "2.0"
     resources.update(alarms(FUNCTIONS + (AUTHORIZER,)))
     resources["OperationsDashboard"] = dashboard(FUNCTIONS + (AUTHORIZER,))
     template["Outputs"].update({
@@ -155,6 +158,7 @@ def package(out: Path) -> Path:
     template = json.loads(sam.read_text())
     _resolve_policies(template)
     sam.write_text(json.dumps(template, indent=2))
+    finish_package(out / "package")  # prune unused distributions, add bytecode (infra/artifact.py)
     return out / "package"
 
 
