@@ -19,6 +19,7 @@ class Received:
     body: bytes
     at: float
     status: int
+    verified: bool | None = None  # the signature, checked on arrival when the receiver has a secret
 
     @property
     def json(self) -> Any:
@@ -60,6 +61,7 @@ class Receiver:
     behaviour: Behaviour = field(default_factory=always)
     requests: list[Received] = field(default_factory=list)
     slow_seconds: float = 1.5
+    secret: str | None = None  # verify each request's Standard Webhooks signature on arrival
 
     def __post_init__(self) -> None:
         receiver = self
@@ -68,11 +70,20 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received = {k.lower(): v for k, v in self.headers.items()}
+                verified = None
+                if receiver.secret:
+                    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+                    try:
+                        Webhook(receiver.secret).verify(body, received)
+                        verified = True
+                    except WebhookVerificationError:
+                        verified = False
                 with lock:
                     n = len(receiver.requests) + 1
                     status, headers = receiver.behaviour(n, body)
-                    receiver.requests.append(Received(
-                        {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic(), status))
+                    receiver.requests.append(Received(received, body, time.monotonic(), status, verified))
                 if status == RESET:
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.connection.close()
