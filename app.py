@@ -12,14 +12,15 @@ from chalicelib import (
 from chalicelib import dashboard
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import (
-    MAX_MANUAL_BODY_BYTES, api_route, header, json_response, normalise_chalice_errors, page_params,
-    parse_body, path_id, query_value, validate,
+    MAX_MANUAL_BODY_BYTES, api_route, header, json_response, normalise_chalice_errors,
+    parse_body, parse_query, path_id, validate,
 )
 from chalicelib.models import (
-    AlreadyProcessed, DeliveryPage, EventPage, HealthSummary, Live, Manual, ManualCreate,
-    ManualPage, Message, MessageIn, MessagePage, MessageWithSession, NextStepOut, Overview,
-    PopularManuals, ProgressIn, ProgressOut, Ready, RecentActivity, Redelivery, RedriveResult,
-    SessionCreate, SessionOut, SessionPage, SessionPatch,
+    ActivityQuery, AlreadyProcessed, CaptureListQuery, ChildPageQuery, DeliveryListQuery,
+    DeliveryPage, EventPage, HealthSummary, Live, Manual, ManualCreate, ManualPage, Message,
+    MessageIn, MessagePage, MessageWithSession, NextStepOut, Overview, PageQuery, PopularManuals,
+    PopularQuery, ProgressIn, ProgressOut, Query, Ready, RecentActivity, Redelivery, RedriveQuery,
+    RedriveResult, SessionCreate, SessionListQuery, SessionOut, SessionPage, SessionPatch,
 )
 
 app = Chalice(app_name="session-service")
@@ -41,7 +42,7 @@ def api_key_authorizer(auth_request: Any) -> AuthResponse:
 
 
 def route(path: str, *methods: str, summary: str, body: Any = None,
-          responses: dict[int, Any] | None = None, query: tuple[str, ...] = (),
+          responses: dict[int, Any] | None = None, query: type[Query] | None = None,
           headers: tuple[str, ...] = (), content_types: list[str] | None = None,
           scope: str | None = None) -> Any:
     """Register a route and document it in the OpenAPI document (one declaration).
@@ -76,9 +77,10 @@ def create_manual() -> Response:
     return json_response(manual, 201 if created else 200)
 
 
-@route("/v1/manuals", "GET", summary="List manuals", responses={200: ManualPage}, query=("limit", "cursor"))
+@route("/v1/manuals", "GET", summary="List manuals", responses={200: ManualPage}, query=PageQuery)
 def list_manuals() -> Response:
-    return json_response(manuals.list_manuals(*page_params(app.current_request)))
+    page = parse_query(app.current_request, PageQuery)
+    return json_response(manuals.list_manuals(page.limit, page.cursor))
 
 
 @route("/v1/manuals/{manual_id}", "GET", summary="A manual with its steps", responses={200: Manual})
@@ -106,22 +108,17 @@ def create_session() -> Response:
 
 
 @route("/v1/sessions", "GET", summary="List sessions, newest first", responses={200: SessionPage},
-       query=("status", "user_id", "manual_id", "limit", "cursor"))
+       query=SessionListQuery)
 def list_sessions() -> Response:
-    request = app.current_request
-    limit, cursor = page_params(request)
-    status = query_value(request, "status")
-    user_id = query_value(request, "user_id")
+    query = parse_query(app.current_request, SessionListQuery)
+    user_id = query.user_id
     bound = _caller()
     if bound is not None and bound.user_id:  # a key bound to a user lists that user's only
         auth.check_user(bound, user_id or bound.user_id)
         user_id = bound.user_id
-    if status not in (None, "active", "completed", "ended", "abandoned"):
-        raise ValidationFailed("status must be one of active, completed, ended, abandoned.",
-                               fields=[{"field": "status", "message": "invalid value"}])
     return json_response(sessions.list_sessions(
-        status=status, user_id=user_id,
-        manual_id=query_value(request, "manual_id"), limit=limit, cursor=cursor))
+        status=query.status, user_id=user_id, manual_id=query.manual_id,
+        limit=query.limit, cursor=query.cursor))
 
 
 @route("/v1/sessions/{session_id}", "GET", summary="A session", responses={200: SessionOut})
@@ -171,11 +168,11 @@ def get_next_step(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}/events", "GET", summary="The audit trail with delivery status",
-       responses={200: EventPage}, query=("limit", "cursor"))
+       responses={200: EventPage}, query=ChildPageQuery)
 def list_events(session_id: str) -> Response:
     _check_owner(path_id(session_id, "session_id"))
-    return json_response(sessions.list_events(session_id,
-                                              *page_params(app.current_request, 50)))
+    page = parse_query(app.current_request, ChildPageQuery)
+    return json_response(sessions.list_events(session_id, page.limit, page.cursor))
 
 
 # ---- messages ------------------------------------------------------------------------------
@@ -198,11 +195,11 @@ def post_session_message(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}/messages", "GET", summary="The conversation, oldest first",
-       responses={200: MessagePage}, query=("limit", "cursor"))
+       responses={200: MessagePage}, query=ChildPageQuery)
 def list_messages(session_id: str) -> Response:
     _check_owner(path_id(session_id, "session_id"))
-    return json_response(messages.list_messages(session_id,
-                                                *page_params(app.current_request, 50)))
+    page = parse_query(app.current_request, ChildPageQuery)
+    return json_response(messages.list_messages(session_id, page.limit, page.cursor))
 
 
 # ---- analytics -----------------------------------------------------------------------------
@@ -214,20 +211,17 @@ def analytics_overview() -> Response:
 
 
 @route("/v1/analytics/popular-manuals", "GET", summary="Manuals by sessions started",
-       responses={200: PopularManuals}, query=("limit",))
+       responses={200: PopularManuals}, query=PopularQuery)
 def analytics_popular_manuals() -> Response:
-    limit, _ = page_params(app.current_request, 10)
-    return json_response({"items": analytics.popular_manuals(limit)})
+    query = parse_query(app.current_request, PopularQuery)
+    return json_response({"items": analytics.popular_manuals(query.limit)})
 
 
 @route("/v1/analytics/recent-activity", "GET", summary="Activity per hour",
-       responses={200: RecentActivity}, query=("hours",))
+       responses={200: RecentActivity}, query=ActivityQuery)
 def analytics_recent_activity() -> Response:
-    raw = query_value(app.current_request, "hours") or "24"
-    if not raw.isdigit() or not 1 <= int(raw) <= 168:
-        raise ValidationFailed("hours must be an integer from 1 to 168.",
-                               fields=[{"field": "hours", "message": "out of range"}])
-    return json_response(analytics.recent_activity(int(raw)))
+    query = parse_query(app.current_request, ActivityQuery)
+    return json_response(analytics.recent_activity(query.hours))
 
 
 # ---- feedback pipeline ---------------------------------------------------------------------
@@ -240,24 +234,21 @@ def redeliver_event(event_id: str) -> Response:
 
 
 @route("/v1/deliveries", "GET", summary="Webhooks that failed for good", responses={200: DeliveryPage},
-       query=("status", "limit", "cursor"))
+       query=DeliveryListQuery)
 def list_deliveries() -> Response:
-    request = app.current_request
     if (bound := _caller()) is not None and bound.user_id:
         raise auth.Forbidden("A key bound to a user cannot list other users' deliveries.")
-    if query_value(request, "status") not in (None, "failed"):
-        raise ValidationFailed("status must be 'failed' (the only status listed across sessions).",
-                               fields=[{"field": "status", "message": "invalid value"}])
-    return json_response(delivery.list_failed(*page_params(request)))
+    query = parse_query(app.current_request, DeliveryListQuery)
+    return json_response(delivery.list_failed(query.limit, query.cursor))
 
 
 @route("/v1/deliveries/redrive", "POST",
        summary="Move dead-lettered webhooks back to the delivery queue, in order (a bounded step: "
                "repeat until remaining is 0)",
-       responses={200: RedriveResult}, query=("limit",), scope="admin")
+       responses={200: RedriveResult}, query=RedriveQuery, scope="admin")
 def redrive_deliveries() -> Response:
-    limit, _ = page_params(app.current_request, 100)
-    return json_response(delivery.redrive_step(limit))
+    query = parse_query(app.current_request, RedriveQuery)
+    return json_response(delivery.redrive_step(query.limit))
 
 
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
@@ -322,11 +313,11 @@ def delete_inbox(inbox_id: str) -> Response:
 
 
 @route("/v1/inboxes/{inbox_id}/requests", "GET", summary="Captured requests, newest first",
-       responses={200: inbox.CapturePage}, query=("method", "limit", "cursor"), headers=("X-Inbox-Token",))
+       responses={200: inbox.CapturePage}, query=CaptureListQuery, headers=("X-Inbox-Token",))
 def list_inbox_requests(inbox_id: str) -> Response:
-    request = app.current_request
-    return json_response(inbox.list_requests(inbox_id, _inbox_token(), *page_params(request),
-                                             method=query_value(request, "method")))
+    query = parse_query(app.current_request, CaptureListQuery)
+    return json_response(inbox.list_requests(inbox_id, _inbox_token(), query.limit, query.cursor,
+                                             method=query.method))
 
 
 @route("/v1/inboxes/{inbox_id}/requests/{request_id}", "GET", summary="One captured request",
@@ -358,9 +349,10 @@ def create_key() -> Response:
 
 
 @route("/v1/keys", "GET", summary="List API keys (never their values)", responses={200: auth.ApiKeyPage},
-       query=("limit", "cursor"), scope="admin")
+       query=PageQuery, scope="admin")
 def list_keys() -> Response:
-    return json_response(auth.list_keys(*page_params(app.current_request)))
+    page = parse_query(app.current_request, PageQuery)
+    return json_response(auth.list_keys(page.limit, page.cursor))
 
 
 @route("/v1/keys/{key_id}", "DELETE", summary="Revoke an API key", responses={204: None}, scope="admin")

@@ -27,12 +27,12 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from . import store
 from .clock import to_iso, utcnow
 from .errors import ServiceError
-from .models import Request
+from .models import KeyId, Name, Request, UserId, conforms
 
 SCOPES = ("read", "agent", "admin")
 # what each scope grants, as the route scopes it covers
@@ -77,8 +77,8 @@ class NotAuthenticated(ServiceError):
 
 class KeyCreate(Request):
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)]
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
-    user_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")] | None = None
+    name: Name | None = None
+    user_id: UserId | None = None
 
 
 class ApiKey(BaseModel):
@@ -163,7 +163,7 @@ def list_keys(limit: int, cursor: str | None) -> ApiKeyPage:
 
 def revoke_key(key_id: str) -> None:
     """Revoke (kept, with revoked_at, for the record); 404 for an unknown key."""
-    if not re.fullmatch(r"[0-9a-f]{16}", key_id):
+    if not conforms(KeyId, key_id):
         raise KeyNotFound(f"No API key '{key_id}'.")
     try:
         store.update_item(_key(key_id), "SET revoked_at = if_not_exists(revoked_at, :now)",

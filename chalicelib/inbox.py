@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import secrets
 import time
 from typing import Annotated, Any
@@ -22,7 +21,7 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from . import store
 from .clock import to_iso, utcnow
 from .errors import ServiceError
-from .models import Page, Request
+from .models import CaptureId, InboxId, Name, Page, Request, conforms
 
 MAX_CAPTURE_BYTES = 1024 * 1024
 INLINE_BODY_BYTES = 300 * 1024  # larger bodies are split over chunk items (400 KB item limit)
@@ -31,7 +30,6 @@ ALWAYS_MASKED = ("authorization", "cookie", "x-api-key", "proxy-authorization", 
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded",
               "application/javascript", "+json", "+xml")
 
-_INBOX_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
 inbox_absent = "attribute_not_exists(PK)"
 not_expired = "expires_at > :now"
 
@@ -74,8 +72,8 @@ class InboxResponse(Request):
 
 
 class InboxCreate(Request):
-    inbox_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,64}$")] | None = None
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    inbox_id: InboxId | None = None
+    name: Name | None = None
     response: InboxResponse = InboxResponse()
     signing_secret: Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{8,200}$")] | None = None
     ttl_days: Annotated[int, Field(strict=True, ge=1, le=MAX_TTL_DAYS)] = DEFAULT_TTL_DAYS
@@ -83,7 +81,7 @@ class InboxCreate(Request):
 
 class InboxPatch(Request):
     paused: bool | None = None
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    name: Name | None = None
     response: InboxResponse | None = None
 
 
@@ -159,7 +157,7 @@ def _authorised(inbox_id: str, token: str | None) -> dict[str, Any]:
     """The inbox, if the token opens it. A wrong token and a missing inbox look the same."""
     if not token:
         raise TokenRequired("Send the inbox's read token in the X-Inbox-Token header.")
-    item = store.get_item(_key(inbox_id)) if _INBOX_ID.match(inbox_id) else None
+    item = store.get_item(_key(inbox_id)) if conforms(InboxId, inbox_id) else None
     if item is None or not hmac.compare_digest(item["token_hash"], _hash(token)):
         raise InboxNotFound(f"Inbox '{inbox_id}' not found, or the token does not open it.")
     return item
@@ -222,7 +220,7 @@ def _is_text(content_type: str, body: bytes) -> bool:
 def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | None,
             headers: dict[str, str], body: bytes, source_ip: str | None) -> tuple[int, str, str]:
     """Store one request; returns the inbox's configured (status, body, content type)."""
-    item = store.get_item(_key(inbox_id), consistent=False) if _INBOX_ID.match(inbox_id) else None
+    item = store.get_item(_key(inbox_id), consistent=False) if conforms(InboxId, inbox_id) else None
     if item is None:
         raise InboxNotFound(f"Inbox '{inbox_id}' not found.")
     if item.get("paused"):
@@ -286,7 +284,7 @@ def list_requests(inbox_id: str, token: str | None, limit: int, cursor: str | No
 
 def get_request(inbox_id: str, token: str | None, request_id: str) -> dict[str, Any]:
     _authorised(inbox_id, token)
-    if not re.match(r"^req_[0-9a-f]{16,32}$", request_id):
+    if not conforms(CaptureId, request_id):
         raise CaptureNotFound(f"Request '{request_id}' not found in inbox '{inbox_id}'.")
     item = store.get_item({"PK": f"INBOX#{inbox_id}", "SK": f"REQ#{request_id}"})
     if item is None or item.get("expires_at", 0) <= time.time():

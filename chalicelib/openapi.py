@@ -22,7 +22,7 @@ class Operation:
     body: type[BaseModel] | None = None
     # status -> model, a list of models (any of them), or None (no JSON body)
     responses: dict[int, Any] = field(default_factory=dict)
-    query: tuple[str, ...] = ()
+    query: type[BaseModel] | None = None  # the model that validates the query string
     headers: tuple[str, ...] = ()
     raw_body: bool = False
     scope: str = "read"  # API-key scope: read, agent, admin, or public
@@ -76,8 +76,7 @@ def _build() -> dict[str, Any]:
         }
         parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                       for name in re.findall(r"{(\w+)}", op.path)]
-        parameters += [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-                       for name in op.query]
+        parameters += query_parameters(op.query) if op.query else []
         parameters += [{"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
                        for name in op.headers]
         if parameters:
@@ -120,6 +119,21 @@ def _build() -> dict[str, Any]:
         },
         "security": [{"apiKey": []}],
     }
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """One OpenAPI parameter per field of a query model, with the field's own schema (an
+    optional field's `null` branch dropped: a query string has no null)."""
+    schema = model.model_json_schema()
+    parameters = []
+    for name, prop in schema.get("properties", {}).items():
+        choices = [c for c in prop.get("anyOf", []) if c.get("type") != "null"]
+        if len(choices) == 1:
+            prop = {**{k: v for k, v in prop.items() if k != "anyOf"}, **choices[0]}
+        parameters.append({"name": name, "in": "query", "required": name in schema.get("required", []),
+                           "schema": {k: v for k, v in prop.items()
+                                      if k != "title" and not (k == "default" and v is None)}})
+    return parameters
 
 
 DOCS_PAGE = """<!doctype html>

@@ -309,6 +309,8 @@ def load_manual(path: Path) -> Any:
     """The ManualCreate in a JSON or YAML file, validated as the API validates it."""
     from pydantic import ValidationError
 
+    from chalicelib.errors import InvalidJson
+    from chalicelib.json_input import parse_json
     from chalicelib.models import ManualCreate
 
     try:
@@ -318,9 +320,9 @@ def load_manual(path: Path) -> Any:
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise InvalidFile(f"not valid JSON: {exc}") from None
+            data = parse_json(text)
+        except InvalidJson as exc:  # "Not valid JSON: ..." -> "not valid JSON: ..." (as for YAML)
+            raise InvalidFile(exc.message[:1].lower() + exc.message[1:]) from None
     elif suffix in (".yaml", ".yml"):
         import yaml
 
