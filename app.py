@@ -36,7 +36,7 @@ def api_key_authorizer(auth_request: Any) -> AuthResponse:
     """API Gateway asks this once per key per AUTH_TTL_SECONDS: the routes the key's scopes
     allow (401 for a missing/unknown/revoked key, 403 for a route outside its scopes)."""
     principal = auth.authenticate(auth_request.token)
-    routes = auth.policy_routes(principal, openapi.route_scopes())
+    routes = auth.policy_routes(principal, openapi.route_policies())
     return AuthResponse(routes=[AuthRoute(path, methods) for path, methods in routes],
                         principal_id=principal.key_id, context=principal.context())
 
@@ -44,11 +44,13 @@ def api_key_authorizer(auth_request: Any) -> AuthResponse:
 def route(path: str, *methods: str, summary: str, body: Any = None,
           responses: dict[int, Any] | None = None, query: type[Query] | None = None,
           headers: tuple[str, ...] = (), content_types: list[str] | None = None,
-          scope: str | None = None) -> Any:
+          scope: str | None = None, per_user: bool = False) -> Any:
     """Register a route and document it in the OpenAPI document (one declaration).
 
     `scope` is the API-key scope the route needs: "read" (the default for GET), "agent",
-    "admin", or "public" (no key). Any other method must say which."""
+    "admin", or "public" (no key). Any other method must say which. `per_user` says that a
+    key bound to a user may call it: the route narrows to that user's sessions (or holds no
+    user's data); every other route answers such a key 403."""
     if scope is None:
         if set(methods) - {"GET", "HEAD"}:
             raise ValueError(f"{path} {methods}: say which scope may call it")
@@ -56,8 +58,8 @@ def route(path: str, *methods: str, summary: str, body: Any = None,
     for method in methods:
         openapi.register(openapi.Operation(
             method, path, summary, body, responses or {}, query, headers,
-            raw_body=content_types is not None, scope=scope))
-    return api_route(app, path, list(methods), content_types, scope=scope,
+            raw_body=content_types is not None, scope=scope, bound_keys=per_user))
+    return api_route(app, path, list(methods), content_types, scope=scope, bound_keys=per_user,
                      authorizer=None if scope == "public" else api_key_authorizer)
 
 
@@ -77,13 +79,13 @@ def create_manual() -> Response:
     return json_response(manual, 201 if created else 200)
 
 
-@route("/v1/manuals", "GET", summary="List manuals", responses={200: ManualPage}, query=PageQuery)
+@route("/v1/manuals", "GET", summary="List manuals", responses={200: ManualPage}, query=PageQuery, per_user=True)
 def list_manuals() -> Response:
     page = parse_query(app.current_request, PageQuery)
     return json_response(manuals.list_manuals(page.limit, page.cursor))
 
 
-@route("/v1/manuals/{manual_id}", "GET", summary="A manual with its steps", responses={200: Manual})
+@route("/v1/manuals/{manual_id}", "GET", summary="A manual with its steps", responses={200: Manual}, per_user=True)
 def get_manual(manual_id: str) -> Response:
     return json_response(manuals.get_manual(path_id(manual_id, "manual_id")))
 
@@ -99,7 +101,7 @@ def delete_manual(manual_id: str) -> Response:
 
 
 @route("/v1/sessions", "POST", summary="Start a session (same id, user and manual again: 200)",
-       body=SessionCreate, responses={201: SessionOut, 200: SessionOut}, scope="agent")
+       body=SessionCreate, responses={201: SessionOut, 200: SessionOut}, scope="agent", per_user=True)
 def create_session() -> Response:
     body = parse_body(app.current_request, SessionCreate)
     auth.check_user(_caller(), body.user_id)
@@ -108,7 +110,7 @@ def create_session() -> Response:
 
 
 @route("/v1/sessions", "GET", summary="List sessions, newest first", responses={200: SessionPage},
-       query=SessionListQuery)
+       query=SessionListQuery, per_user=True)
 def list_sessions() -> Response:
     query = parse_query(app.current_request, SessionListQuery)
     user_id = query.user_id
@@ -121,7 +123,7 @@ def list_sessions() -> Response:
         limit=query.limit, cursor=query.cursor))
 
 
-@route("/v1/sessions/{session_id}", "GET", summary="A session", responses={200: SessionOut})
+@route("/v1/sessions/{session_id}", "GET", summary="A session", responses={200: SessionOut}, per_user=True)
 def get_session(session_id: str) -> Response:
     session = sessions.get_session(path_id(session_id, "session_id"))
     auth.check_user(_caller(), session.user_id)
@@ -129,7 +131,7 @@ def get_session(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}", "PATCH", summary="End an active session", body=SessionPatch,
-       responses={200: SessionOut}, scope="agent")
+       responses={200: SessionOut}, scope="agent", per_user=True)
 def update_session(session_id: str) -> Response:
     body = parse_body(app.current_request, SessionPatch)
     _check_owner(path_id(session_id, "session_id"))
@@ -146,7 +148,7 @@ def delete_session(session_id: str) -> Response:
 
 @route("/v1/sessions/{session_id}/progress", "POST", summary="Report progress: DONE or ONGOING on a step",
        body=ProgressIn, responses={200: [ProgressOut, AlreadyProcessed]}, headers=("Idempotency-Key",),
-       scope="agent")
+       scope="agent", per_user=True)
 def report_progress(session_id: str) -> Response:
     request = app.current_request
     body = parse_body(request, ProgressIn)
@@ -161,14 +163,14 @@ def report_progress(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}/next-step", "GET", summary="The step to do next",
-       responses={200: NextStepOut})
+       responses={200: NextStepOut}, per_user=True)
 def get_next_step(session_id: str) -> Response:
     _check_owner(path_id(session_id, "session_id"))
     return json_response(sessions.get_next_step(session_id))
 
 
 @route("/v1/sessions/{session_id}/events", "GET", summary="The audit trail with delivery status",
-       responses={200: EventPage}, query=ChildPageQuery)
+       responses={200: EventPage}, query=ChildPageQuery, per_user=True)
 def list_events(session_id: str) -> Response:
     _check_owner(path_id(session_id, "session_id"))
     page = parse_query(app.current_request, ChildPageQuery)
@@ -179,7 +181,7 @@ def list_events(session_id: str) -> Response:
 
 
 @route("/v1/messages", "POST", summary="Store a chat message", body=MessageWithSession,
-       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent")
+       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent", per_user=True)
 def post_message() -> Response:
     request = app.current_request
     body = parse_body(request, MessageWithSession)
@@ -187,7 +189,7 @@ def post_message() -> Response:
 
 
 @route("/v1/sessions/{session_id}/messages", "POST", summary="Store a chat message", body=MessageIn,
-       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent")
+       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent", per_user=True)
 def post_session_message(session_id: str) -> Response:
     request = app.current_request
     body = parse_body(request, MessageIn)
@@ -195,7 +197,7 @@ def post_session_message(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}/messages", "GET", summary="The conversation, oldest first",
-       responses={200: MessagePage}, query=ChildPageQuery)
+       responses={200: MessagePage}, query=ChildPageQuery, per_user=True)
 def list_messages(session_id: str) -> Response:
     _check_owner(path_id(session_id, "session_id"))
     page = parse_query(app.current_request, ChildPageQuery)
@@ -236,8 +238,6 @@ def redeliver_event(event_id: str) -> Response:
 @route("/v1/deliveries", "GET", summary="Webhooks that failed for good", responses={200: DeliveryPage},
        query=DeliveryListQuery)
 def list_deliveries() -> Response:
-    if (bound := _caller()) is not None and bound.user_id:
-        raise auth.Forbidden("A key bound to a user cannot list other users' deliveries.")
     query = parse_query(app.current_request, DeliveryListQuery)
     return json_response(delivery.list_failed(query.limit, query.cursor))
 
@@ -345,7 +345,9 @@ def capture_hook(inbox_id: str) -> Response:
 @route("/v1/keys", "POST", summary="Create an API key (the key is shown only in this answer)",
        body=auth.KeyCreate, responses={201: auth.ApiKeyCreated}, scope="admin")
 def create_key() -> Response:
-    return json_response(auth.create_key(parse_body(app.current_request, auth.KeyCreate)), 201)
+    body = parse_body(app.current_request, auth.KeyCreate)
+    auth.check_can_mint(_caller(), body)
+    return json_response(auth.create_key(body), 201)
 
 
 @route("/v1/keys", "GET", summary="List API keys (never their values)", responses={200: auth.ApiKeyPage},
@@ -387,7 +389,7 @@ def health_summary() -> Response:
 # ---- documentation -------------------------------------------------------------------------
 
 
-@route("/v1/openapi.json", "GET", summary="This document (OpenAPI 3.1)", responses={200: None})
+@route("/v1/openapi.json", "GET", summary="This document (OpenAPI 3.1)", responses={200: None}, per_user=True)
 def openapi_document() -> Response:
     return json_response(openapi.document())
 

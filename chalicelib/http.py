@@ -44,11 +44,11 @@ def error_response(exc: ServiceError) -> Response:
 
 def api_route(app: Chalice, path: str, methods: list[str],
               content_types: list[str] | None = None, *, scope: str = "public",
-              authorizer: Any = None) -> Callable[[Callable[..., Any]], Any]:
+              bound_keys: bool = False, authorizer: Any = None) -> Callable[[Callable[..., Any]], Any]:
     """`app.route` plus one error boundary: ServiceErrors become their JSON responses and
     anything unexpected a JSON 500 without internals (logged with its traceback). Routes with
-    an authorizer also check the admitted key's scopes here (defence in depth behind the
-    authorizer's policy)."""
+    an authorizer also check the admitted key here (defence in depth behind the authorizer's
+    policy): its scopes, and that a key bound to a user calls only per-user routes."""
 
     def register(view: Callable[..., Any]) -> Any:
         @functools.wraps(view)
@@ -62,6 +62,9 @@ def api_route(app: Chalice, path: str, methods: list[str],
                     if not principal.allows(scope):
                         raise auth.Forbidden(f"This API key's scopes do not allow this "
                                              f"request (it needs '{scope}').")
+                    if principal.user_id and not bound_keys:
+                        raise auth.Forbidden("A key bound to a user cannot call this route: "
+                                             "it reads or changes other users' data.")
                 return view(**params)
             except ServiceError as exc:
                 return error_response(exc)

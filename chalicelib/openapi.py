@@ -26,6 +26,7 @@ class Operation:
     headers: tuple[str, ...] = ()
     raw_body: bool = False
     scope: str = "read"  # API-key scope: read, agent, admin, or public
+    bound_keys: bool = False  # whether a key bound to a user may call it (per-user routes)
 
 
 operations: list[Operation] = []
@@ -38,9 +39,10 @@ def register(operation: Operation) -> None:
     _document = None
 
 
-def route_scopes() -> list[tuple[str, str, str]]:
-    """(path, method, scope) of every route: what the API-key authorizer grants from."""
-    return [(op.path, op.method, op.scope) for op in operations]
+def route_policies() -> list[tuple[str, str, str, bool]]:
+    """(path, method, scope, bound keys allowed) of every route: what the API-key authorizer
+    grants from."""
+    return [(op.path, op.method, op.scope, op.bound_keys) for op in operations]
 
 
 def document() -> dict[str, Any]:
@@ -97,7 +99,9 @@ def _build() -> dict[str, Any]:
         if op.scope == "public":
             entry["security"] = []
         else:
-            entry["description"] = f"Needs an API key with scope `{op.scope}` (or wider)."
+            entry["description"] = f"Needs an API key with scope `{op.scope}` (or wider)." + (
+                " A key bound to a user sees only that user's sessions." if op.bound_keys
+                else " Keys bound to a user are refused (403).")
             for status, text in ((401, "Missing, unknown or revoked API key"),
                                  (403, "The key's scopes (or user binding) do not allow this")):
                 entry["responses"].setdefault(str(status), {"description": text, "content": {

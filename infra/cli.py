@@ -97,7 +97,8 @@ def _auth_hint(status: int, code: str, sent_key: bool) -> str | None:
         return (f"the API key was not accepted (unknown or revoked): {KEY_HINT}" if sent_key
                 else f"this needs an API key: {KEY_HINT}")
     if status == 403 and code != "user_mismatch":
-        return f"this API key's scopes do not allow it (manuals, redrive, inboxes and keys need admin): {KEY_HINT}"
+        return (f"this API key's scopes do not allow it (manuals, redrive, inboxes and keys need "
+                f"admin; a key bound to a user reaches only that user's sessions): {KEY_HINT}")
     return None
 
 
