@@ -70,7 +70,16 @@ class SessionExists(ServiceError):
     status, code = 409, "session_exists"
 
 
+class SessionDeleting(ServiceError):
+    """The id is a session's that is being deleted: free again once the delete finishes (a
+    DELETE that stopped midway is finished by sending it again)."""
+
+    status, code = 409, "session_deleting"
+
+
 class ConcurrentUpdate(ServiceError):
+    """A conditional write was refused because the data changed meanwhile: retry."""
+
     status, code = 409, "concurrent_update"
 
 
