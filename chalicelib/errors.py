@@ -22,6 +22,12 @@ class ServiceError(Exception):
         return {"error": self.code, "message": self.message, **self.details}
 
 
+class BadRequest(ServiceError):
+    """The HTTP request itself is malformed (request line, framing, Content-Length)."""
+
+    status, code = 400, "bad_request"
+
+
 class ValidationFailed(ServiceError):
     status, code = 400, "validation_error"
 
@@ -91,12 +97,24 @@ class MessageTooLarge(ServiceError):
     status, code = 413, "message_too_large"
 
 
+class UriTooLong(ServiceError):
+    status, code = 414, "uri_too_long"
+
+
+class HeadersTooLarge(ServiceError):
+    status, code = 431, "headers_too_large"
+
+
 class UnsupportedMediaType(ServiceError):
     status, code = 415, "unsupported_media_type"
 
 
 class IdempotencyKeyReused(ServiceError):
     status, code = 422, "idempotency_key_reused"
+
+
+class HttpVersionNotSupported(ServiceError):
+    status, code = 505, "http_version_not_supported"
 
 
 class ServiceUnavailable(ServiceError):

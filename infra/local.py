@@ -20,6 +20,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE_PREFIX = "/api"
+# API Gateway refuses bodies over 10 MB itself (the app's own limits are lower: 1 MB, 5 MB for
+# manuals); the local server refuses them before reading them.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+# socketserver's default listen backlog is 5: a burst of new connections overflowed it and
+# the kernel dropped or reset the rest. The kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
 FAKE_AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "local",
@@ -45,20 +51,46 @@ class LocalStack:
             stop()
 
 
+class FramingError(Exception):
+    """The request's body framing is unusable: answer `error` and close the connection."""
+
+    def __init__(self, error: Any) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 def _request_handler() -> type:
     from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalGatewayException
 
+    from chalicelib import errors
     from infra.gateway import AccessDenied
 
+    # What http.server answers by itself (request line too long, too many or too long
+    # headers, a bad request line or version), in the API's error shape.
+    protocol_errors: dict[int, type[errors.ServiceError]] = {
+        400: errors.BadRequest, 413: errors.PayloadTooLarge, 414: errors.UriTooLong,
+        431: errors.HeadersTooLarge, 505: errors.HttpVersionNotSupported,
+    }
+
     class Handler(ChaliceRequestHandler):
-        """Chalice's local handler, plus the stage prefix and JSON 404s for unknown routes
-        (API Gateway's own answer, 403 "Missing Authentication Token", is mapped the same
-        way by a GatewayResponse in the deployed template)."""
+        """Chalice's local handler, plus the stage prefix, JSON 404s for unknown routes (API
+        Gateway's own answer, 403 "Missing Authentication Token", is mapped the same way by a
+        GatewayResponse in the deployed template), and every protocol error in JSON: as on
+        API Gateway, no answer is ever HTML."""
+
+        # http.server writes the headers and the body of an answer separately: with Nagle's
+        # algorithm on, the body then waits for the client's delayed ACK (40 ms per answer).
+        disable_nagle_algorithm = True
 
         def _generic_handle(self) -> None:
             if self.path == STAGE_PREFIX or self.path.startswith(STAGE_PREFIX + "/"):
                 self.path = self.path[len(STAGE_PREFIX):] or "/"
-            headers, body = self._parse_payload()
+            try:
+                headers, body = self._parse_payload()
+            except FramingError as refused:  # the rest of the stream cannot be trusted
+                self.close_connection = True
+                self._send_json_error(refused.error)
+                return
             try:
                 response = self.local_gateway.handle_request(
                     method=self.command, path=self.path, headers=headers, body=body)
@@ -91,11 +123,85 @@ def _request_handler() -> type:
                 return self._generic_handle
             raise AttributeError(name)
 
+        def _parse_payload(self) -> tuple[dict[str, str], bytes | None]:
+            """The headers and the body, read by Content-Length or chunked transfer coding
+            (Chalice's own reader read Content-Length only: `abc` killed the connection
+            unanswered, and a chunked body arrived empty)."""
+            codings = self.headers.get_all("Transfer-Encoding") or []
+            lengths = self.headers.get_all("Content-Length") or []
+            if codings:
+                if [c.strip().lower() for c in codings] != ["chunked"] or lengths:
+                    raise FramingError(errors.BadRequest(
+                        "Transfer-Encoding must be 'chunked' alone, without Content-Length."))
+                body: bytes | None = self._read_chunked()
+            elif lengths:
+                if len(set(lengths)) != 1 or not lengths[0].strip().isascii() or not lengths[0].strip().isdigit():
+                    raise FramingError(errors.BadRequest("Content-Length must be one non-negative integer."))
+                size = int(lengths[0])
+                self._check_size(size)
+                body = self.rfile.read(size) if size else None
+            else:
+                body = None
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
+            if codings:
+                headers["Content-Length"] = str(len(body or b""))
+            return headers, body
+
+        def _read_chunked(self) -> bytes:
+            body = bytearray()
+            while True:
+                size_line = self.rfile.readline(1026).split(b";", 1)[0].strip()
+                if not size_line or not all(c in b"0123456789abcdefABCDEF" for c in size_line):
+                    raise FramingError(errors.BadRequest("Malformed chunked body."))
+                size = int(size_line, 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailer fields: ignored
+                    return bytes(body)
+                self._check_size(len(body) + size)
+                body += self.rfile.read(size)
+                if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                    raise FramingError(errors.BadRequest("Malformed chunked body."))
+
+        def _check_size(self, size: int) -> None:
+            if size > MAX_REQUEST_BYTES:
+                raise FramingError(errors.PayloadTooLarge(
+                    f"Request body is over {MAX_REQUEST_BYTES} bytes (API Gateway's limit).",
+                    limit_bytes=MAX_REQUEST_BYTES))
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """http.server's own errors (414, 431, bad request lines...) as JSON, not HTML."""
+            if self.request_version == "HTTP/0.9":  # unparsable request line: answer in HTTP/1.x
+                self.request_version = "HTTP/1.0"
+            error = protocol_errors.get(code, errors.BadRequest)(
+                (message or explain or self.responses.get(code, ("Bad request",))[0])[:300])
+            self.close_connection = True
+            self._send_json_error(error, code)
+
+        def _send_json_error(self, error: Any, status: int | None = None) -> None:
+            body = json.dumps(error.to_body()).encode()
+            self.send_response(status or error.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             if os.environ.get("LOCAL_ACCESS_LOG", "1") != "0":
                 super().log_message(format, *args)
 
     return Handler
+
+
+def _server_class() -> type:
+    from chalice.local import ThreadedHTTPServer
+
+    class Server(ThreadedHTTPServer):
+        request_queue_size = LISTEN_BACKLOG
+
+    return Server
 
 
 def _chalice_config() -> Any:
@@ -149,7 +255,8 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     api_key = _dev_key()
     # create_local_server makes app.current_request thread-local for the threaded server.
     create_local_server(app, config, host, 0).server.server_close()
-    server = LocalDevServer(app, config, host, port, handler_cls=_request_handler())
+    server = LocalDevServer(app, config, host, port, handler_cls=_request_handler(),
+                            server_cls=_server_class())
     thread = threading.Thread(target=server.server.serve_forever, daemon=True, name="api")
     thread.start()
     bound = server.server.server_address[1]
