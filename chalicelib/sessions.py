@@ -13,7 +13,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from . import manuals, rules, store, webhooks
 from .clock import seconds_between, to_iso, utcnow
@@ -23,6 +23,8 @@ from .errors import (
 )
 from .lru import LRU
 from .models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut
+
+T = TypeVar("T")
 
 # session_id -> (manual_id, manual_rev): lets the progress read fetch the next step together
 # with the session. A session's binding never changes; a stale entry (session deleted and
@@ -138,23 +140,48 @@ def manual_counter(manual_id: str, delta: int) -> dict[str, Any]:
     return {"Update": update}
 
 
-def backoff(attempt: int) -> None:
-    """Full jitter: concurrent writers of one session spread out instead of colliding again."""
-    time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** attempt)))
+# Backoff between optimistic-locking attempts. With N writers on one session one wins per
+# round and the rest lose, so the losers must spread out over about N times the length of an
+# attempt (its read-to-write window) or they collide again. The pause is therefore measured
+# in attempts as long as the last one took (a few ms on DynamoDB; far more on a busy local
+# moto, where queueing stretches every call), doubling per lost race (full jitter), capped.
+BACKOFF_CAP_SECONDS = 1.0
 
 
-def run_with_retries(attempt_once: Callable[[], Any], session_id: str) -> Any:
-    """Run a read-decide-write attempt until it stops losing version races."""
-    for attempt in range(get_settings().max_update_attempts):
+def backoff_seconds(attempt: int, attempt_seconds: float) -> float:
+    """Full-jitter pause after the `attempt`-th lost race of an attempt that took
+    `attempt_seconds` (at least 5 ms, so a fast store still spreads writers out)."""
+    unit = max(attempt_seconds, 0.005)
+    return random.uniform(0, min(BACKOFF_CAP_SECONDS, unit * 2 ** min(attempt, 10)))
+
+
+def run_with_retries(attempt_once: Callable[[], T], session_id: str) -> T:
+    """Run a read-decide-write attempt until it stops losing version races. Each attempt
+    reads afresh after its pause: the window between its read and its write, in which
+    another writer makes it lose, stays as short as the two calls.
+
+    Bounded by time, not by a small count: 32 concurrent reports on one session need up to
+    32 rounds for the last one to win, which a fixed 10 attempts could not give over HTTP
+    (18-20 of 32 landed). UPDATE_RETRY_SECONDS (10 s, well inside API Gateway's 29 s) is
+    the budget; MAX_UPDATE_ATTEMPTS, when set, also caps the attempts. 409 only after that."""
+    settings = get_settings()
+    deadline = time.monotonic() + settings.update_retry_seconds
+    attempt = 0
+    while True:
+        began = time.monotonic()
         try:
             return attempt_once()
         except store.TransactionCanceled as exc:
             if not (exc.failed(0) or exc.conflict_only):
                 raise
-        backoff(attempt)
-    raise ConcurrentUpdate(
-        "Session was modified by concurrent requests; retries ran out. Please retry.",
-        session_id=session_id)
+        attempt += 1
+        pause = backoff_seconds(attempt, time.monotonic() - began)
+        if (settings.max_update_attempts and attempt >= settings.max_update_attempts) or \
+                time.monotonic() + pause > deadline:
+            raise ConcurrentUpdate(
+                "Session was modified by concurrent requests; retries ran out. Please retry.",
+                session_id=session_id)
+        time.sleep(pause)
 
 
 # ---- reads ---------------------------------------------------------------------------------
@@ -265,7 +292,8 @@ def create_session(body: SessionCreate) -> tuple[SessionOut, bool]:
         manual_id=body.manual_id, manual_rev=manual["rev"], total_steps=manual["total_steps"],
         now=now, new_id=new_event_id)
     session = change.session
-    for attempt in range(get_settings().max_update_attempts):
+
+    def attempt() -> tuple[SessionOut, bool]:
         try:
             store.transact_write([
                 {"Put": {"Item": store.to_item(session_item(session)),
@@ -273,19 +301,17 @@ def create_session(body: SessionCreate) -> tuple[SessionOut, bool]:
                 manual_counter(session.manual_id, +1),
                 *(event_put(e) for e in change.events),
             ])
-            bindings.put(session.session_id, (session.manual_id, session.manual_rev))
-            return public(session, now), True
         except store.TransactionCanceled as exc:
             if exc.failed(0):
                 return _existing(exc.items[0] or {}, body), False
             if exc.failed(1):
                 raise ManualNotFound(f"Manual '{body.manual_id}' not found",
                                      manual_id=body.manual_id) from exc
-            if not exc.conflict_only:
-                raise
-        backoff(attempt)
-    raise ConcurrentUpdate("Session creation kept conflicting; please retry.",
-                           session_id=session.session_id)
+            raise  # a conflict is retried; any other refusal is a 409
+        bindings.put(session.session_id, (session.manual_id, session.manual_rev))
+        return public(session, now), True
+
+    return run_with_retries(attempt, session.session_id)
 
 
 def _existing(item: dict[str, Any], body: SessionCreate) -> SessionOut:

@@ -210,3 +210,10 @@ def test_a_chunked_body_is_read_like_any_other(base_url: str) -> None:
     assert status == 201, body
     assert call("GET", f"{base_url}/v1/manuals/chunked-m")[1]["steps"][0]["content"] == "x" * 5000
 
+
+def test_32_concurrent_dones_over_http_all_land(base_url: str) -> None:
+    from bench.bench_http import concurrent_dones
+
+    result = concurrent_dones(base_url, AUTH["Authorization"].split()[1], "http-dones", threads=32)
+    assert result.landed == 32, result
+    assert result.completed_steps == list(range(1, 33)), result
