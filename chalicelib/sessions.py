@@ -162,8 +162,9 @@ def run_with_retries(attempt_once: Callable[[], T], session_id: str) -> T:
 
     Bounded by time, not by a small count: 32 concurrent reports on one session need up to
     32 rounds for the last one to win, which a fixed 10 attempts could not give over HTTP
-    (18-20 of 32 landed). UPDATE_RETRY_SECONDS (10 s, well inside API Gateway's 29 s) is
-    the budget; MAX_UPDATE_ATTEMPTS, when set, also caps the attempts. 409 only after that."""
+    (18-20 of 32 landed). UPDATE_RETRY_SECONDS (20 s, inside API Gateway's 29 s and the
+    function's 30 s) is the budget; MAX_UPDATE_ATTEMPTS, when set, also caps the attempts.
+    409 `concurrent_update` only after that."""
     settings = get_settings()
     deadline = time.monotonic() + settings.update_retry_seconds
     attempt = 0
