@@ -20,11 +20,14 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from . import store
 from .clock import to_iso, utcnow
-from .errors import ServiceError
+from .errors import HeadersTooLarge, ServiceError
 from .models import CaptureId, InboxId, Name, Page, Request, conforms
 
 MAX_CAPTURE_BYTES = 1024 * 1024
-INLINE_BODY_BYTES = 300 * 1024  # larger bodies are split over chunk items (400 KB item limit)
+# Items are sized in bytes (store.item_size), headers and all: a capture is one item when it
+# fits under ITEM_BUDGET_BYTES, else its body goes to chunk items of at most CHUNK_BYTES.
+ITEM_BUDGET_BYTES = store.MAX_ITEM_BYTES - 16 * 1024  # room for the keys and rounding
+CHUNK_BYTES = 300 * 1024
 DEFAULT_TTL_DAYS, MAX_TTL_DAYS = 7, 30
 ALWAYS_MASKED = ("authorization", "cookie", "x-api-key", "proxy-authorization", "x-inbox-token")
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded",
@@ -245,17 +248,37 @@ def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | No
     }
     if item.get("signing_secret"):
         record["signature"] = signature_verdict(item["signing_secret"], body, lowered)
-    chunks = [encoded[i:i + INLINE_BODY_BYTES] for i in range(0, len(encoded), INLINE_BODY_BYTES)] or [""]
-    record["body"] = chunks[0] if len(chunks) == 1 else None
-    record["body_chunks"] = len(chunks) if len(chunks) > 1 else 0
+    record["body"], record["body_chunks"] = None, 0
+    if store.item_size(record) > ITEM_BUDGET_BYTES:
+        raise HeadersTooLarge(
+            "The request's headers, path and query are too large to capture "
+            f"(over {ITEM_BUDGET_BYTES // 1024} KB).", limit_bytes=ITEM_BUDGET_BYTES)
+    if store.item_size({**record, "body": encoded}) <= ITEM_BUDGET_BYTES:
+        chunks = [encoded]
+        record["body"] = encoded
+    else:
+        chunks = utf8_chunks(encoded, CHUNK_BYTES)
+        record["body_chunks"] = len(chunks)
     writes = [{"Put": {"Item": store.to_item(record)}}]
-    if len(chunks) > 1:
+    if record["body_chunks"]:
         writes += [{"Put": {"Item": store.to_item({
             "PK": f"INBOX#{inbox_id}", "SK": f"BODY#{request_id}#{n:03d}", "type": "capture_chunk",
             "data": chunk, "expires_at": expires_at})}} for n, chunk in enumerate(chunks)]
     store.transact_write(writes)
     response = item["response"]
     return response["status"], response["body"], response["content_type"]
+
+
+def utf8_chunks(text: str, max_bytes: int) -> list[str]:
+    """`text` cut into pieces of at most `max_bytes` bytes of UTF-8, never inside a character."""
+    data, pieces, start = text.encode(), [], 0
+    while start < len(data):
+        end = min(start + max_bytes, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # a continuation byte: back off
+            end -= 1
+        pieces.append(data[start:end].decode())
+        start = end
+    return pieces
 
 
 # ---- reading captures ----------------------------------------------------------------------

@@ -135,6 +135,33 @@ def from_attr(attr: dict[str, Any]) -> Any:
     raise TypeError(f"unexpected attribute type {kind}")
 
 
+# DynamoDB refuses an item over 400 KB, measured in bytes: attribute names and string values
+# as UTF-8, numbers up to 21 bytes, 1 byte for a boolean or null, 3 bytes per list or map
+# plus 1 byte per element. `item_size` follows those rules, rounding up.
+MAX_ITEM_BYTES = 400 * 1024
+
+
+def item_size(values: dict[str, Any]) -> int:
+    """An upper bound of the stored size of `values` as one item, in bytes."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in values.items())
+
+
+def _value_size(value: Any) -> int:
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, (int, float)):
+        return 21
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        return 3 + sum(1 + _value_size(v) for v in value)
+    if isinstance(value, dict):
+        return 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in value.items())
+    raise TypeError(f"cannot size {type(value).__name__}")
+
+
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
     return {k: to_attr(v) for k, v in values.items()}
 

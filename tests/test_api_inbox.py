@@ -172,3 +172,36 @@ def test_health(api, aws) -> None:
     down = api.get("/health/ready")
     assert down.status_code == 503 and down.json["checks"]["queue"].startswith("error")
     assert down.json["checks"]["table"] == "ok"
+
+
+@pytest.mark.parametrize("text", ["€" * 150_000, "€" * 349_525, "é" * 524_288, "😀" * 262_144])
+def test_multi_byte_bodies_up_to_1_mb_are_stored_whole(api, box, text) -> None:
+    # GIVEN a text body of up to 1 MB whose characters are 2-4 bytes each
+    body = text.encode()
+    assert len(body) <= 1024 * 1024
+    # WHEN it is captured THEN it is stored (items are sized in bytes, not characters)
+    response = capture(api, box, "POST", body, {"Content-Type": "text/plain; charset=utf-8"})
+    assert response.status_code == 200, response.body[:300]
+    request_id = reads(api, box, "/requests").json["items"][0]["request_id"]
+    full = reads(api, box, f"/requests/{request_id}").json
+    assert full["body"] == text and full["size_bytes"] == len(body)
+
+
+def test_large_headers_count_towards_the_item_size(api, box) -> None:
+    # GIVEN a 300 KB body with three 60 KB headers
+    headers = {"Content-Type": "text/plain", **{f"X-Big-{n}": "h" * 60_000 for n in range(3)}}
+    response = capture(api, box, "POST", b"b" * 300_000, headers)
+    # THEN it is stored whole, headers included
+    assert response.status_code == 200, response.body[:300]
+    request_id = reads(api, box, "/requests").json["items"][0]["request_id"]
+    full = reads(api, box, f"/requests/{request_id}").json
+    stored = {k.lower(): v for k, v in full["headers"].items()}
+    assert full["body"] == "b" * 300_000 and stored["x-big-2"] == "h" * 60_000
+
+
+def test_headers_too_large_for_any_item_are_a_431(api, box) -> None:
+    headers = {"Content-Type": "text/plain", **{f"X-Big-{n}": "h" * 60_000 for n in range(8)}}
+    response = capture(api, box, "POST", b"small", headers)
+    assert response.status_code == 431, response.body[:300]
+    assert json.loads(response.body)["error"] == "headers_too_large"
+    assert reads(api, box, "/requests").json["items"] == []
