@@ -285,10 +285,8 @@ def cleanup_handler(event: Any) -> dict:
 def create_inbox() -> Response:
     request = app.current_request
     created, token = inbox.create_inbox(parse_body(request, inbox.InboxCreate))
-    host = request.headers.get("host", "127.0.0.1:8000")
-    scheme = request.headers.get("x-forwarded-proto", "http")
     return json_response({**created.model_dump(), "read_token": token,
-                          "capture_url": f"{scheme}://{host}/api{created.capture_path}"}, 201)
+                          "capture_url": inbox.capture_url(created, request.context)}, 201)
 
 
 @route("/v1/inboxes/{inbox_id}", "GET", summary="An inbox", responses={200: inbox.Inbox},

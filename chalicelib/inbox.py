@@ -11,10 +11,13 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
+import re
 import secrets
 import time
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
@@ -33,6 +36,11 @@ ALWAYS_MASKED = ("authorization", "cookie", "x-api-key", "proxy-authorization", 
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded",
               "application/javascript", "+json", "+xml")
 
+log = logging.getLogger(__name__)
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_BASE_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)*/?$")
 inbox_absent = "attribute_not_exists(PK)"
 not_expired = "expires_at > :now"
 
@@ -101,7 +109,7 @@ class Inbox(BaseModel):
 
 class InboxCreated(Inbox):
     read_token: str
-    capture_url: str
+    capture_url: str | None  # null only where the API's address is unknown (see public_base_url)
 
 
 class Capture(BaseModel):
@@ -154,6 +162,33 @@ def create_inbox(body: InboxCreate, read_token: str | None = None) -> tuple[Inbo
     except store.ConditionFailed as exc:
         raise InboxExists(f"Inbox '{inbox_id}' already exists.", inbox_id=inbox_id) from exc
     return _view(item), token
+
+
+def public_base_url(configured: str | None, context: dict[str, Any]) -> str | None:
+    """The API's public base URL, stage included, for capture links: PUBLIC_API_URL when it
+    is configured (a custom domain; the local stack sets it), else the domain and stage that
+    API Gateway itself puts in the request context. Never a request header: Host and
+    X-Forwarded-* are whatever the caller sends. http(s) only; None when neither is known."""
+    if configured:
+        parts = urlsplit(configured)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:  # not a number, or out of range
+            port_ok = False
+        if (port_ok and parts.scheme in ("http", "https") and _HOSTNAME.match(parts.hostname or "")
+                and _BASE_PATH.match(parts.path)
+                and not (parts.username or parts.password or parts.query or parts.fragment)):
+            return configured.rstrip("/")
+        log.error("PUBLIC_API_URL is not an http(s) base URL; ignored: %.200s", configured)
+    domain, stage = context.get("domainName"), context.get("stage")
+    if isinstance(domain, str) and isinstance(stage, str) and _HOSTNAME.match(domain) and _STAGE.match(stage):
+        return f"https://{domain}/{stage}"
+    return None
+
+
+def capture_url(created: Inbox, context: dict[str, Any]) -> str | None:
+    base = public_base_url(os.environ.get("PUBLIC_API_URL"), context)
+    return f"{base}{created.capture_path}" if base else None
 
 
 def _authorised(inbox_id: str, token: str | None) -> dict[str, Any]:

@@ -262,6 +262,8 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     bound = server.server.server_address[1]
     stoppers.append(server.shutdown)
     api_url = f"http://{host}:{bound}{STAGE_PREFIX}"
+    # capture URLs are built from this, never from a request's Host header
+    os.environ.setdefault("PUBLIC_API_URL", api_url)
     inbox_url = inbox_token = None
     if not os.environ.get("WEBHOOK_URL"):
         inbox_url, inbox_token = _local_inbox(api_url)

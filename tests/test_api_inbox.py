@@ -14,8 +14,12 @@ from chalicelib import webhooks
 SECRET = "whsec_" + base64.b64encode(b"inbox-secret-inbox-secret-123456").decode()
 
 
+PUBLIC_URL = "https://hooks.example.test/api"
+
+
 @pytest.fixture
-def box(api):
+def box(api, monkeypatch):
+    monkeypatch.setenv("PUBLIC_API_URL", PUBLIC_URL)
     response = api.post("/v1/inboxes", {"name": "mine", "signing_secret": SECRET})
     assert response.status_code == 201
     return response.json
@@ -32,7 +36,7 @@ def capture(api, box, method: str, body=b"", headers=None, query: str = ""):
 
 def test_create_inbox_ids_and_conflicts(api, box) -> None:
     assert len(box["inbox_id"]) >= 22  # 128 random bits, url-safe
-    assert box["capture_url"].endswith(f"/api/v1/hooks/{box['inbox_id']}")
+    assert box["capture_url"] == f"{PUBLIC_URL}/v1/hooks/{box['inbox_id']}"
     assert box["read_token"] and box["verifies_signatures"] is True
     custom = api.post("/v1/inboxes", {"inbox_id": "my-box"})
     assert custom.status_code == 201 and custom.json["inbox_id"] == "my-box"
@@ -205,3 +209,39 @@ def test_headers_too_large_for_any_item_are_a_431(api, box) -> None:
     assert response.status_code == 431, response.body[:300]
     assert json.loads(response.body)["error"] == "headers_too_large"
     assert reads(api, box, "/requests").json["items"] == []
+
+
+@pytest.mark.parametrize("headers", [
+    {"Host": "evil.example:666", "X-Forwarded-Proto": "javascript"},
+    {"Host": "evil.example", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"},
+])
+def test_capture_url_never_comes_from_request_headers(api, monkeypatch, headers) -> None:
+    # GIVEN the API's public URL in configuration, WHEN a request names another host
+    monkeypatch.setenv("PUBLIC_API_URL", PUBLIC_URL)
+    created = api.post("/v1/inboxes", {}, headers=headers).json
+    # THEN the capture URL is built from configuration alone
+    assert created["capture_url"] == f"{PUBLIC_URL}/v1/hooks/{created['inbox_id']}"
+    # AND without configuration nor an API Gateway context there is no URL to give, not a guess
+    monkeypatch.delenv("PUBLIC_API_URL")
+    unknown = api.post("/v1/inboxes", {}, headers=headers).json
+    assert unknown["capture_url"] is None
+    assert unknown["capture_path"] == f"/v1/hooks/{unknown['inbox_id']}"
+
+
+@pytest.mark.parametrize("configured,context,expected", [
+    (None, {"domainName": "abc123.execute-api.eu-west-1.amazonaws.com", "stage": "api"},
+     "https://abc123.execute-api.eu-west-1.amazonaws.com/api"),
+    ("https://hooks.example.com/api/", {"domainName": "abc.execute-api.eu-west-1.amazonaws.com", "stage": "api"},
+     "https://hooks.example.com/api"),
+    ("http://127.0.0.1:8000/api", {}, "http://127.0.0.1:8000/api"),
+    (None, {"domainName": "evil.example:666/x", "stage": "api"}, None),
+    (None, {"domainName": "abc.example", "stage": "api/../x"}, None),
+    ("javascript://evil.example/api", {}, None),
+    ("https://user:pw@hooks.example.com/api", {}, None),
+    ("https://hooks.example.com/api?x=1", {}, None),
+    (None, {}, None),
+])
+def test_capture_base_url_is_http_s_from_configuration_or_the_gateway(configured, context, expected) -> None:
+    from chalicelib import inbox
+
+    assert inbox.public_base_url(configured, context) == expected
