@@ -387,8 +387,8 @@ def manuals_import(obj: Cli, files: tuple[Path, ...]) -> None:
         stopped = exc
     if obj.json_output:
         obj.emit([r.__dict__ for r in results])
-    else:
-        width = max(len(r.file) for r in results) if results else 0
+    elif results:  # an error that stopped the import before any file: only the error
+        width = max(len(r.file) for r in results)
         for r in results:
             click.echo(f"{r.status:<9}  {r.file:<{width}}  {r.line()}")
         counts = {s: sum(r.status == s for r in results) for s in ("created", "unchanged", "failed")}
@@ -491,6 +491,20 @@ def events() -> None:
 
 
 EVENT_HEADERS = ["SEQ", "OCCURRED", "TYPE", "DETAIL", "DELIVERY", "ATTEMPTS", "EVENT"]
+ATTEMPTS_WIDTH = 24  # `--follow`: a longer attempts cell (an error text) is cut to this
+
+
+def follow_widths(total_steps: int) -> list[int]:
+    """Column widths that fit every row a session can have, so rows printed later by
+    `--follow` line up with the first table (widths measured on the first rows did not)."""
+    longest_detail = f"step {total_steps} ONGOING, out of order, no change"
+    return [max(len(EVENT_HEADERS[0]), 5), len("2026-11-22 10:00:05Z"), len("progress_update"),
+            len(longest_detail), len("delivered"), ATTEMPTS_WIDTH, len("evt_") + 32]
+
+
+def fitted(row: list[str], widths: list[int]) -> list[str]:
+    return [c if len(c) <= w or i == len(row) - 1 else c[:w - 1] + "…"
+            for i, (c, w) in enumerate(zip(row, widths))]
 
 
 def event_detail(e: dict[str, Any]) -> str:
@@ -526,7 +540,7 @@ def all_events(client: Client, session_id: str) -> list[dict[str, Any]]:
 def events_tail(obj: Cli, session_id: str, follow: bool, interval: float) -> None:
     """A session's events, oldest first, with each webhook's delivery status and attempts."""
     seen: dict[str, tuple[Any, int]] = {}
-    widths = column_widths(EVENT_HEADERS, [])
+    widths: list[int] = []
 
     def show(items: list[dict[str, Any]], first: bool) -> None:
         fresh = []
@@ -548,13 +562,17 @@ def events_tail(obj: Cli, session_id: str, follow: bool, interval: float) -> Non
             else:
                 for e in fresh:
                     click.echo(json.dumps(e, ensure_ascii=False))
-        elif first:
+        elif first and not follow:
             rows = [event_row(e) for e in fresh]
-            widths[:] = column_widths(EVENT_HEADERS, rows)
             click.echo(table(EVENT_HEADERS, rows) if rows else "(no events)")
         else:
-            for e in fresh:  # in the first table's columns
-                click.echo(line(cells(event_row(e)), widths))
+            if first:  # fixed columns: every later row lines up with these
+                from chalicelib.models import MAX_STEPS
+
+                widths[:] = follow_widths(items[0]["total_steps"] if items else MAX_STEPS)
+                click.echo(line(EVENT_HEADERS, widths))
+            for e in fresh:
+                click.echo(line(fitted(cells(event_row(e)), widths), widths))
 
     try:
         show(all_events(obj.client, session_id), first=True)
