@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -301,14 +302,19 @@ def _local_inbox(api_url: str) -> tuple[str, str]:
     return f"{api_url}/v1/inboxes/local/requests", token
 
 
-def main() -> None:
-    port = int(os.environ.get("PORT", "8000"))
-    stack = start(port=port, moto_port=int(os.environ.get("MOTO_PORT", "5055")))
+def banner(stack: LocalStack) -> str:
+    """What `make run` prints: the addresses, and the exact environment that the README's
+    examples (curl and the CLI) use, so they work on any PORT."""
     base = stack.api_url
-    watch = (f"\n  webhooks    curl -s -H \"Authorization: Bearer $KEY\" "
-             f"-H 'X-Inbox-Token: {stack.inbox_token}' {stack.inbox_url}"
-             if stack.inbox_url else "")
-    print(f"""
+    exports = [f"export SESSION_SERVICE_URL={base}",
+               f"export SESSION_SERVICE_API_KEY={stack.api_key}"]
+    if stack.inbox_token:
+        exports.append(f"export INBOX_TOKEN={stack.inbox_token}")
+    exports += ['export B="$SESSION_SERVICE_URL/v1"',
+                'export K="Authorization: Bearer $SESSION_SERVICE_API_KEY"']
+    inbox = " (the inbox `local` of this stack: read it with $INBOX_TOKEN)" if stack.inbox_token else ""
+    lines = "\n".join(f"  {line}" for line in exports)
+    return f"""
 Session service running locally (data lives until you stop it).
   API         {base}/v1            (also without /api)
   API key     {stack.api_key}   (admin; set LOCAL_API_KEY to choose it)
@@ -316,21 +322,61 @@ Session service running locally (data lives until you stop it).
   docs        {base}/docs
   moto        {stack.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)
   table       {stack.table_name}
-  deliveries  webhooks POSTed to {stack.webhook_url}{watch}
+  deliveries  webhooks POSTed to {stack.webhook_url}{inbox}
+
+In the shell where you follow the README, paste (curl and python -m infra.cli read these):
+{lines}
 
 Try:
-  export KEY={stack.api_key}
-  curl -s -X POST {base}/v1/manuals -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
-    -d '{{"manual_id":"m1","title":"Demo","steps":[{{"step_number":1,"title":"One","content":"..."}},{{"step_number":2,"title":"Two","content":"..."}}]}}'
-  curl -s -X POST {base}/v1/sessions -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
-    -d '{{"session_id":"s1","user_id":"u1","manual_id":"m1"}}'
-  curl -s -X POST {base}/v1/sessions/s1/progress -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
-    -d '{{"user_id":"u1","current_step":1,"step_status":"DONE"}}'
+  curl -s -H "$K" "$B/sessions"
+  curl -s -H "$K" -H "X-Inbox-Token: $INBOX_TOKEN" "$B/inboxes/local/requests"
+  .venv/bin/python -m infra.cli sessions list
 
-Ctrl-C stops everything.""", flush=True)
+Ctrl-C stops everything."""
+
+
+def _hold_terminal() -> Callable[[], None]:
+    """Under `make run`, make and this process share the terminal's foreground process
+    group, so Ctrl-C's SIGINT reaches make too, which then reports `*** [run] Interrupt` and
+    exits 2 however cleanly we stop. Becoming the foreground group ourselves (as a shell does
+    for a job) sends Ctrl-C to us alone: we stop, give the terminal back, exit 0, and so does
+    make. Returns what gives the terminal back (nothing to do without a terminal)."""
+    try:
+        tty = os.open("/dev/tty", os.O_RDWR)
+    except OSError:
+        return lambda: None
+    group = os.getpgrp()
+    try:
+        if group == os.getpid() or os.tcgetpgrp(tty) != group:
+            raise OSError("already a job of our own, or in the background: nothing to do")
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background group may set the foreground
+        # Ctrl-Z would stop us while make waits on us, leaving the terminal to no one
+        signal.signal(signal.SIGTSTP, signal.SIG_IGN)
+        os.setpgid(0, 0)
+        os.tcsetpgrp(tty, os.getpgrp())
+    except OSError:
+        os.close(tty)
+        return lambda: None
+
+    def give_back() -> None:
+        try:
+            os.tcsetpgrp(tty, group)
+        except OSError:
+            pass  # make is gone already: the shell takes its terminal back itself
+
+    return give_back
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`make run`: start everything, print the banner, stop on Ctrl-C or SIGTERM.
+    `--foreground` (what make run passes): take the terminal's foreground, see _hold_terminal."""
+    give_back = _hold_terminal() if "--foreground" in (sys.argv[1:] if argv is None else argv) else None
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
+    port = int(os.environ.get("PORT", "8000"))
+    stack = start(port=port, moto_port=int(os.environ.get("MOTO_PORT", "5055")))
+    print(banner(stack), flush=True)
     while not stopped.wait(0.5):
         pass
     print("\nStopping...", file=sys.stderr)
@@ -340,6 +386,8 @@ Ctrl-C stops everything.""", flush=True)
     stopper.start()
     stopper.join(timeout=10)
     sys.stdout.flush()
+    if give_back is not None:
+        give_back()
     os._exit(0)
 
 

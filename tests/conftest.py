@@ -175,34 +175,38 @@ LOCAL_ADMIN_KEY = "ssk_local_stack_admin_key_for_tests_only_0001"
 
 @pytest.fixture(scope="session")
 def local_stack():
-    """`make run`'s stack (python -m infra.local) in a subprocess: its URLs ("api", "webhooks")
-    and the dev admin API key it was started with ("api_key")."""
+    """`make run`'s stack (python -m infra.local) in a subprocess: its URLs ("api",
+    "webhooks"), the dev admin API key it was started with ("api_key"), and the `export`
+    lines it printed for the README's examples ("exports")."""
     env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "LOCAL_INBOX_TOKEN": "test-token",
            "LOCAL_API_KEY": LOCAL_ADMIN_KEY,
            "LOCAL_ACCESS_LOG": "0", "PYTHONUNBUFFERED": "1"}
     for key in ("AWS_ENDPOINT_URL", "TABLE_NAME", "WEBHOOK_URL", "WEBHOOK_SECRET",
-                "DELIVERY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"):
+                "DELIVERY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "PUBLIC_API_URL"):
         env.pop(key, None)
     proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=Path(__file__).resolve().parent.parent, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     deadline = time.monotonic() + 60
     urls: dict[str, str] = {}
+    exports: list[str] = []
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
         lines.append(line)
-        for name, pattern in (("api", r"API\s+(http://\S+)/v1"), ("webhooks", r"webhooks\s+curl .* (http://\S+/requests)")):
-            match = re.search(pattern, line)
-            if match:
-                urls[name] = match.group(1)
+        match = re.search(r"API\s+(http://\S+)/v1", line)
+        if match:
+            urls["api"] = match.group(1)
+        if line.startswith("  export "):
+            exports.append(line.strip())
         if "Ctrl-C stops everything" in line:
             break
-    assert set(urls) == {"api", "webhooks"}, "".join(lines)
+    assert "api" in urls and exports, "".join(lines)
     # keep reading its output so a chatty server never blocks on a full pipe
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    yield {**urls, "api_key": LOCAL_ADMIN_KEY}
+    yield {**urls, "webhooks": f"{urls['api']}/v1/inboxes/local/requests", "api_key": LOCAL_ADMIN_KEY,
+           "exports": exports}
     assert interrupt(proc, timeout=30) == 0, "".join(lines)[-3000:]
 
 

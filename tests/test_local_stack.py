@@ -217,3 +217,47 @@ def test_32_concurrent_dones_over_http_all_land(base_url: str) -> None:
     result = concurrent_dones(base_url, AUTH["Authorization"].split()[1], "http-dones", threads=32)
     assert result.landed == 32, result
     assert result.completed_steps == list(range(1, 33)), result
+
+
+def test_ctrl_c_of_make_run_stops_cleanly_and_make_exits_0() -> None:
+    """`make run` in a terminal, as a newcomer runs it, then Ctrl-C: the stack stops, and make
+    neither reports `*** [run] Interrupt` nor exits 2."""
+    import os
+    import pty
+    import select
+
+    env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "LOCAL_ACCESS_LOG": "0"}
+    for name in ("AWS_ENDPOINT_URL", "TABLE_NAME", "WEBHOOK_URL", "DELIVERY_QUEUE_URL", "PUBLIC_API_URL"):
+        env.pop(name, None)
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: make, with the pty as its controlling terminal
+        os.chdir(ROOT)
+        # (-o: the suite runs inside the venv already; a test must never let make rebuild it)
+        os.execvpe("make", ["make", "-o", ".venv/.installed", "run"], env)
+    output = b""
+
+    def read_until(done, timeout: float) -> None:
+        nonlocal output
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not done():
+            if select.select([terminal], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(terminal, 65536)
+                except OSError:  # the child side closed: everything has exited
+                    return
+                if not chunk:
+                    return
+                output += chunk
+
+    try:
+        read_until(lambda: b"Ctrl-C stops everything" in output, 90)
+        assert b"Ctrl-C stops everything" in output, output.decode(errors="replace")[-2000:]
+        os.write(terminal, b"\x03")  # the terminal turns it into SIGINT for its foreground group
+        read_until(lambda: False, 30)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(terminal)
+    text = output.decode(errors="replace")
+    assert "Stopping..." in text
+    assert "Interrupt" not in text and "***" not in text, text[-2000:]
+    assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
