@@ -113,10 +113,6 @@ class IdempotencyKeyReused(ServiceError):
     status, code = 422, "idempotency_key_reused"
 
 
-class HttpVersionNotSupported(ServiceError):
-    status, code = 505, "http_version_not_supported"
-
-
 class ServiceUnavailable(ServiceError):
     """The store is throttling or failing transiently; the caller should retry later."""
 

@@ -67,10 +67,10 @@ def _request_handler() -> type:
     from infra.gateway import AccessDenied
 
     # What http.server answers by itself (request line too long, too many or too long
-    # headers, a bad request line or version), in the API's error shape.
+    # headers, a bad request line), in the API's error shape. An "HTTP/2.0" request line is
+    # not HTTP/2 (which is binary) but a malformed HTTP/1 request: 400, not http.server's 505.
     protocol_errors: dict[int, type[errors.ServiceError]] = {
-        400: errors.BadRequest, 413: errors.PayloadTooLarge, 414: errors.UriTooLong,
-        431: errors.HeadersTooLarge, 505: errors.HttpVersionNotSupported,
+        413: errors.PayloadTooLarge, 414: errors.UriTooLong, 431: errors.HeadersTooLarge,
     }
 
     class Handler(ChaliceRequestHandler):
@@ -177,11 +177,11 @@ def _request_handler() -> type:
             error = protocol_errors.get(code, errors.BadRequest)(
                 (message or explain or self.responses.get(code, ("Bad request",))[0])[:300])
             self.close_connection = True
-            self._send_json_error(error, code)
+            self._send_json_error(error)
 
-        def _send_json_error(self, error: Any, status: int | None = None) -> None:
+        def _send_json_error(self, error: Any) -> None:
             body = json.dumps(error.to_body()).encode()
-            self.send_response(status or error.status)
+            self.send_response(error.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Connection", "close")

@@ -195,8 +195,9 @@ def test_protocol_errors_are_answered_in_json(base_url: str) -> None:
     assert_json_error(raw(base_url, request_bytes("POST", "/api/v1/sessions", {
         "Authorization": key, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
         b"zz\r\n{}\r\n0\r\n\r\n")), 400, "bad_request")
-    # a bad request line
+    # a bad request line, and one that claims HTTP/2 (which is binary, never a text line)
     assert_json_error(raw(base_url, b"GARBAGE\r\n\r\n"), 400, "bad_request")
+    assert_json_error(raw(base_url, b"GET /api/health/live HTTP/2.0\r\n\r\n"), 400, "bad_request")
 
 
 def test_a_chunked_body_is_read_like_any_other(base_url: str) -> None:
