@@ -102,6 +102,7 @@ def _build() -> dict[str, Any]:
             entry["description"] = f"Needs an API key with scope `{op.scope}` (or wider)." + (
                 " A key bound to a user sees only that user's sessions." if op.bound_keys
                 else " Keys bound to a user are refused (403).")
+            entry["x-bound-keys"] = op.bound_keys  # machine-readable: clients and the probe use it
             for status, text in ((401, "Missing, unknown or revoked API key"),
                                  (403, "The key's scopes (or user binding) do not allow this")):
                 entry["responses"].setdefault(str(status), {"description": text, "content": {
