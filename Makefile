@@ -73,3 +73,4 @@ deploy: package
 bench: venv
 	$(PY) bench/bench_requests.py
 	$(PY) bench/bench_scaling.py
+	$(PY) bench/bench_http.py
