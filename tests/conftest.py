@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -75,14 +76,26 @@ def aws(monkeypatch: pytest.MonkeyPatch, stack_parameters: dict[str, str]) -> It
     reset_process_state()
 
 
+@contextlib.contextmanager
+def _environment_as_lambda_sets_it(self: Any, environment_variables: dict[str, str]) -> Iterator[None]:
+    """chalice.test swaps os.environ for a copy during each request and back after it: two
+    requests at once can leave a copy in place for good, and every later test then sees a
+    stale environment (a MAX_UPDATE_ATTEMPTS=1 set by one test leaked into the next). Lambda
+    sets a function's variables once; so does this, in place (the stage's values are
+    constants)."""
+    os.environ.update(environment_variables)
+    yield
+
+
 @pytest.fixture
-def client(aws: Any) -> Iterator[Any]:
+def client(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from chalice.local import CustomLocalChalice, LocalChalice
-    from chalice.test import Client
+    from chalice.test import BaseClient, Client
 
     from app import app
     from infra import gateway
 
+    monkeypatch.setattr(BaseClient, "_patched_env_vars", _environment_as_lambda_sets_it)
     gateway.install()  # 401/403 answered as API Gateway answers them
     if not isinstance(app, LocalChalice):
         # As `chalice local` does: keep current_request per thread, so tests can send
