@@ -16,8 +16,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 venv: $(VENV)/.installed
 
 ## make run: moto server + infra/ deployed into it + the API on http://127.0.0.1:$(PORT)/api
+## (--foreground: Ctrl-C goes to the stack alone, which stops cleanly, so make exits 0)
 run: venv
-	PORT=$(PORT) $(PY) -m infra.local
+	PORT=$(PORT) $(PY) -m infra.local --foreground
 
 ## make test: the whole suite (unit, API against moto, local server over HTTP, the dashboard
 ## in headless Chromium, the deploy rehearsal)
@@ -101,3 +102,4 @@ bench-cold-start: venv rehearse-envs
 bench: venv
 	$(PY) bench/bench_requests.py
 	$(PY) bench/bench_scaling.py
+	$(PY) bench/bench_http.py

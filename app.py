@@ -13,14 +13,15 @@ from chalicelib import observability
 from chalicelib import dashboard
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import (
-    MAX_MANUAL_BODY_BYTES, api_route, header, json_response, normalise_chalice_errors, page_params,
-    parse_body, path_id, query_value, validate,
+    MAX_MANUAL_BODY_BYTES, api_route, header, json_response, normalise_chalice_errors,
+    parse_body, parse_query, path_id, validate,
 )
 from chalicelib.models import (
-    AlreadyProcessed, DeliveryPage, EventPage, HealthSummary, Live, Manual, ManualCreate,
-    ManualPage, Message, MessageIn, MessagePage, MessageWithSession, NextStepOut, Overview,
-    PopularManuals, ProgressIn, ProgressOut, Ready, RecentActivity, Redelivery, RedriveResult,
-    SessionCreate, SessionOut, SessionPage, SessionPatch,
+    ActivityQuery, AlreadyProcessed, CaptureListQuery, ChildPageQuery, DeliveryListQuery,
+    DeliveryPage, EventPage, HealthSummary, Live, Manual, ManualCreate, ManualPage, Message,
+    MessageIn, MessagePage, MessageWithSession, NextStepOut, Overview, PageQuery, PopularManuals,
+    PopularQuery, ProgressIn, ProgressOut, Query, Ready, RecentActivity, Redelivery, RedriveQuery,
+    RedriveResult, SessionCreate, SessionListQuery, SessionOut, SessionPage, SessionPatch,
 )
 
 # Powertools owns the "session-service" logger (JSON): Chalice must not reconfigure it.
@@ -38,19 +39,21 @@ def api_key_authorizer(auth_request: Any) -> AuthResponse:
     """API Gateway asks this once per key per AUTH_TTL_SECONDS: the routes the key's scopes
     allow (401 for a missing/unknown/revoked key, 403 for a route outside its scopes)."""
     principal = auth.authenticate(auth_request.token)
-    routes = auth.policy_routes(principal, openapi.route_scopes())
+    routes = auth.policy_routes(principal, openapi.route_policies())
     return AuthResponse(routes=[AuthRoute(path, methods) for path, methods in routes],
                         principal_id=principal.key_id, context=principal.context())
 
 
 def route(path: str, *methods: str, summary: str, body: Any = None,
-          responses: dict[int, Any] | None = None, query: tuple[str, ...] = (),
+          responses: dict[int, Any] | None = None, query: type[Query] | None = None,
           headers: tuple[str, ...] = (), content_types: list[str] | None = None,
-          scope: str | None = None) -> Any:
+          scope: str | None = None, per_user: bool = False) -> Any:
     """Register a route and document it in the OpenAPI document (one declaration).
 
     `scope` is the API-key scope the route needs: "read" (the default for GET), "agent",
-    "admin", or "public" (no key). Any other method must say which."""
+    "admin", or "public" (no key). Any other method must say which. `per_user` says that a
+    key bound to a user may call it: the route narrows to that user's sessions (or holds no
+    user's data); every other route answers such a key 403."""
     if scope is None:
         if set(methods) - {"GET", "HEAD"}:
             raise ValueError(f"{path} {methods}: say which scope may call it")
@@ -58,8 +61,8 @@ def route(path: str, *methods: str, summary: str, body: Any = None,
     for method in methods:
         openapi.register(openapi.Operation(
             method, path, summary, body, responses or {}, query, headers,
-            raw_body=content_types is not None, scope=scope))
-    return api_route(app, path, list(methods), content_types, scope=scope,
+            raw_body=content_types is not None, scope=scope, bound_keys=per_user))
+    return api_route(app, path, list(methods), content_types, scope=scope, bound_keys=per_user,
                      authorizer=None if scope == "public" else api_key_authorizer)
 
 
@@ -79,12 +82,13 @@ def create_manual() -> Response:
     return json_response(manual, 201 if created else 200)
 
 
-@route("/v1/manuals", "GET", summary="List manuals", responses={200: ManualPage}, query=("limit", "cursor"))
+@route("/v1/manuals", "GET", summary="List manuals", responses={200: ManualPage}, query=PageQuery, per_user=True)
 def list_manuals() -> Response:
-    return json_response(manuals.list_manuals(*page_params(app.current_request)))
+    page = parse_query(app.current_request, PageQuery)
+    return json_response(manuals.list_manuals(page.limit, page.cursor))
 
 
-@route("/v1/manuals/{manual_id}", "GET", summary="A manual with its steps", responses={200: Manual})
+@route("/v1/manuals/{manual_id}", "GET", summary="A manual with its steps", responses={200: Manual}, per_user=True)
 def get_manual(manual_id: str) -> Response:
     return json_response(manuals.get_manual(path_id(manual_id, "manual_id")))
 
@@ -100,7 +104,7 @@ def delete_manual(manual_id: str) -> Response:
 
 
 @route("/v1/sessions", "POST", summary="Start a session (same id, user and manual again: 200)",
-       body=SessionCreate, responses={201: SessionOut, 200: SessionOut}, scope="agent")
+       body=SessionCreate, responses={201: SessionOut, 200: SessionOut}, scope="agent", per_user=True)
 def create_session() -> Response:
     body = parse_body(app.current_request, SessionCreate)
     auth.check_user(_caller(), body.user_id)
@@ -109,25 +113,20 @@ def create_session() -> Response:
 
 
 @route("/v1/sessions", "GET", summary="List sessions, newest first", responses={200: SessionPage},
-       query=("status", "user_id", "manual_id", "limit", "cursor"))
+       query=SessionListQuery, per_user=True)
 def list_sessions() -> Response:
-    request = app.current_request
-    limit, cursor = page_params(request)
-    status = query_value(request, "status")
-    user_id = query_value(request, "user_id")
+    query = parse_query(app.current_request, SessionListQuery)
+    user_id = query.user_id
     bound = _caller()
     if bound is not None and bound.user_id:  # a key bound to a user lists that user's only
         auth.check_user(bound, user_id or bound.user_id)
         user_id = bound.user_id
-    if status not in (None, "active", "completed", "ended", "abandoned"):
-        raise ValidationFailed("status must be one of active, completed, ended, abandoned.",
-                               fields=[{"field": "status", "message": "invalid value"}])
     return json_response(sessions.list_sessions(
-        status=status, user_id=user_id,
-        manual_id=query_value(request, "manual_id"), limit=limit, cursor=cursor))
+        status=query.status, user_id=user_id, manual_id=query.manual_id,
+        limit=query.limit, cursor=query.cursor))
 
 
-@route("/v1/sessions/{session_id}", "GET", summary="A session", responses={200: SessionOut})
+@route("/v1/sessions/{session_id}", "GET", summary="A session", responses={200: SessionOut}, per_user=True)
 def get_session(session_id: str) -> Response:
     session = sessions.get_session(path_id(session_id, "session_id"))
     auth.check_user(_caller(), session.user_id)
@@ -135,7 +134,7 @@ def get_session(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}", "PATCH", summary="End an active session", body=SessionPatch,
-       responses={200: SessionOut}, scope="agent")
+       responses={200: SessionOut}, scope="agent", per_user=True)
 def update_session(session_id: str) -> Response:
     body = parse_body(app.current_request, SessionPatch)
     _check_owner(path_id(session_id, "session_id"))
@@ -152,7 +151,7 @@ def delete_session(session_id: str) -> Response:
 
 @route("/v1/sessions/{session_id}/progress", "POST", summary="Report progress: DONE or ONGOING on a step",
        body=ProgressIn, responses={200: [ProgressOut, AlreadyProcessed]}, headers=("Idempotency-Key",),
-       scope="agent")
+       scope="agent", per_user=True)
 def report_progress(session_id: str) -> Response:
     request = app.current_request
     with observability.rejections_counted(observability.PROGRESS_REJECTED, session_id=session_id):
@@ -172,25 +171,25 @@ def report_progress(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}/next-step", "GET", summary="The step to do next",
-       responses={200: NextStepOut})
+       responses={200: NextStepOut}, per_user=True)
 def get_next_step(session_id: str) -> Response:
     _check_owner(path_id(session_id, "session_id"))
     return json_response(sessions.get_next_step(session_id))
 
 
 @route("/v1/sessions/{session_id}/events", "GET", summary="The audit trail with delivery status",
-       responses={200: EventPage}, query=("limit", "cursor"))
+       responses={200: EventPage}, query=ChildPageQuery, per_user=True)
 def list_events(session_id: str) -> Response:
     _check_owner(path_id(session_id, "session_id"))
-    return json_response(sessions.list_events(session_id,
-                                              *page_params(app.current_request, 50)))
+    page = parse_query(app.current_request, ChildPageQuery)
+    return json_response(sessions.list_events(session_id, page.limit, page.cursor))
 
 
 # ---- messages ------------------------------------------------------------------------------
 
 
 @route("/v1/messages", "POST", summary="Store a chat message", body=MessageWithSession,
-       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent")
+       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent", per_user=True)
 def post_message() -> Response:
     request = app.current_request
     body = parse_body(request, MessageWithSession)
@@ -198,7 +197,7 @@ def post_message() -> Response:
 
 
 @route("/v1/sessions/{session_id}/messages", "POST", summary="Store a chat message", body=MessageIn,
-       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent")
+       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent", per_user=True)
 def post_session_message(session_id: str) -> Response:
     request = app.current_request
     body = parse_body(request, MessageIn)
@@ -206,11 +205,11 @@ def post_session_message(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}/messages", "GET", summary="The conversation, oldest first",
-       responses={200: MessagePage}, query=("limit", "cursor"))
+       responses={200: MessagePage}, query=ChildPageQuery, per_user=True)
 def list_messages(session_id: str) -> Response:
     _check_owner(path_id(session_id, "session_id"))
-    return json_response(messages.list_messages(session_id,
-                                                *page_params(app.current_request, 50)))
+    page = parse_query(app.current_request, ChildPageQuery)
+    return json_response(messages.list_messages(session_id, page.limit, page.cursor))
 
 
 # ---- analytics -----------------------------------------------------------------------------
@@ -222,20 +221,17 @@ def analytics_overview() -> Response:
 
 
 @route("/v1/analytics/popular-manuals", "GET", summary="Manuals by sessions started",
-       responses={200: PopularManuals}, query=("limit",))
+       responses={200: PopularManuals}, query=PopularQuery)
 def analytics_popular_manuals() -> Response:
-    limit, _ = page_params(app.current_request, 10)
-    return json_response({"items": analytics.popular_manuals(limit)})
+    query = parse_query(app.current_request, PopularQuery)
+    return json_response({"items": analytics.popular_manuals(query.limit)})
 
 
 @route("/v1/analytics/recent-activity", "GET", summary="Activity per hour",
-       responses={200: RecentActivity}, query=("hours",))
+       responses={200: RecentActivity}, query=ActivityQuery)
 def analytics_recent_activity() -> Response:
-    raw = query_value(app.current_request, "hours") or "24"
-    if not raw.isdigit() or not 1 <= int(raw) <= 168:
-        raise ValidationFailed("hours must be an integer from 1 to 168.",
-                               fields=[{"field": "hours", "message": "out of range"}])
-    return json_response(analytics.recent_activity(int(raw)))
+    query = parse_query(app.current_request, ActivityQuery)
+    return json_response(analytics.recent_activity(query.hours))
 
 
 # ---- feedback pipeline ---------------------------------------------------------------------
@@ -248,24 +244,19 @@ def redeliver_event(event_id: str) -> Response:
 
 
 @route("/v1/deliveries", "GET", summary="Webhooks that failed for good", responses={200: DeliveryPage},
-       query=("status", "limit", "cursor"))
+       query=DeliveryListQuery)
 def list_deliveries() -> Response:
-    request = app.current_request
-    if (bound := _caller()) is not None and bound.user_id:
-        raise auth.Forbidden("A key bound to a user cannot list other users' deliveries.")
-    if query_value(request, "status") not in (None, "failed"):
-        raise ValidationFailed("status must be 'failed' (the only status listed across sessions).",
-                               fields=[{"field": "status", "message": "invalid value"}])
-    return json_response(delivery.list_failed(*page_params(request)))
+    query = parse_query(app.current_request, DeliveryListQuery)
+    return json_response(delivery.list_failed(query.limit, query.cursor))
 
 
 @route("/v1/deliveries/redrive", "POST",
        summary="Move dead-lettered webhooks back to the delivery queue, in order (a bounded step: "
                "repeat until remaining is 0)",
-       responses={200: RedriveResult}, query=("limit",), scope="admin")
+       responses={200: RedriveResult}, query=RedriveQuery, scope="admin")
 def redrive_deliveries() -> Response:
-    limit, _ = page_params(app.current_request, 100)
-    return json_response(delivery.redrive_step(limit))
+    query = parse_query(app.current_request, RedriveQuery)
+    return json_response(delivery.redrive_step(query.limit))
 
 
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
@@ -308,10 +299,8 @@ def cleanup_handler(event: Any) -> dict:
 def create_inbox() -> Response:
     request = app.current_request
     created, token = inbox.create_inbox(parse_body(request, inbox.InboxCreate))
-    host = request.headers.get("host", "127.0.0.1:8000")
-    scheme = request.headers.get("x-forwarded-proto", "http")
     return json_response({**created.model_dump(), "read_token": token,
-                          "capture_url": f"{scheme}://{host}/api{created.capture_path}"}, 201)
+                          "capture_url": inbox.capture_url(created, request.context)}, 201)
 
 
 @route("/v1/inboxes/{inbox_id}", "GET", summary="An inbox", responses={200: inbox.Inbox},
@@ -336,11 +325,11 @@ def delete_inbox(inbox_id: str) -> Response:
 
 
 @route("/v1/inboxes/{inbox_id}/requests", "GET", summary="Captured requests, newest first",
-       responses={200: inbox.CapturePage}, query=("method", "limit", "cursor"), headers=("X-Inbox-Token",))
+       responses={200: inbox.CapturePage}, query=CaptureListQuery, headers=("X-Inbox-Token",))
 def list_inbox_requests(inbox_id: str) -> Response:
-    request = app.current_request
-    return json_response(inbox.list_requests(inbox_id, _inbox_token(), *page_params(request),
-                                             method=query_value(request, "method")))
+    query = parse_query(app.current_request, CaptureListQuery)
+    return json_response(inbox.list_requests(inbox_id, _inbox_token(), query.limit, query.cursor,
+                                             method=query.method))
 
 
 @route("/v1/inboxes/{inbox_id}/requests/{request_id}", "GET", summary="One captured request",
@@ -368,13 +357,16 @@ def capture_hook(inbox_id: str) -> Response:
 @route("/v1/keys", "POST", summary="Create an API key (the key is shown only in this answer)",
        body=auth.KeyCreate, responses={201: auth.ApiKeyCreated}, scope="admin")
 def create_key() -> Response:
-    return json_response(auth.create_key(parse_body(app.current_request, auth.KeyCreate)), 201)
+    body = parse_body(app.current_request, auth.KeyCreate)
+    auth.check_can_mint(_caller(), body)
+    return json_response(auth.create_key(body), 201)
 
 
 @route("/v1/keys", "GET", summary="List API keys (never their values)", responses={200: auth.ApiKeyPage},
-       query=("limit", "cursor"), scope="admin")
+       query=PageQuery, scope="admin")
 def list_keys() -> Response:
-    return json_response(auth.list_keys(*page_params(app.current_request)))
+    page = parse_query(app.current_request, PageQuery)
+    return json_response(auth.list_keys(page.limit, page.cursor))
 
 
 @route("/v1/keys/{key_id}", "DELETE", summary="Revoke an API key", responses={204: None}, scope="admin")
@@ -409,7 +401,7 @@ def health_summary() -> Response:
 # ---- documentation -------------------------------------------------------------------------
 
 
-@route("/v1/openapi.json", "GET", summary="This document (OpenAPI 3.1)", responses={200: None})
+@route("/v1/openapi.json", "GET", summary="This document (OpenAPI 3.1)", responses={200: None}, per_user=True)
 def openapi_document() -> Response:
     return json_response(openapi.document())
 

@@ -13,7 +13,11 @@ and this module caches lookups per process, so a request usually costs no extra 
 A revoked key stops working when those caches expire (CACHE_SECONDS here, AUTH_TTL_SECONDS at
 API Gateway).
 
-A key bound to a user_id (per-user isolation) can only touch that user's sessions.
+A key bound to a user_id (per-user isolation) can only touch that user's sessions: it reaches
+only the routes declared per-user (app.py's `route(..., per_user=True)`), whose handlers narrow
+to its user. Binding is for read and agent keys: an admin key cannot be bound (it would hold
+routes, such as keys, redrive and analytics, that no user's binding can narrow). Only an admin
+key reaches POST /v1/keys, and no key mints a key wider than itself (`check_can_mint`).
 """
 
 from __future__ import annotations
@@ -27,12 +31,12 @@ import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, model_validator
 
 from . import store
 from .clock import to_iso, utcnow
 from .errors import ServiceError
-from .models import Request
+from .models import KeyId, Name, Request, UserId, conforms
 
 SCOPES = ("read", "agent", "admin")
 # what each scope grants, as the route scopes it covers
@@ -50,8 +54,8 @@ _BEARER = re.compile(r"^Bearer ([\x21-\x7e]{1,256})$", re.IGNORECASE)
 # local gateway emulation in infra/gateway.py): one error shape everywhere.
 UNAUTHORIZED_BODY = ('{"error": "unauthorized", "message": "A valid API key is required: '
                      'send Authorization: Bearer <key>."}')
-FORBIDDEN_BODY = ('{"error": "forbidden", "message": "This API key\'s scopes do not allow '
-                  'this request."}')
+FORBIDDEN_BODY = ('{"error": "forbidden", "message": "This API key\'s scopes (or its binding to '
+                  'one user) do not allow this request."}')
 
 Scope = Literal["read", "agent", "admin"]
 
@@ -77,8 +81,14 @@ class NotAuthenticated(ServiceError):
 
 class KeyCreate(Request):
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)]
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
-    user_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")] | None = None
+    name: Name | None = None
+    user_id: UserId | None = None
+
+    @model_validator(mode="after")
+    def _admin_is_never_bound(self) -> KeyCreate:
+        if self.user_id is not None and "admin" in self.scopes:
+            raise ValueError("an admin key cannot be bound to a user (bind read or agent keys)")
+        return self
 
 
 class ApiKey(BaseModel):
@@ -163,7 +173,7 @@ def list_keys(limit: int, cursor: str | None) -> ApiKeyPage:
 
 def revoke_key(key_id: str) -> None:
     """Revoke (kept, with revoked_at, for the record); 404 for an unknown key."""
-    if not re.fullmatch(r"[0-9a-f]{16}", key_id):
+    if not conforms(KeyId, key_id):
         raise KeyNotFound(f"No API key '{key_id}'.")
     try:
         store.update_item(_key(key_id), "SET revoked_at = if_not_exists(revoked_at, :now)",
@@ -233,11 +243,14 @@ def authenticate(header_value: str | None) -> Principal:
     return principal
 
 
-def policy_routes(principal: Principal, routes: list[tuple[str, str, str]]) -> list[tuple[str, list[str]]]:
-    """(path, methods) the principal may call, from (path, method, scope) of every route;
-    path parameters become `*` as in an execute-api ARN."""
+def policy_routes(principal: Principal,
+                  routes: list[tuple[str, str, str, bool]]) -> list[tuple[str, list[str]]]:
+    """(path, methods) the principal may call, from (path, method, scope, bound keys allowed)
+    of every route; path parameters become `*` as in an execute-api ARN."""
     allowed: dict[str, list[str]] = {}
-    for path, method, scope in routes:
+    for path, method, scope, bound_keys in routes:
+        if principal.user_id and not bound_keys:
+            continue
         if scope != "public" and principal.allows(scope):
             allowed.setdefault(re.sub(r"\{[^}]+\}", "*", path), []).append(method)
     return sorted(allowed.items())
@@ -250,6 +263,18 @@ def caller(request: Any) -> Principal | None:
         return None
     return Principal(context["key_id"], frozenset(context.get("scopes", "").split()),
                      context.get("user_id") or None)
+
+
+def check_can_mint(principal: Principal | None, body: KeyCreate) -> None:
+    """No key mints a key wider than itself: every scope asked for must be one the caller's
+    scopes grant, and a caller bound to a user mints only keys bound to the same user."""
+    if principal is None:
+        raise NotAuthenticated("A valid API key is required to create keys.")
+    granted = set().union(*(GRANTS[s] for s in principal.scopes))
+    if not set(body.scopes) <= granted:
+        raise Forbidden("An API key cannot create a key with scopes wider than its own.")
+    if principal.user_id and body.user_id != principal.user_id:
+        raise Forbidden("A key bound to a user can only create keys bound to the same user.")
 
 
 def check_user(principal: Principal | None, user_id: str | None) -> None:

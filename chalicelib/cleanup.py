@@ -65,8 +65,8 @@ def abandon_idle(now: datetime, report: CleanupReport,
                 index="GSI5", key_condition="GSI5PK = :pk AND GSI5SK < :cutoff",
                 vals=store.values(pk=f"ACTIVE#{shard}", cutoff=cutoff), limit=PAGE,
                 cursor=cursor, cursor_scope=f"idle:{shard}")
-            found = store.full_items(page)
-            report.skipped += len(page) - len(found)  # deleted since the index was read
+            found = [item for item in store.full_items(page) if not sessions.is_deleting(item)]
+            report.skipped += len(page) - len(found)  # deleted (or being deleted) since
             for session in map(sessions.to_session, found):
                 if session.status != "active" or session.last_activity_at >= cutoff:
                     report.skipped += 1

@@ -17,7 +17,8 @@ DEFAULT_EVENT_TYPES = ("session_created", "progress_update:DONE", "session_ended
 class Settings:
     table_name: str
     idempotency_ttl_seconds: int
-    max_update_attempts: int
+    max_update_attempts: int  # 0: no cap, update_retry_seconds decides
+    update_retry_seconds: float
     webhook_url: str
     webhook_secret: str
     webhook_timeout_seconds: float
@@ -60,7 +61,8 @@ def get_settings() -> Settings:
     return Settings(
         table_name=env("TABLE_NAME", "session-service"),
         idempotency_ttl_seconds=int(env("IDEMPOTENCY_TTL_SECONDS", "86400")),
-        max_update_attempts=int(env("MAX_UPDATE_ATTEMPTS", "10")),
+        max_update_attempts=int(env("MAX_UPDATE_ATTEMPTS", "0")),
+        update_retry_seconds=float(env("UPDATE_RETRY_SECONDS", "20")),
         webhook_url=env("WEBHOOK_URL", ""),
         webhook_secret=env("WEBHOOK_SECRET", ""),
         webhook_timeout_seconds=float(env("WEBHOOK_TIMEOUT_SECONDS", "10")),

@@ -321,9 +321,12 @@ def redeliver(event_id: str) -> dict[str, Any]:
     round_id = new_round()
     queue.enqueue(body, group=event["session_id"], dedup_id=f"{event_id}:{round_id}",
                   attributes={ROUND: round_id})
-    store.update_item(store.event_key(event["session_id"], event["sequence"]),
-                      "SET delivery_status = :pending REMOVE GSI1PK, GSI1SK",
-                      vals=store.values(pending="pending"))
+    try:  # conditional: an event deleted meanwhile must not come back as a stub item
+        store.update_item(store.event_key(event["session_id"], event["sequence"]),
+                          "SET delivery_status = :pending REMOVE GSI1PK, GSI1SK",
+                          condition="attribute_exists(PK)", vals=store.values(pending="pending"))
+    except store.ConditionFailed as exc:
+        raise EventNotFound(f"Event '{event_id}' not found", event_id=event_id) from exc
     return {"event_id": event_id, "status": "queued"}
 
 

@@ -22,6 +22,12 @@ class ServiceError(Exception):
         return {"error": self.code, "message": self.message, **self.details}
 
 
+class BadRequest(ServiceError):
+    """The HTTP request itself is malformed (request line, framing, Content-Length)."""
+
+    status, code = 400, "bad_request"
+
+
 class ValidationFailed(ServiceError):
     status, code = 400, "validation_error"
 
@@ -70,7 +76,16 @@ class SessionExists(ServiceError):
     status, code = 409, "session_exists"
 
 
+class SessionDeleting(ServiceError):
+    """The id is a session's that is being deleted: free again once the delete finishes (a
+    DELETE that stopped midway is finished by sending it again)."""
+
+    status, code = 409, "session_deleting"
+
+
 class ConcurrentUpdate(ServiceError):
+    """A conditional write was refused because the data changed meanwhile: retry."""
+
     status, code = 409, "concurrent_update"
 
 
@@ -80,6 +95,14 @@ class PayloadTooLarge(ServiceError):
 
 class MessageTooLarge(ServiceError):
     status, code = 413, "message_too_large"
+
+
+class UriTooLong(ServiceError):
+    status, code = 414, "uri_too_long"
+
+
+class HeadersTooLarge(ServiceError):
+    status, code = 431, "headers_too_large"
 
 
 class UnsupportedMediaType(ServiceError):

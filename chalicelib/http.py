@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,14 +13,15 @@ from pydantic import BaseModel, ValidationError
 
 from . import auth
 from .errors import InvalidJson, PayloadTooLarge, ServiceError, ValidationFailed
-from .models import MAX_PAGE_SIZE
+from .json_input import parse_json
+from .models import Query, ResourceId, conforms
 from .observability import logger
 
 M = TypeVar("M", bound=BaseModel)
+Q = TypeVar("Q", bound=Query)
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MANUAL_BODY_BYTES = 5 * 1024 * 1024
-_RESOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 # Chalice answers some requests itself ({"Code": ..., "Message": ...}); we keep one error shape.
 _CHALICE_CODES = {
     "BadRequestError": "bad_request", "BadRequest": "bad_request",
@@ -45,11 +45,11 @@ def error_response(exc: ServiceError) -> Response:
 
 def api_route(app: Chalice, path: str, methods: list[str],
               content_types: list[str] | None = None, *, scope: str = "public",
-              authorizer: Any = None) -> Callable[[Callable[..., Any]], Any]:
+              bound_keys: bool = False, authorizer: Any = None) -> Callable[[Callable[..., Any]], Any]:
     """`app.route` plus one error boundary: ServiceErrors become their JSON responses and
     anything unexpected a JSON 500 without internals (logged with its traceback). Routes with
-    an authorizer also check the admitted key's scopes here (defence in depth behind the
-    authorizer's policy)."""
+    an authorizer also check the admitted key here (defence in depth behind the authorizer's
+    policy): its scopes, and that a key bound to a user calls only per-user routes."""
 
     def register(view: Callable[..., Any]) -> Any:
         @functools.wraps(view)
@@ -63,6 +63,9 @@ def api_route(app: Chalice, path: str, methods: list[str],
                     if not principal.allows(scope):
                         raise auth.Forbidden(f"This API key's scopes do not allow this "
                                              f"request (it needs '{scope}').")
+                    if principal.user_id and not bound_keys:
+                        raise auth.Forbidden("A key bound to a user cannot call this route: "
+                                             "it reads or changes other users' data.")
                 return view(**params)
             except ServiceError as exc:
                 return error_response(exc)
@@ -100,16 +103,9 @@ def parse_body(request: Any, model: type[M], *, max_bytes: int = MAX_BODY_BYTES,
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"Request body is {len(raw)} bytes; the limit is {max_bytes}.",
                               limit_bytes=max_bytes)
-    try:
-        data = json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidJson(f"Request body is not valid JSON: {exc}") from exc
+    data = parse_json(raw) if raw else None
     if not isinstance(data, dict):
         raise InvalidJson("Request body must be a JSON object.")
-    try:  # JSON escapes can smuggle in lone surrogates, which no store can keep
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidJson("Request body contains invalid Unicode (a lone surrogate escape).") from exc
     if extra:
         data.update(extra)
     return validate(model, data)
@@ -128,33 +124,19 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
 
 
 def path_id(value: str, name: str) -> str:
-    """Ids in paths follow the same format as ids in bodies."""
-    if not _RESOURCE_ID.match(value):
+    """Ids in paths follow the same definition as ids in bodies (models.ResourceId)."""
+    if not conforms(ResourceId, value):
         raise ValidationFailed(
-            f"{name} must be 1-128 characters of letters, digits, '_', '.', ':' or '-'.",
+            f"{name} is not a valid id (1-128 characters of letters, digits, '_', '.', ':' or '-').",
             fields=[{"field": name, "message": "invalid format"}])
     return value
 
 
-def page_params(request: Any, default_limit: int = 20) -> tuple[int, str | None]:
-    query = request.query_params or {}
-    raw_limit = query.get("limit", str(default_limit))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
-        raise ValidationFailed(
-            f"limit must be an integer from 1 to {MAX_PAGE_SIZE}.",
-            fields=[{"field": "limit", "message": "out of range"}])
-    cursor = query.get("cursor") or None
-    if cursor is not None and len(cursor) > 2048:
-        raise ValidationFailed("cursor is too long.", fields=[{"field": "cursor", "message": "too long"}])
-    return int(raw_limit), cursor
-
-
-def query_value(request: Any, name: str) -> str | None:
-    value = (request.query_params or {}).get(name) or None
-    if value is not None and (len(value) > 256 or not value.isprintable()):
-        raise ValidationFailed(f"{name} must be at most 256 printable characters.",
-                               fields=[{"field": name, "message": "invalid value"}])
-    return value
+def parse_query(request: Any, model: type[Q]) -> Q:
+    """The query string as `model`, validated as bodies are (400 `validation_error` naming
+    each offending parameter). An empty value (`?status=`) counts as absent."""
+    params = request.query_params or {}
+    return validate(model, {name: params.get(name) for name in params if params.get(name)})
 
 
 def header(request: Any, name: str) -> str | None:

@@ -11,27 +11,36 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
 import time
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from . import store
 from .clock import to_iso, utcnow
-from .errors import ServiceError
-from .models import Page, Request
+from .errors import HeadersTooLarge, ServiceError
+from .models import CaptureId, InboxId, Name, Page, Request, conforms
 
 MAX_CAPTURE_BYTES = 1024 * 1024
-INLINE_BODY_BYTES = 300 * 1024  # larger bodies are split over chunk items (400 KB item limit)
+# Items are sized in bytes (store.item_size), headers and all: a capture is one item when it
+# fits under ITEM_BUDGET_BYTES, else its body goes to chunk items of at most CHUNK_BYTES.
+ITEM_BUDGET_BYTES = store.MAX_ITEM_BYTES - 16 * 1024  # room for the keys and rounding
+CHUNK_BYTES = 300 * 1024
 DEFAULT_TTL_DAYS, MAX_TTL_DAYS = 7, 30
 ALWAYS_MASKED = ("authorization", "cookie", "x-api-key", "proxy-authorization", "x-inbox-token")
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded",
               "application/javascript", "+json", "+xml")
 
-_INBOX_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
+log = logging.getLogger(__name__)
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_BASE_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)*/?$")
 inbox_absent = "attribute_not_exists(PK)"
 not_expired = "expires_at > :now"
 
@@ -74,8 +83,8 @@ class InboxResponse(Request):
 
 
 class InboxCreate(Request):
-    inbox_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,64}$")] | None = None
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    inbox_id: InboxId | None = None
+    name: Name | None = None
     response: InboxResponse = InboxResponse()
     signing_secret: Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{8,200}$")] | None = None
     ttl_days: Annotated[int, Field(strict=True, ge=1, le=MAX_TTL_DAYS)] = DEFAULT_TTL_DAYS
@@ -83,7 +92,7 @@ class InboxCreate(Request):
 
 class InboxPatch(Request):
     paused: bool | None = None
-    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    name: Name | None = None
     response: InboxResponse | None = None
 
 
@@ -100,7 +109,7 @@ class Inbox(BaseModel):
 
 class InboxCreated(Inbox):
     read_token: str
-    capture_url: str
+    capture_url: str | None  # null only where the API's address is unknown (see public_base_url)
 
 
 class Capture(BaseModel):
@@ -155,11 +164,38 @@ def create_inbox(body: InboxCreate, read_token: str | None = None) -> tuple[Inbo
     return _view(item), token
 
 
+def public_base_url(configured: str | None, context: dict[str, Any]) -> str | None:
+    """The API's public base URL, stage included, for capture links: PUBLIC_API_URL when it
+    is configured (a custom domain; the local stack sets it), else the domain and stage that
+    API Gateway itself puts in the request context. Never a request header: Host and
+    X-Forwarded-* are whatever the caller sends. http(s) only; None when neither is known."""
+    if configured:
+        parts = urlsplit(configured)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:  # not a number, or out of range
+            port_ok = False
+        if (port_ok and parts.scheme in ("http", "https") and _HOSTNAME.match(parts.hostname or "")
+                and _BASE_PATH.match(parts.path)
+                and not (parts.username or parts.password or parts.query or parts.fragment)):
+            return configured.rstrip("/")
+        log.error("PUBLIC_API_URL is not an http(s) base URL; ignored: %.200s", configured)
+    domain, stage = context.get("domainName"), context.get("stage")
+    if isinstance(domain, str) and isinstance(stage, str) and _HOSTNAME.match(domain) and _STAGE.match(stage):
+        return f"https://{domain}/{stage}"
+    return None
+
+
+def capture_url(created: Inbox, context: dict[str, Any]) -> str | None:
+    base = public_base_url(os.environ.get("PUBLIC_API_URL"), context)
+    return f"{base}{created.capture_path}" if base else None
+
+
 def _authorised(inbox_id: str, token: str | None) -> dict[str, Any]:
     """The inbox, if the token opens it. A wrong token and a missing inbox look the same."""
     if not token:
         raise TokenRequired("Send the inbox's read token in the X-Inbox-Token header.")
-    item = store.get_item(_key(inbox_id)) if _INBOX_ID.match(inbox_id) else None
+    item = store.get_item(_key(inbox_id)) if conforms(InboxId, inbox_id) else None
     if item is None or not hmac.compare_digest(item["token_hash"], _hash(token)):
         raise InboxNotFound(f"Inbox '{inbox_id}' not found, or the token does not open it.")
     return item
@@ -222,7 +258,7 @@ def _is_text(content_type: str, body: bytes) -> bool:
 def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | None,
             headers: dict[str, str], body: bytes, source_ip: str | None) -> tuple[int, str, str]:
     """Store one request; returns the inbox's configured (status, body, content type)."""
-    item = store.get_item(_key(inbox_id), consistent=False) if _INBOX_ID.match(inbox_id) else None
+    item = store.get_item(_key(inbox_id), consistent=False) if conforms(InboxId, inbox_id) else None
     if item is None:
         raise InboxNotFound(f"Inbox '{inbox_id}' not found.")
     if item.get("paused"):
@@ -247,17 +283,37 @@ def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | No
     }
     if item.get("signing_secret"):
         record["signature"] = signature_verdict(item["signing_secret"], body, lowered)
-    chunks = [encoded[i:i + INLINE_BODY_BYTES] for i in range(0, len(encoded), INLINE_BODY_BYTES)] or [""]
-    record["body"] = chunks[0] if len(chunks) == 1 else None
-    record["body_chunks"] = len(chunks) if len(chunks) > 1 else 0
+    record["body"], record["body_chunks"] = None, 0
+    if store.item_size(record) > ITEM_BUDGET_BYTES:
+        raise HeadersTooLarge(
+            "The request's headers, path and query are too large to capture "
+            f"(over {ITEM_BUDGET_BYTES // 1024} KB).", limit_bytes=ITEM_BUDGET_BYTES)
+    if store.item_size({**record, "body": encoded}) <= ITEM_BUDGET_BYTES:
+        chunks = [encoded]
+        record["body"] = encoded
+    else:
+        chunks = utf8_chunks(encoded, CHUNK_BYTES)
+        record["body_chunks"] = len(chunks)
     writes = [{"Put": {"Item": store.to_item(record)}}]
-    if len(chunks) > 1:
+    if record["body_chunks"]:
         writes += [{"Put": {"Item": store.to_item({
             "PK": f"INBOX#{inbox_id}", "SK": f"BODY#{request_id}#{n:03d}", "type": "capture_chunk",
             "data": chunk, "expires_at": expires_at})}} for n, chunk in enumerate(chunks)]
     store.transact_write(writes)
     response = item["response"]
     return response["status"], response["body"], response["content_type"]
+
+
+def utf8_chunks(text: str, max_bytes: int) -> list[str]:
+    """`text` cut into pieces of at most `max_bytes` bytes of UTF-8, never inside a character."""
+    data, pieces, start = text.encode(), [], 0
+    while start < len(data):
+        end = min(start + max_bytes, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # a continuation byte: back off
+            end -= 1
+        pieces.append(data[start:end].decode())
+        start = end
+    return pieces
 
 
 # ---- reading captures ----------------------------------------------------------------------
@@ -286,7 +342,7 @@ def list_requests(inbox_id: str, token: str | None, limit: int, cursor: str | No
 
 def get_request(inbox_id: str, token: str | None, request_id: str) -> dict[str, Any]:
     _authorised(inbox_id, token)
-    if not re.match(r"^req_[0-9a-f]{16,32}$", request_id):
+    if not conforms(CaptureId, request_id):
         raise CaptureNotFound(f"Request '{request_id}' not found in inbox '{inbox_id}'.")
     item = store.get_item({"PK": f"INBOX#{inbox_id}", "SK": f"REQ#{request_id}"})
     if item is None or item.get("expires_at", 0) <= time.time():

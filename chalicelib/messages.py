@@ -12,7 +12,9 @@ from .clock import to_iso, utcnow
 from .errors import IdempotencyKeyReused, MessageTooLarge, SessionNotFound, UserMismatch
 from .models import MAX_MESSAGE_BYTES, Message, MessageIn, Page
 
-session_of_user = "attribute_exists(PK) AND user_id = :user_id"
+# the session exists, is not being deleted (see sessions.delete_session), and is the user's
+session_of_user = (f"{sessions.session_exists} AND {sessions.deletion_not_started}"
+                   " AND user_id = :user_id")
 claim_absent = "attribute_not_exists(PK)"
 
 
@@ -54,9 +56,8 @@ def append_message(session_id: str, body: MessageIn) -> tuple[Message, bool]:
         ])
     except store.TransactionCanceled as exc:
         if exc.failed(0):
-            if exc.items[0] is None:
-                raise SessionNotFound(f"Session '{session_id}' not found",
-                                      session_id=session_id) from exc
+            if exc.items[0] is None or sessions.is_deleting(exc.items[0]):
+                raise sessions.not_found(session_id) from exc
             raise UserMismatch(f"Session '{session_id}' does not belong to user '{body.user_id}'.",
                                session_id=session_id) from exc
         if exc.failed(1):

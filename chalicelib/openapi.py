@@ -22,10 +22,11 @@ class Operation:
     body: type[BaseModel] | None = None
     # status -> model, a list of models (any of them), or None (no JSON body)
     responses: dict[int, Any] = field(default_factory=dict)
-    query: tuple[str, ...] = ()
+    query: type[BaseModel] | None = None  # the model that validates the query string
     headers: tuple[str, ...] = ()
     raw_body: bool = False
     scope: str = "read"  # API-key scope: read, agent, admin, or public
+    bound_keys: bool = False  # whether a key bound to a user may call it (per-user routes)
 
 
 operations: list[Operation] = []
@@ -38,9 +39,10 @@ def register(operation: Operation) -> None:
     _document = None
 
 
-def route_scopes() -> list[tuple[str, str, str]]:
-    """(path, method, scope) of every route: what the API-key authorizer grants from."""
-    return [(op.path, op.method, op.scope) for op in operations]
+def route_policies() -> list[tuple[str, str, str, bool]]:
+    """(path, method, scope, bound keys allowed) of every route: what the API-key authorizer
+    grants from."""
+    return [(op.path, op.method, op.scope, op.bound_keys) for op in operations]
 
 
 def document() -> dict[str, Any]:
@@ -76,8 +78,7 @@ def _build() -> dict[str, Any]:
         }
         parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                       for name in re.findall(r"{(\w+)}", op.path)]
-        parameters += [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-                       for name in op.query]
+        parameters += query_parameters(op.query) if op.query else []
         parameters += [{"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
                        for name in op.headers]
         if parameters:
@@ -98,7 +99,10 @@ def _build() -> dict[str, Any]:
         if op.scope == "public":
             entry["security"] = []
         else:
-            entry["description"] = f"Needs an API key with scope `{op.scope}` (or wider)."
+            entry["description"] = f"Needs an API key with scope `{op.scope}` (or wider)." + (
+                " A key bound to a user sees only that user's sessions." if op.bound_keys
+                else " Keys bound to a user are refused (403).")
+            entry["x-bound-keys"] = op.bound_keys  # machine-readable: clients and the probe use it
             for status, text in ((401, "Missing, unknown or revoked API key"),
                                  (403, "The key's scopes (or user binding) do not allow this")):
                 entry["responses"].setdefault(str(status), {"description": text, "content": {
@@ -120,6 +124,21 @@ def _build() -> dict[str, Any]:
         },
         "security": [{"apiKey": []}],
     }
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """One OpenAPI parameter per field of a query model, with the field's own schema (an
+    optional field's `null` branch dropped: a query string has no null)."""
+    schema = model.model_json_schema()
+    parameters = []
+    for name, prop in schema.get("properties", {}).items():
+        choices = [c for c in prop.get("anyOf", []) if c.get("type") != "null"]
+        if len(choices) == 1:
+            prop = {**{k: v for k, v in prop.items() if k != "anyOf"}, **choices[0]}
+        parameters.append({"name": name, "in": "query", "required": name in schema.get("required", []),
+                           "schema": {k: v for k, v in prop.items()
+                                      if k != "title" and not (k == "default" and v is None)}})
+    return parameters
 
 
 DOCS_PAGE = """<!doctype html>

@@ -14,7 +14,7 @@ from typing import Any
 from . import manuals, rules, sessions, store
 from .clock import to_iso, utcnow
 from .config import get_settings
-from .errors import IdempotencyKeyReused, SessionNotFound
+from .errors import IdempotencyKeyReused
 from .models import NextStep, ProgressIn, ProgressOut, Session
 
 idempotency_unclaimed = "attribute_not_exists(PK) OR expires_at < :now_epoch"
@@ -87,8 +87,8 @@ def _read(session_id: str, body: ProgressIn, key: str | None) -> tuple[Session, 
             keys.append(store.step_key(binding[0], binding[1], guess))
     found = store.batch_get(keys)
     item = found.get(store.ident(store.session_key(session_id)))
-    if item is None:
-        raise SessionNotFound(f"Session '{session_id}' not found", session_id=session_id)
+    if item is None or sessions.is_deleting(item):
+        raise sessions.not_found(session_id)
     session = sessions.to_session(item)
     sessions.bindings.put(session_id, (session.manual_id, session.manual_rev))
     if prefetched is None and binding == (session.manual_id, session.manual_rev):

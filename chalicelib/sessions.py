@@ -13,14 +13,18 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from . import manuals, rules, store, webhooks
 from .clock import seconds_between, to_iso, utcnow
 from .config import get_settings
-from .errors import ConcurrentUpdate, ManualNotFound, SessionEnded, SessionExists, SessionNotFound
+from .errors import (
+    ConcurrentUpdate, ManualNotFound, SessionDeleting, SessionEnded, SessionExists, SessionNotFound,
+)
 from .lru import LRU
 from .models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut
+
+T = TypeVar("T")
 
 # session_id -> (manual_id, manual_rev): lets the progress read fetch the next step together
 # with the session. A session's binding never changes; a stale entry (session deleted and
@@ -28,7 +32,12 @@ from .models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, 
 bindings: LRU[str, tuple[str, str]] = LRU(50_000)
 
 session_absent = "attribute_not_exists(PK)"
+session_exists = "attribute_exists(PK)"
 version_unchanged = "version = :expected"
+# A session being deleted carries `deleting_at` (a tombstone): every writer refuses it, so
+# nothing can be added under a session while its children are being removed.
+deletion_not_started = "attribute_not_exists(deleting_at)"
+deletion_started = "attribute_exists(deleting_at)"
 event_absent = "attribute_not_exists(PK)"
 manual_exists = "attribute_exists(PK)"
 
@@ -82,7 +91,8 @@ def change_items(old: Session, change: rules.Change,
     `activity_unchanged` also requires that no message arrived since `old` was read."""
     new = change.session
     ending = new.status != rules.ACTIVE
-    condition = version_unchanged + (" AND last_activity_at = :seen_activity" if activity_unchanged else "")
+    condition = f"{version_unchanged} AND {deletion_not_started}" + (
+        " AND last_activity_at = :seen_activity" if activity_unchanged else "")
     vals = dict(
         status=new.status, current_step=new.current_step, completed=new.completed_steps,
         ended_at=new.ended_at, end_reason=new.end_reason, last_activity=new.last_activity_at,
@@ -130,32 +140,67 @@ def manual_counter(manual_id: str, delta: int) -> dict[str, Any]:
     return {"Update": update}
 
 
-def backoff(attempt: int) -> None:
-    """Full jitter: concurrent writers of one session spread out instead of colliding again."""
-    time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** attempt)))
+# Backoff between optimistic-locking attempts. With N writers on one session one wins per
+# round and the rest lose, so the losers must spread out over about N times the length of an
+# attempt (its read-to-write window) or they collide again. The pause is therefore measured
+# in attempts as long as the last one took (a few ms on DynamoDB; far more on a busy local
+# moto, where queueing stretches every call), doubling per lost race (full jitter), capped.
+BACKOFF_CAP_SECONDS = 1.0
 
 
-def run_with_retries(attempt_once: Callable[[], Any], session_id: str) -> Any:
-    """Run a read-decide-write attempt until it stops losing version races."""
-    for attempt in range(get_settings().max_update_attempts):
+def backoff_seconds(attempt: int, attempt_seconds: float) -> float:
+    """Full-jitter pause after the `attempt`-th lost race of an attempt that took
+    `attempt_seconds` (at least 5 ms, so a fast store still spreads writers out)."""
+    unit = max(attempt_seconds, 0.005)
+    return random.uniform(0, min(BACKOFF_CAP_SECONDS, unit * 2 ** min(attempt, 10)))
+
+
+def run_with_retries(attempt_once: Callable[[], T], session_id: str) -> T:
+    """Run a read-decide-write attempt until it stops losing version races. Each attempt
+    reads afresh after its pause: the window between its read and its write, in which
+    another writer makes it lose, stays as short as the two calls.
+
+    Bounded by time, not by a small count: 32 concurrent reports on one session need up to
+    32 rounds for the last one to win, which a fixed 10 attempts could not give over HTTP
+    (18-20 of 32 landed). UPDATE_RETRY_SECONDS (20 s, inside API Gateway's 29 s and the
+    function's 30 s) is the budget; MAX_UPDATE_ATTEMPTS, when set, also caps the attempts.
+    409 `concurrent_update` only after that."""
+    settings = get_settings()
+    deadline = time.monotonic() + settings.update_retry_seconds
+    attempt = 0
+    while True:
+        began = time.monotonic()
         try:
             return attempt_once()
         except store.TransactionCanceled as exc:
             if not (exc.failed(0) or exc.conflict_only):
                 raise
-        backoff(attempt)
-    raise ConcurrentUpdate(
-        "Session was modified by concurrent requests; retries ran out. Please retry.",
-        session_id=session_id)
+        attempt += 1
+        pause = backoff_seconds(attempt, time.monotonic() - began)
+        if (settings.max_update_attempts and attempt >= settings.max_update_attempts) or \
+                time.monotonic() + pause > deadline:
+            raise ConcurrentUpdate(
+                "Session was modified by concurrent requests; retries ran out. Please retry.",
+                session_id=session_id)
+        time.sleep(pause)
 
 
 # ---- reads ---------------------------------------------------------------------------------
 
 
+def is_deleting(item: dict[str, Any]) -> bool:
+    """A session marked for deletion: gone for readers and writers alike."""
+    return "deleting_at" in item
+
+
+def not_found(session_id: str) -> SessionNotFound:
+    return SessionNotFound(f"Session '{session_id}' not found", session_id=session_id)
+
+
 def load(session_id: str) -> Session:
     item = store.get_item(store.session_key(session_id))
-    if item is None:
-        raise SessionNotFound(f"Session '{session_id}' not found", session_id=session_id)
+    if item is None or is_deleting(item):
+        raise not_found(session_id)
     session = to_session(item)
     bindings.put(session_id, (session.manual_id, session.manual_rev))
     return session
@@ -206,7 +251,8 @@ def list_sessions(*, status: str | None, user_id: str | None, manual_id: str | N
         names=names or None, limit=limit, cursor=cursor, forward=False,
         cursor_scope=f"sessions:{pk}:{sorted(active.items())}")
     now = to_iso(utcnow())
-    page = [public(to_session(item), now).model_dump() for item in store.full_items(items)]
+    page = [public(to_session(item), now).model_dump() for item in store.full_items(items)
+            if not is_deleting(item)]
     return Page(items=page, next_cursor=next_cursor)
 
 
@@ -247,7 +293,8 @@ def create_session(body: SessionCreate) -> tuple[SessionOut, bool]:
         manual_id=body.manual_id, manual_rev=manual["rev"], total_steps=manual["total_steps"],
         now=now, new_id=new_event_id)
     session = change.session
-    for attempt in range(get_settings().max_update_attempts):
+
+    def attempt() -> tuple[SessionOut, bool]:
         try:
             store.transact_write([
                 {"Put": {"Item": store.to_item(session_item(session)),
@@ -255,22 +302,24 @@ def create_session(body: SessionCreate) -> tuple[SessionOut, bool]:
                 manual_counter(session.manual_id, +1),
                 *(event_put(e) for e in change.events),
             ])
-            bindings.put(session.session_id, (session.manual_id, session.manual_rev))
-            return public(session, now), True
         except store.TransactionCanceled as exc:
             if exc.failed(0):
                 return _existing(exc.items[0] or {}, body), False
             if exc.failed(1):
                 raise ManualNotFound(f"Manual '{body.manual_id}' not found",
                                      manual_id=body.manual_id) from exc
-            if not exc.conflict_only:
-                raise
-        backoff(attempt)
-    raise ConcurrentUpdate("Session creation kept conflicting; please retry.",
-                           session_id=session.session_id)
+            raise  # a conflict is retried; any other refusal is a 409
+        bindings.put(session.session_id, (session.manual_id, session.manual_rev))
+        return public(session, now), True
+
+    return run_with_retries(attempt, session.session_id)
 
 
 def _existing(item: dict[str, Any], body: SessionCreate) -> SessionOut:
+    if is_deleting(item):
+        raise SessionDeleting(
+            f"Session '{body.session_id}' is being deleted; its id is free once that finishes "
+            "(if a delete stopped midway, send the DELETE again).", session_id=body.session_id)
     existing = to_session(item)
     if existing.user_id != body.user_id or existing.manual_id != body.manual_id:
         raise SessionExists(
@@ -317,26 +366,42 @@ def abandon_if_idle(session: Session, now: str) -> bool:
 
 
 def delete_session(session_id: str) -> None:
-    """Delete a session with its messages, events and idempotency records. Children go first
-    (a crash midway leaves a session that a retried DELETE finishes), the session last,
-    conditional on the status seen so an active session's manual counter drops exactly once."""
-    session = load(session_id)
+    """Delete a session with its messages, events and idempotency records, whatever races it.
+
+    1. Mark it deleting, in one conditional update that returns the session as marked. From
+       then on every writer's condition refuses it (progress, end, messages, the idle job, a
+       create with the same id) and every read answers 404.
+    2. Remove its children, found by a consistent query: nothing written before the mark is
+       missed, and nothing can be written after it.
+    3. Remove the session item, conditional on the mark, together with the manual's
+       active-session counter if it was active: exactly once, even with two deletes at once.
+
+    A crash between the steps leaves a marked session (404; a create with its id answers 409
+    `session_deleting`) that the next DELETE finishes."""
+    try:
+        session = store.update_item(
+            store.session_key(session_id), "SET deleting_at = if_not_exists(deleting_at, :now)",
+            condition=session_exists, vals=store.values(now=to_iso(utcnow())), returning=True)
+    except store.ConditionFailed as exc:
+        raise not_found(session_id) from exc
+    assert session is not None
     children = [k for k in store.query_all(
         key_condition="PK = :pk", vals=store.values(pk=f"SESSION#{session_id}"),
-        projection="PK, SK") if k["SK"] != store.META]
+        projection="PK, SK", consistent=True) if k["SK"] != store.META]
     store.batch_write(deletes=children)
-    seen = [session]  # the first attempt reuses this read; a retry reads again
 
     def attempt() -> None:
-        current = seen.pop() if seen else load(session_id)
         items: list[dict[str, Any]] = [{"Delete": {
             "Key": store.to_item(store.session_key(session_id)),
-            "ConditionExpression": "#status = :seen",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": store.values(seen=current.status),
+            "ConditionExpression": deletion_started,
         }}]
-        if current.status == rules.ACTIVE:
-            items.append(manual_counter(current.manual_id, -1))
-        store.transact_write(items)
+        if session["status"] == rules.ACTIVE:  # frozen by the mark: no writer can change it
+            items.append(manual_counter(session["manual_id"], -1))
+        try:
+            store.transact_write(items)
+        except store.TransactionCanceled as exc:
+            if not exc.failed(0):
+                raise  # a conflict on the counter: retried
+            # already removed by a concurrent delete, which dropped the counter: done
 
     run_with_retries(attempt, session_id)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .config import get_settings
-from .errors import InvalidCursor, ServiceUnavailable
+from .errors import ConcurrentUpdate, InvalidCursor, ServiceUnavailable
 
 META = "#META"
 _client: Any = None
@@ -135,6 +135,33 @@ def from_attr(attr: dict[str, Any]) -> Any:
     raise TypeError(f"unexpected attribute type {kind}")
 
 
+# DynamoDB refuses an item over 400 KB, measured in bytes: attribute names and string values
+# as UTF-8, numbers up to 21 bytes, 1 byte for a boolean or null, 3 bytes per list or map
+# plus 1 byte per element. `item_size` follows those rules, rounding up.
+MAX_ITEM_BYTES = 400 * 1024
+
+
+def item_size(values: dict[str, Any]) -> int:
+    """An upper bound of the stored size of `values` as one item, in bytes."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in values.items())
+
+
+def _value_size(value: Any) -> int:
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, (int, float)):
+        return 21
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        return 3 + sum(1 + _value_size(v) for v in value)
+    if isinstance(value, dict):
+        return 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in value.items())
+    raise TypeError(f"cannot size {type(value).__name__}")
+
+
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
     return {k: to_attr(v) for k, v in values.items()}
 
@@ -151,12 +178,17 @@ def values(**named: Any) -> dict[str, Any]:
 # ---- errors --------------------------------------------------------------------------------
 
 
-class TransactionCanceled(Exception):
+_REFUSED = "The change conflicted with a concurrent change to the same data; please retry."
+
+
+class TransactionCanceled(ConcurrentUpdate):
     """A transaction was refused; `reasons[i]` is the code for item i (`None` if it was fine)
-    and `items[i]` the item as it stood when its condition failed (if any)."""
+    and `items[i]` the item as it stood when its condition failed (if any). Services catch
+    it where they can say more; one they do not catch answers 409 `concurrent_update`, never
+    a 500: a refused condition means the data changed under the request."""
 
     def __init__(self, reasons: list[str | None], items: list[dict[str, Any] | None]) -> None:
-        super().__init__(", ".join(str(r) for r in reasons))
+        super().__init__(_REFUSED)
         self.reasons = reasons
         self.items = items
 
@@ -170,11 +202,12 @@ class TransactionCanceled(Exception):
             r == "ConditionalCheckFailed" for r in self.reasons)
 
 
-class ConditionFailed(Exception):
-    """A single conditional write was refused; `item` is the item as it stood (if asked)."""
+class ConditionFailed(ConcurrentUpdate):
+    """A single conditional write was refused; `item` is the item as it stood (if asked).
+    Uncaught, it is a 409 like TransactionCanceled."""
 
     def __init__(self, item: dict[str, Any] | None) -> None:
-        super().__init__("conditional check failed")
+        super().__init__(_REFUSED)
         self.item = item
 
 
@@ -248,16 +281,20 @@ def put_item(item: dict[str, Any], condition: str | None = None,
 
 
 def update_item(key: dict[str, str], expression: str, *, condition: str | None = None,
-                names: dict[str, str] | None = None, vals: dict[str, Any] | None = None) -> None:
+                names: dict[str, str] | None = None, vals: dict[str, Any] | None = None,
+                returning: bool = False) -> dict[str, Any] | None:
+    """One UpdateItem; with `returning`, the item as it stands after the update."""
     kwargs: dict[str, Any] = {"TableName": table_name(), "Key": to_item(key),
                               "UpdateExpression": expression}
+    if returning:
+        kwargs["ReturnValues"] = "ALL_NEW"
     if condition:
         kwargs.update(ConditionExpression=condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")
     if names:
         kwargs["ExpressionAttributeNames"] = names
     if vals:
         kwargs["ExpressionAttributeValues"] = vals
-    _call("update_item", **kwargs)
+    return from_item(_call("update_item", **kwargs).get("Attributes"))
 
 
 def delete_item(key: dict[str, str], condition: str, vals: dict[str, Any] | None = None) -> None:
@@ -307,11 +344,12 @@ def query_page(*, key_condition: str, vals: dict[str, Any], index: str | None = 
     return [i for i in items if i is not None], encode_cursor(last, cursor_scope) if last else None
 
 
-def query_all(*, key_condition: str, vals: dict[str, Any],
-              projection: str | None = None) -> Iterator[dict[str, Any]]:
-    """Every item of a key range, page after page (bulk operations only)."""
+def query_all(*, key_condition: str, vals: dict[str, Any], projection: str | None = None,
+              consistent: bool = False) -> Iterator[dict[str, Any]]:
+    """Every item of a key range, page after page (bulk operations only). `consistent`: see
+    every write that succeeded before the query (an eventually consistent read may not)."""
     kwargs: dict[str, Any] = {"TableName": table_name(), "KeyConditionExpression": key_condition,
-                              "ExpressionAttributeValues": vals}
+                              "ExpressionAttributeValues": vals, "ConsistentRead": consistent}
     if projection:
         kwargs["ProjectionExpression"] = projection
     while True:

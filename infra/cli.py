@@ -97,7 +97,8 @@ def _auth_hint(status: int, code: str, sent_key: bool) -> str | None:
         return (f"the API key was not accepted (unknown or revoked): {KEY_HINT}" if sent_key
                 else f"this needs an API key: {KEY_HINT}")
     if status == 403 and code != "user_mismatch":
-        return f"this API key's scopes do not allow it (manuals, redrive, inboxes and keys need admin): {KEY_HINT}"
+        return (f"this API key's scopes do not allow it (manuals, redrive, inboxes and keys need "
+                f"admin; a key bound to a user reaches only that user's sessions): {KEY_HINT}")
     return None
 
 
@@ -309,6 +310,8 @@ def load_manual(path: Path) -> Any:
     """The ManualCreate in a JSON or YAML file, validated as the API validates it."""
     from pydantic import ValidationError
 
+    from chalicelib.errors import InvalidJson
+    from chalicelib.json_input import parse_json
     from chalicelib.models import ManualCreate
 
     try:
@@ -318,9 +321,9 @@ def load_manual(path: Path) -> Any:
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise InvalidFile(f"not valid JSON: {exc}") from None
+            data = parse_json(text)
+        except InvalidJson as exc:  # "Not valid JSON: ..." -> "not valid JSON: ..." (as for YAML)
+            raise InvalidFile(exc.message[:1].lower() + exc.message[1:]) from None
     elif suffix in (".yaml", ".yml"):
         import yaml
 
@@ -384,8 +387,8 @@ def manuals_import(obj: Cli, files: tuple[Path, ...]) -> None:
         stopped = exc
     if obj.json_output:
         obj.emit([r.__dict__ for r in results])
-    else:
-        width = max(len(r.file) for r in results) if results else 0
+    elif results:  # an error that stopped the import before any file: only the error
+        width = max(len(r.file) for r in results)
         for r in results:
             click.echo(f"{r.status:<9}  {r.file:<{width}}  {r.line()}")
         counts = {s: sum(r.status == s for r in results) for s in ("created", "unchanged", "failed")}
@@ -488,6 +491,20 @@ def events() -> None:
 
 
 EVENT_HEADERS = ["SEQ", "OCCURRED", "TYPE", "DETAIL", "DELIVERY", "ATTEMPTS", "EVENT"]
+ATTEMPTS_WIDTH = 24  # `--follow`: a longer attempts cell (an error text) is cut to this
+
+
+def follow_widths(total_steps: int) -> list[int]:
+    """Column widths that fit every row a session can have, so rows printed later by
+    `--follow` line up with the first table (widths measured on the first rows did not)."""
+    longest_detail = f"step {total_steps} ONGOING, out of order, no change"
+    return [max(len(EVENT_HEADERS[0]), 5), len("2026-11-22 10:00:05Z"), len("progress_update"),
+            len(longest_detail), len("delivered"), ATTEMPTS_WIDTH, len("evt_") + 32]
+
+
+def fitted(row: list[str], widths: list[int]) -> list[str]:
+    return [c if len(c) <= w or i == len(row) - 1 else c[:w - 1] + "…"
+            for i, (c, w) in enumerate(zip(row, widths))]
 
 
 def event_detail(e: dict[str, Any]) -> str:
@@ -523,7 +540,7 @@ def all_events(client: Client, session_id: str) -> list[dict[str, Any]]:
 def events_tail(obj: Cli, session_id: str, follow: bool, interval: float) -> None:
     """A session's events, oldest first, with each webhook's delivery status and attempts."""
     seen: dict[str, tuple[Any, int]] = {}
-    widths = column_widths(EVENT_HEADERS, [])
+    widths: list[int] = []
 
     def show(items: list[dict[str, Any]], first: bool) -> None:
         fresh = []
@@ -545,13 +562,17 @@ def events_tail(obj: Cli, session_id: str, follow: bool, interval: float) -> Non
             else:
                 for e in fresh:
                     click.echo(json.dumps(e, ensure_ascii=False))
-        elif first:
+        elif first and not follow:
             rows = [event_row(e) for e in fresh]
-            widths[:] = column_widths(EVENT_HEADERS, rows)
             click.echo(table(EVENT_HEADERS, rows) if rows else "(no events)")
         else:
-            for e in fresh:  # in the first table's columns
-                click.echo(line(cells(event_row(e)), widths))
+            if first:  # fixed columns: every later row lines up with these
+                from chalicelib.models import MAX_STEPS
+
+                widths[:] = follow_widths(items[0]["total_steps"] if items else MAX_STEPS)
+                click.echo(line(EVENT_HEADERS, widths))
+            for e in fresh:
+                click.echo(line(fitted(cells(event_row(e)), widths), widths))
 
     try:
         show(all_events(obj.client, session_id), first=True)

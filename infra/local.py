@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,12 @@ STAGE_PREFIX = "/api"
 # An idle event source waits for the next write to moto; this is its longest wait (a message
 # whose visibility timeout simply runs out, after a crash, is noticed within it).
 IDLE_POLL_SECONDS = 2.0
+# API Gateway refuses bodies over 10 MB itself (the app's own limits are lower: 1 MB, 5 MB for
+# manuals); the local server refuses them before reading them.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+# socketserver's default listen backlog is 5: a burst of new connections overflowed it and
+# the kernel dropped or reset the rest. The kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
 FAKE_AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "local",
@@ -49,20 +56,46 @@ class LocalStack:
             stop()
 
 
+class FramingError(Exception):
+    """The request's body framing is unusable: answer `error` and close the connection."""
+
+    def __init__(self, error: Any) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 def _request_handler() -> type:
     from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalGatewayException
 
+    from chalicelib import errors
     from infra.gateway import AccessDenied
 
+    # What http.server answers by itself (request line too long, too many or too long
+    # headers, a bad request line), in the API's error shape. An "HTTP/2.0" request line is
+    # not HTTP/2 (which is binary) but a malformed HTTP/1 request: 400, not http.server's 505.
+    protocol_errors: dict[int, type[errors.ServiceError]] = {
+        413: errors.PayloadTooLarge, 414: errors.UriTooLong, 431: errors.HeadersTooLarge,
+    }
+
     class Handler(ChaliceRequestHandler):
-        """Chalice's local handler, plus the stage prefix and JSON 404s for unknown routes
-        (API Gateway's own answer, 403 "Missing Authentication Token", is mapped the same
-        way by a GatewayResponse in the deployed template)."""
+        """Chalice's local handler, plus the stage prefix, JSON 404s for unknown routes (API
+        Gateway's own answer, 403 "Missing Authentication Token", is mapped the same way by a
+        GatewayResponse in the deployed template), and every protocol error in JSON: as on
+        API Gateway, no answer is ever HTML."""
+
+        # http.server writes the headers and the body of an answer separately: with Nagle's
+        # algorithm on, the body then waits for the client's delayed ACK (40 ms per answer).
+        disable_nagle_algorithm = True
 
         def _generic_handle(self) -> None:
             if self.path == STAGE_PREFIX or self.path.startswith(STAGE_PREFIX + "/"):
                 self.path = self.path[len(STAGE_PREFIX):] or "/"
-            headers, body = self._parse_payload()
+            try:
+                headers, body = self._parse_payload()
+            except FramingError as refused:  # the rest of the stream cannot be trusted
+                self.close_connection = True
+                self._send_json_error(refused.error)
+                return
             try:
                 response = self.local_gateway.handle_request(
                     method=self.command, path=self.path, headers=headers, body=body)
@@ -94,6 +127,71 @@ def _request_handler() -> type:
             if name.startswith("do_"):
                 return self._generic_handle
             raise AttributeError(name)
+
+        def _parse_payload(self) -> tuple[dict[str, str], bytes | None]:
+            """The headers and the body, read by Content-Length or chunked transfer coding
+            (Chalice's own reader read Content-Length only: `abc` killed the connection
+            unanswered, and a chunked body arrived empty)."""
+            codings = self.headers.get_all("Transfer-Encoding") or []
+            lengths = self.headers.get_all("Content-Length") or []
+            if codings:
+                if [c.strip().lower() for c in codings] != ["chunked"] or lengths:
+                    raise FramingError(errors.BadRequest(
+                        "Transfer-Encoding must be 'chunked' alone, without Content-Length."))
+                body: bytes | None = self._read_chunked()
+            elif lengths:
+                if len(set(lengths)) != 1 or not lengths[0].strip().isascii() or not lengths[0].strip().isdigit():
+                    raise FramingError(errors.BadRequest("Content-Length must be one non-negative integer."))
+                size = int(lengths[0])
+                self._check_size(size)
+                body = self.rfile.read(size) if size else None
+            else:
+                body = None
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
+            if codings:
+                headers["Content-Length"] = str(len(body or b""))
+            return headers, body
+
+        def _read_chunked(self) -> bytes:
+            body = bytearray()
+            while True:
+                size_line = self.rfile.readline(1026).split(b";", 1)[0].strip()
+                if not size_line or not all(c in b"0123456789abcdefABCDEF" for c in size_line):
+                    raise FramingError(errors.BadRequest("Malformed chunked body."))
+                size = int(size_line, 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailer fields: ignored
+                    return bytes(body)
+                self._check_size(len(body) + size)
+                body += self.rfile.read(size)
+                if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                    raise FramingError(errors.BadRequest("Malformed chunked body."))
+
+        def _check_size(self, size: int) -> None:
+            if size > MAX_REQUEST_BYTES:
+                raise FramingError(errors.PayloadTooLarge(
+                    f"Request body is over {MAX_REQUEST_BYTES} bytes (API Gateway's limit).",
+                    limit_bytes=MAX_REQUEST_BYTES))
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """http.server's own errors (414, 431, bad request lines...) as JSON, not HTML."""
+            if self.request_version == "HTTP/0.9":  # unparsable request line: answer in HTTP/1.x
+                self.request_version = "HTTP/1.0"
+            error = protocol_errors.get(code, errors.BadRequest)(
+                (message or explain or self.responses.get(code, ("Bad request",))[0])[:300])
+            self.close_connection = True
+            self._send_json_error(error)
+
+        def _send_json_error(self, error: Any) -> None:
+            body = json.dumps(error.to_body()).encode()
+            self.send_response(error.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             if os.environ.get("LOCAL_ACCESS_LOG", "0") == "1":
@@ -130,6 +228,15 @@ def readable_logs() -> None:
             return text + (f"\n{log['exception']}" if log.get("exception") else "")
 
     logger.registered_handler.setFormatter(Readable())
+
+
+def _server_class() -> type:
+    from chalice.local import ThreadedHTTPServer
+
+    class Server(ThreadedHTTPServer):
+        request_queue_size = LISTEN_BACKLOG
+
+    return Server
 
 
 def _chalice_config() -> Any:
@@ -187,12 +294,15 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     api_key = _dev_key()
     # create_local_server makes app.current_request thread-local for the threaded server.
     create_local_server(app, config, host, 0).server.server_close()
-    server = LocalDevServer(app, config, host, port, handler_cls=_request_handler())
+    server = LocalDevServer(app, config, host, port, handler_cls=_request_handler(),
+                            server_cls=_server_class())
     thread = threading.Thread(target=server.server.serve_forever, daemon=True, name="api")
     thread.start()
     bound = server.server.server_address[1]
     stoppers.append(server.shutdown)
     api_url = f"http://{host}:{bound}{STAGE_PREFIX}"
+    # capture URLs are built from this, never from a request's Host header
+    os.environ.setdefault("PUBLIC_API_URL", api_url)
     inbox_url = inbox_token = None
     if not os.environ.get("WEBHOOK_URL"):
         inbox_url, inbox_token = _local_inbox(api_url)
@@ -230,14 +340,19 @@ def _local_inbox(api_url: str) -> tuple[str, str]:
     return f"{api_url}/v1/inboxes/local/requests", token
 
 
-def main() -> None:
-    port = int(os.environ.get("PORT", "8000"))
-    stack = start(port=port, moto_port=int(os.environ.get("MOTO_PORT", "5055")))
+def banner(stack: LocalStack) -> str:
+    """What `make run` prints: the addresses, and the exact environment that the README's
+    examples (curl and the CLI) use, so they work on any PORT."""
     base = stack.api_url
-    watch = (f"\n  webhooks    curl -s -H \"Authorization: Bearer $KEY\" "
-             f"-H 'X-Inbox-Token: {stack.inbox_token}' {stack.inbox_url}"
-             if stack.inbox_url else "")
-    print(f"""
+    exports = [f"export SESSION_SERVICE_URL={base}",
+               f"export SESSION_SERVICE_API_KEY={stack.api_key}"]
+    if stack.inbox_token:
+        exports.append(f"export INBOX_TOKEN={stack.inbox_token}")
+    exports += ['export B="$SESSION_SERVICE_URL/v1"',
+                'export K="Authorization: Bearer $SESSION_SERVICE_API_KEY"']
+    inbox = " (the inbox `local` of this stack: read it with $INBOX_TOKEN)" if stack.inbox_token else ""
+    lines = "\n".join(f"  {line}" for line in exports)
+    return f"""
 Session service running locally (data lives until you stop it).
   API         {base}/v1            (also without /api)
   API key     {stack.api_key}   (admin; set LOCAL_API_KEY to choose it)
@@ -245,21 +360,61 @@ Session service running locally (data lives until you stop it).
   docs        {base}/docs
   moto        {stack.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)
   table       {stack.table_name}
-  deliveries  webhooks POSTed to {stack.webhook_url}{watch}
+  deliveries  webhooks POSTed to {stack.webhook_url}{inbox}
+
+In the shell where you follow the README, paste (curl and python -m infra.cli read these):
+{lines}
 
 Try:
-  export KEY={stack.api_key}
-  curl -s -X POST {base}/v1/manuals -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
-    -d '{{"manual_id":"m1","title":"Demo","steps":[{{"step_number":1,"title":"One","content":"..."}},{{"step_number":2,"title":"Two","content":"..."}}]}}'
-  curl -s -X POST {base}/v1/sessions -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
-    -d '{{"session_id":"s1","user_id":"u1","manual_id":"m1"}}'
-  curl -s -X POST {base}/v1/sessions/s1/progress -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
-    -d '{{"user_id":"u1","current_step":1,"step_status":"DONE"}}'
+  curl -s -H "$K" "$B/sessions"
+  curl -s -H "$K" -H "X-Inbox-Token: $INBOX_TOKEN" "$B/inboxes/local/requests"
+  .venv/bin/python -m infra.cli sessions list
 
-Ctrl-C stops everything.""", flush=True)
+Ctrl-C stops everything."""
+
+
+def _hold_terminal() -> Callable[[], None]:
+    """Under `make run`, make and this process share the terminal's foreground process
+    group, so Ctrl-C's SIGINT reaches make too, which then reports `*** [run] Interrupt` and
+    exits 2 however cleanly we stop. Becoming the foreground group ourselves (as a shell does
+    for a job) sends Ctrl-C to us alone: we stop, give the terminal back, exit 0, and so does
+    make. Returns what gives the terminal back (nothing to do without a terminal)."""
+    try:
+        tty = os.open("/dev/tty", os.O_RDWR)
+    except OSError:
+        return lambda: None
+    group = os.getpgrp()
+    try:
+        if group == os.getpid() or os.tcgetpgrp(tty) != group:
+            raise OSError("already a job of our own, or in the background: nothing to do")
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background group may set the foreground
+        # Ctrl-Z would stop us while make waits on us, leaving the terminal to no one
+        signal.signal(signal.SIGTSTP, signal.SIG_IGN)
+        os.setpgid(0, 0)
+        os.tcsetpgrp(tty, os.getpgrp())
+    except OSError:
+        os.close(tty)
+        return lambda: None
+
+    def give_back() -> None:
+        try:
+            os.tcsetpgrp(tty, group)
+        except OSError:
+            pass  # make is gone already: the shell takes its terminal back itself
+
+    return give_back
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`make run`: start everything, print the banner, stop on Ctrl-C or SIGTERM.
+    `--foreground` (what make run passes): take the terminal's foreground, see _hold_terminal."""
+    give_back = _hold_terminal() if "--foreground" in (sys.argv[1:] if argv is None else argv) else None
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
+    port = int(os.environ.get("PORT", "8000"))
+    stack = start(port=port, moto_port=int(os.environ.get("MOTO_PORT", "5055")))
+    print(banner(stack), flush=True)
     while not stopped.wait(0.5):
         pass
     print("\nStopping...", file=sys.stderr)
@@ -269,6 +424,8 @@ Ctrl-C stops everything.""", flush=True)
     stopper.start()
     stopper.join(timeout=10)
     sys.stdout.flush()
+    if give_back is not None:
+        give_back()
     os._exit(0)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import signal
@@ -76,14 +77,26 @@ def aws(monkeypatch: pytest.MonkeyPatch, stack_parameters: dict[str, str]) -> It
     reset_process_state()
 
 
+@contextlib.contextmanager
+def _environment_as_lambda_sets_it(self: Any, environment_variables: dict[str, str]) -> Iterator[None]:
+    """chalice.test swaps os.environ for a copy during each request and back after it: two
+    requests at once can leave a copy in place for good, and every later test then sees a
+    stale environment (a MAX_UPDATE_ATTEMPTS=1 set by one test leaked into the next). Lambda
+    sets a function's variables once; so does this, in place (the stage's values are
+    constants)."""
+    os.environ.update(environment_variables)
+    yield
+
+
 @pytest.fixture
-def client(aws: Any) -> Iterator[Any]:
+def client(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from chalice.local import CustomLocalChalice, LocalChalice
-    from chalice.test import Client
+    from chalice.test import BaseClient, Client
 
     from app import app
     from infra import gateway
 
+    monkeypatch.setattr(BaseClient, "_patched_env_vars", _environment_as_lambda_sets_it)
     gateway.install()  # 401/403 answered as API Gateway answers them
     if not isinstance(app, LocalChalice):
         # As `chalice local` does: keep current_request per thread, so tests can send
@@ -248,13 +261,14 @@ class StackProcess:
         environment = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "LOCAL_INBOX_TOKEN": "test-token",
                        "LOCAL_API_KEY": LOCAL_ADMIN_KEY, "PYTHONUNBUFFERED": "1"}
         for key in ("AWS_ENDPOINT_URL", "TABLE_NAME", "WEBHOOK_URL", "WEBHOOK_SECRET",
-                    "DELIVERY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "WEBHOOK_RETRY_SCHEDULE"):
+                    "DELIVERY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "WEBHOOK_RETRY_SCHEDULE", "PUBLIC_API_URL"):
             environment.pop(key, None)
         environment.update(env or {})
         self.proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=Path(__file__).resolve().parent.parent,
                                      env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.urls: dict[str, str] = {}
+        self.exports: list[str] = []  # the `export ...` lines it prints for the README's examples
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -262,11 +276,12 @@ class StackProcess:
             if not line:
                 break
             self.lines.append(line)
-            for name, pattern in (("api", r"API\s+(http://\S+)/v1"),
-                                  ("webhooks", r"webhooks\s+curl .* (http://\S+/requests)")):
-                match = re.search(pattern, line)
-                if match:
-                    self.urls[name] = match.group(1)
+            match = re.search(r"API\s+(http://\S+)/v1", line)
+            if match:
+                self.urls["api"] = match.group(1)
+                self.urls["webhooks"] = f"{match.group(1)}/v1/inboxes/local/requests"
+            if line.startswith("  export "):
+                self.exports.append(line.strip())
             if "Ctrl-C stops everything" in line:
                 break
         assert "api" in self.urls, "".join(self.lines)
@@ -282,13 +297,14 @@ class StackProcess:
 
 
 @pytest.fixture(scope="session")
-def local_stack() -> Iterator[dict[str, str]]:
-    """`make run`'s stack in a subprocess: its URLs ("api", "webhooks") and the dev admin API
-    key it was started with ("api_key")."""
+def local_stack() -> Iterator[dict[str, Any]]:
+    """`make run`'s stack in a subprocess: its URLs ("api", "webhooks"), the dev admin API
+    key it was started with ("api_key"), and the `export` lines it printed for the README's
+    examples ("exports")."""
     # three attempts, 5 s apart: a webhook can fail for good within a test
     stack = StackProcess({"WEBHOOK_RETRY_SCHEDULE": "5,5"})
-    assert set(stack.urls) == {"api", "webhooks"}, stack.output
-    yield {**stack.urls, "api_key": LOCAL_ADMIN_KEY}
+    assert set(stack.urls) == {"api", "webhooks"} and stack.exports, stack.output
+    yield {**stack.urls, "api_key": LOCAL_ADMIN_KEY, "exports": stack.exports}
     assert stack.stop() == 0, stack.output[-3000:]
 
 

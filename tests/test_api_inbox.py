@@ -14,8 +14,12 @@ from chalicelib import webhooks
 SECRET = "whsec_" + base64.b64encode(b"inbox-secret-inbox-secret-123456").decode()
 
 
+PUBLIC_URL = "https://hooks.example.test/api"
+
+
 @pytest.fixture
-def box(api):
+def box(api, monkeypatch):
+    monkeypatch.setenv("PUBLIC_API_URL", PUBLIC_URL)
     response = api.post("/v1/inboxes", {"name": "mine", "signing_secret": SECRET})
     assert response.status_code == 201
     return response.json
@@ -32,7 +36,7 @@ def capture(api, box, method: str, body=b"", headers=None, query: str = ""):
 
 def test_create_inbox_ids_and_conflicts(api, box) -> None:
     assert len(box["inbox_id"]) >= 22  # 128 random bits, url-safe
-    assert box["capture_url"].endswith(f"/api/v1/hooks/{box['inbox_id']}")
+    assert box["capture_url"] == f"{PUBLIC_URL}/v1/hooks/{box['inbox_id']}"
     assert box["read_token"] and box["verifies_signatures"] is True
     custom = api.post("/v1/inboxes", {"inbox_id": "my-box"})
     assert custom.status_code == 201 and custom.json["inbox_id"] == "my-box"
@@ -172,3 +176,72 @@ def test_health(api, aws) -> None:
     down = api.get("/health/ready")
     assert down.status_code == 503 and down.json["checks"]["queue"].startswith("error")
     assert down.json["checks"]["table"] == "ok"
+
+
+@pytest.mark.parametrize("text", ["€" * 150_000, "€" * 349_525, "é" * 524_288, "😀" * 262_144])
+def test_multi_byte_bodies_up_to_1_mb_are_stored_whole(api, box, text) -> None:
+    # GIVEN a text body of up to 1 MB whose characters are 2-4 bytes each
+    body = text.encode()
+    assert len(body) <= 1024 * 1024
+    # WHEN it is captured THEN it is stored (items are sized in bytes, not characters)
+    response = capture(api, box, "POST", body, {"Content-Type": "text/plain; charset=utf-8"})
+    assert response.status_code == 200, response.body[:300]
+    request_id = reads(api, box, "/requests").json["items"][0]["request_id"]
+    full = reads(api, box, f"/requests/{request_id}").json
+    assert full["body"] == text and full["size_bytes"] == len(body)
+
+
+def test_large_headers_count_towards_the_item_size(api, box) -> None:
+    # GIVEN a 300 KB body with three 60 KB headers
+    headers = {"Content-Type": "text/plain", **{f"X-Big-{n}": "h" * 60_000 for n in range(3)}}
+    response = capture(api, box, "POST", b"b" * 300_000, headers)
+    # THEN it is stored whole, headers included
+    assert response.status_code == 200, response.body[:300]
+    request_id = reads(api, box, "/requests").json["items"][0]["request_id"]
+    full = reads(api, box, f"/requests/{request_id}").json
+    stored = {k.lower(): v for k, v in full["headers"].items()}
+    assert full["body"] == "b" * 300_000 and stored["x-big-2"] == "h" * 60_000
+
+
+def test_headers_too_large_for_any_item_are_a_431(api, box) -> None:
+    headers = {"Content-Type": "text/plain", **{f"X-Big-{n}": "h" * 60_000 for n in range(8)}}
+    response = capture(api, box, "POST", b"small", headers)
+    assert response.status_code == 431, response.body[:300]
+    assert json.loads(response.body)["error"] == "headers_too_large"
+    assert reads(api, box, "/requests").json["items"] == []
+
+
+@pytest.mark.parametrize("headers", [
+    {"Host": "evil.example:666", "X-Forwarded-Proto": "javascript"},
+    {"Host": "evil.example", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"},
+])
+def test_capture_url_never_comes_from_request_headers(api, monkeypatch, headers) -> None:
+    # GIVEN the API's public URL in configuration, WHEN a request names another host
+    monkeypatch.setenv("PUBLIC_API_URL", PUBLIC_URL)
+    created = api.post("/v1/inboxes", {}, headers=headers).json
+    # THEN the capture URL is built from configuration alone
+    assert created["capture_url"] == f"{PUBLIC_URL}/v1/hooks/{created['inbox_id']}"
+    # AND without configuration nor an API Gateway context there is no URL to give, not a guess
+    monkeypatch.delenv("PUBLIC_API_URL")
+    unknown = api.post("/v1/inboxes", {}, headers=headers).json
+    assert unknown["capture_url"] is None
+    assert unknown["capture_path"] == f"/v1/hooks/{unknown['inbox_id']}"
+
+
+@pytest.mark.parametrize("configured,context,expected", [
+    (None, {"domainName": "abc123.execute-api.eu-west-1.amazonaws.com", "stage": "api"},
+     "https://abc123.execute-api.eu-west-1.amazonaws.com/api"),
+    ("https://hooks.example.com/api/", {"domainName": "abc.execute-api.eu-west-1.amazonaws.com", "stage": "api"},
+     "https://hooks.example.com/api"),
+    ("http://127.0.0.1:8000/api", {}, "http://127.0.0.1:8000/api"),
+    (None, {"domainName": "evil.example:666/x", "stage": "api"}, None),
+    (None, {"domainName": "abc.example", "stage": "api/../x"}, None),
+    ("javascript://evil.example/api", {}, None),
+    ("https://user:pw@hooks.example.com/api", {}, None),
+    ("https://hooks.example.com/api?x=1", {}, None),
+    (None, {}, None),
+])
+def test_capture_base_url_is_http_s_from_configuration_or_the_gateway(configured, context, expected) -> None:
+    from chalicelib import inbox
+
+    assert inbox.public_base_url(configured, context) == expected

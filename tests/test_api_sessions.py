@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import boto3
+import pytest
+
+from chalicelib import store
 from tests.conftest import manual_body
 
 
@@ -152,3 +158,105 @@ def test_next_step(api, make_session) -> None:
         api.post(f"/v1/sessions/{sid}/progress", {"user_id": "user-1", "current_step": step, "step_status": "DONE"})
     done = api.get(f"/v1/sessions/{sid}/next-step").json
     assert done["is_completed"] is True and done["next_step"] is None
+
+
+def stored_under(aws, session_id: str) -> list[str]:
+    """Every item left in the session's partition (sort keys), read straight from the table."""
+    items = boto3.client("dynamodb").query(
+        TableName=aws.table_name, KeyConditionExpression="PK = :pk", ConsistentRead=True,
+        ExpressionAttributeValues={":pk": {"S": f"SESSION#{session_id}"}})["Items"]
+    return [i["SK"]["S"] for i in items]
+
+
+def test_a_delete_racing_writers_leaves_nothing_and_the_id_starts_clean(api, aws) -> None:
+    # GIVEN a session with 30 messages, and 4 threads posting ONGOING progress and messages
+    assert api.post("/v1/manuals", manual_body("m-race", steps=40)).status_code == 201
+    body = {"session_id": "s-race", "user_id": "u", "manual_id": "m-race"}
+    assert api.post("/v1/sessions", body).status_code == 201
+    for n in range(30):
+        api.post("/v1/sessions/s-race/messages", {"user_id": "u", "message": f"m{n}", "sender": "user"})
+    stop, codes = threading.Event(), Counter()
+
+    def writer(n: int) -> None:
+        step = 1
+        while not stop.is_set():
+            codes[api.post("/v1/sessions/s-race/progress",
+                           {"user_id": "u", "current_step": step, "step_status": "ONGOING"}).status_code] += 1
+            codes[api.post("/v1/sessions/s-race/messages",
+                           {"user_id": "u", "message": f"w{n}", "sender": "agent"}).status_code] += 1
+            step = step % 40 + 1
+
+    # WHEN the session is deleted while they write
+    with ThreadPoolExecutor(4) as pool:
+        writers = [pool.submit(writer, n) for n in range(4)]
+        time.sleep(0.5)
+        deleted = api.delete("/v1/sessions/s-race")
+        time.sleep(0.5)
+        stop.set()
+        for done in writers:
+            done.result()
+    # THEN nothing of it is left, and writers were answered 2xx or 404, never a 5xx
+    assert deleted.status_code == 204
+    assert set(codes) <= {200, 201, 404} and codes[404] > 0, codes
+    assert stored_under(aws, "s-race") == []
+    assert api.get("/v1/sessions/s-race/events").status_code == 404
+    assert api.get("/v1/manuals/m-race").json["active_sessions"] == 0
+    # WHEN the same id is started again THEN it starts clean and works to the end
+    again = api.post("/v1/sessions", body)
+    assert again.status_code == 201 and again.json["message_count"] == 0
+    for step in range(1, 13):
+        response = api.post("/v1/sessions/s-race/progress",
+                            {"user_id": "u", "current_step": step, "step_status": "DONE"})
+        assert response.status_code == 200, response.json
+    assert api.post("/v1/sessions/s-race/messages", {"user_id": "u", "message": "new", "sender": "user"}).status_code == 201
+    assert api.patch("/v1/sessions/s-race", {"status": "ended"}).status_code == 200
+    assert [m["message"] for m in api.get("/v1/sessions/s-race/messages").json["items"]] == ["new"]
+    assert api.get("/v1/sessions/s-race").json["message_count"] == 1
+    events = api.get("/v1/sessions/s-race/events?limit=100").json["items"]
+    assert [e["sequence"] for e in events] == list(range(1, 15))
+
+
+def test_a_delete_that_stopped_midway_is_finished_by_the_next_delete(api, aws, make_session, monkeypatch) -> None:
+    # GIVEN a delete that crashed after it began (the children were not removed)
+    sid = make_session(manual_id="m-crash")["session_id"]
+    api.post(f"/v1/sessions/{sid}/messages", {"user_id": "user-1", "message": "hi", "sender": "user"})
+
+    def crash(**_: object) -> None:
+        raise RuntimeError("the process died here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "batch_write", crash)
+        assert api.delete(f"/v1/sessions/{sid}").status_code == 500
+    # THEN the session is gone for readers and writers, and its id is not yet free
+    assert api.get(f"/v1/sessions/{sid}").status_code == 404
+    refused = api.post(f"/v1/sessions/{sid}/messages", {"user_id": "user-1", "message": "x", "sender": "user"})
+    assert (refused.status_code, refused.json["error"]) == (404, "session_not_found")
+    progress = api.post(f"/v1/sessions/{sid}/progress", {"user_id": "user-1", "current_step": 1, "step_status": "DONE"})
+    assert (progress.status_code, progress.json["error"]) == (404, "session_not_found")
+    taken = api.post("/v1/sessions", {"session_id": sid, "user_id": "user-1", "manual_id": "m-crash"})
+    assert (taken.status_code, taken.json["error"]) == (409, "session_deleting")
+    assert sid not in [s["session_id"] for s in api.get("/v1/sessions").json["items"]]
+    # WHEN the delete is sent again THEN it finishes: nothing left, the counter dropped once
+    assert api.delete(f"/v1/sessions/{sid}").status_code == 204
+    assert stored_under(aws, sid) == []
+    assert api.get("/v1/manuals/m-crash").json["active_sessions"] == 0
+    assert api.delete(f"/v1/sessions/{sid}").status_code == 404
+
+
+@pytest.mark.parametrize("blocked", ["event", "message"])
+def test_a_write_refused_by_a_leftover_item_is_a_409_not_a_500(api, aws, make_session, blocked) -> None:
+    # GIVEN an item in the session's partition where the next write must put its own (as the
+    # orphans of a racing delete once were)
+    sid = make_session()["session_id"]
+    key = {"event": f"EVT#{2:010d}", "message": "MSGID#taken"}[blocked]
+    boto3.client("dynamodb").put_item(TableName=aws.table_name, Item={
+        "PK": {"S": f"SESSION#{sid}"}, "SK": {"S": key}, "type": {"S": "leftover"}})
+    # WHEN a write collides with it THEN a JSON 409 (never a 500), and nothing changed
+    if blocked == "event":
+        response = api.post(f"/v1/sessions/{sid}/progress", {"user_id": "user-1", "current_step": 1, "step_status": "DONE"})
+        assert (response.status_code, response.json["error"]) == (409, "concurrent_update"), response.json
+    else:
+        response = api.post(f"/v1/sessions/{sid}/messages", {"user_id": "user-1", "message": "x",
+                                                            "sender": "user", "message_id": "taken"})
+        assert (response.status_code, response.json["error"]) == (422, "idempotency_key_reused"), response.json
+    assert api.get(f"/v1/sessions/{sid}").json["version"] == 1

@@ -195,3 +195,109 @@ def test_a_key_bound_to_a_user_touches_only_that_users_sessions(api) -> None:
     assert bound.post("/v1/sessions/s-theirs/progress",
                       {"user_id": "u-1", "current_step": 1, "step_status": "DONE"}).status_code in (403, 409)
     assert api.get("/v1/sessions/s-theirs").json["completed_steps"] == []
+
+
+# ---- keys bound to a user ------------------------------------------------------------------
+# The rule (README, Security): binding is for read and agent keys; an admin key cannot be
+# bound. A bound key reaches only the routes that narrow to its user's sessions or hold no
+# user's data (the manuals catalogue, the OpenAPI document); every other route is a 403.
+PER_USER = {
+    ("/v1/manuals", "GET"), ("/v1/manuals/{manual_id}", "GET"), ("/v1/openapi.json", "GET"),
+    ("/v1/sessions", "POST"), ("/v1/sessions", "GET"), ("/v1/sessions/{session_id}", "GET"),
+    ("/v1/sessions/{session_id}", "PATCH"), ("/v1/sessions/{session_id}/progress", "POST"),
+    ("/v1/sessions/{session_id}/next-step", "GET"), ("/v1/sessions/{session_id}/events", "GET"),
+    ("/v1/messages", "POST"), ("/v1/sessions/{session_id}/messages", "POST"),
+    ("/v1/sessions/{session_id}/messages", "GET"),
+}
+
+
+def bound_key(api, scopes: list[str], user: str = "u-A") -> str:
+    response = api.post("/v1/keys", {"scopes": scopes, "user_id": user})
+    assert response.status_code == 201, response.json
+    return response.json["key"]
+
+
+@pytest.mark.parametrize("scopes", [["admin"], ["agent", "admin"], ["admin", "read"]])
+def test_an_admin_key_cannot_be_bound_to_a_user(api, scopes) -> None:
+    response = api.post("/v1/keys", {"scopes": scopes, "user_id": "u-A"})
+    assert_error(response, 400, "validation_error")
+    assert "admin key cannot be bound" in response.json["message"]
+    assert [k for k in api.get("/v1/keys").json["items"] if k["user_id"]] == []
+
+
+def test_which_routes_a_bound_key_may_call_is_a_decision_per_route(api) -> None:
+    from chalicelib import openapi
+
+    for op in openapi.operations:
+        if op.scope == "public":
+            continue
+        assert op.bound_keys == ((op.path, op.method) in PER_USER), f"{op.method} {op.path}"
+
+
+@pytest.mark.parametrize("scopes", [["read"], ["agent"], ["agent", "read"]])
+def test_a_bound_key_gets_403_on_every_route_that_is_not_its_users(api, scopes) -> None:
+    """The whole matrix: every protected route, with a bound key of each kind. Per-user routes
+    answer (their own checks narrow them); every other route, analytics included, is 403."""
+    api.post("/v1/manuals", manual_body("m-1", 3))
+    api.post("/v1/sessions", {"session_id": "x-1", "user_id": "u-A", "manual_id": "m-1"})
+    bound = api.as_key(bound_key(api, scopes))
+    for path, method, _ in route_table():
+        if (path, method) in PUBLIC:
+            continue
+        response = bound.request(method, concrete(path), {}, headers={"X-Inbox-Token": "wrong"})
+        in_scope = required_scope(path, method) in auth.GRANTS["agent" if "agent" in scopes else "read"]
+        if (path, method) in PER_USER and in_scope:  # x-1 is u-A's: the route answers
+            assert response.status_code not in (401, 403), (method, path, response.json)
+        else:
+            assert_error(response, 403, "forbidden")
+        assert response.status_code < 500, (method, path, response.json)
+
+
+def test_a_bound_key_reads_no_analytics_and_acts_on_no_other_users_data(api) -> None:
+    api.post("/v1/manuals", manual_body("m-1", 3))
+    api.post("/v1/sessions", {"session_id": "s-B", "user_id": "u-B", "manual_id": "m-1"})
+    event_id = api.get("/v1/sessions/s-B/events").json["items"][0]["event_id"]
+    bound = api.as_key(bound_key(api, ["agent"]))
+    for response in (bound.get("/v1/analytics/overview"), bound.get("/v1/analytics/popular-manuals"),
+                     bound.get("/v1/analytics/recent-activity"), bound.get("/v1/deliveries"),
+                     bound.post(f"/v1/events/{event_id}/redeliver"), bound.post("/v1/deliveries/redrive"),
+                     bound.post("/v1/keys", {"scopes": ["admin"]}), bound.get("/v1/keys"),
+                     bound.get("/v1/inboxes/local/requests", headers={"X-Inbox-Token": "t"})):
+        assert_error(response, 403, "forbidden")
+    assert [k["user_id"] for k in api.get("/v1/keys").json["items"]].count(None) == 1  # the tests' own
+
+
+def test_a_bound_admin_key_stored_before_the_rule_still_cannot_escape(api) -> None:
+    # GIVEN a key bound to u-A with the admin scope, written as the old code allowed
+    token = "ssk_legacy_bound_admin_key_0001"
+    item = {"PK": "APIKEY#" + auth._digest(token)[:16], "SK": store.META, "type": "apikey",
+            "key_id": auth._digest(token)[:16], "hash": auth._digest(token), "scopes": ["admin"],
+            "name": "legacy", "user_id": "u-A", "created_at": "2026-11-01T00:00:00.000000Z",
+            "GSI1PK": "APIKEYS", "GSI1SK": auth._digest(token)[:16]}
+    store.put_item(item)
+    legacy = api.as_key(token)
+    api.post("/v1/manuals", manual_body("m-1", 3))
+    api.post("/v1/sessions", {"session_id": "s-B", "user_id": "u-B", "manual_id": "m-1"})
+    # THEN it mints no key, lists and revokes none, redrives nothing, reads no analytics
+    assert_error(legacy.post("/v1/keys", {"scopes": ["admin"]}), 403, "forbidden")
+    assert_error(legacy.get("/v1/keys"), 403, "forbidden")
+    assert_error(legacy.delete(f"/v1/keys/{item['key_id']}"), 403, "forbidden")
+    assert_error(legacy.post("/v1/deliveries/redrive"), 403, "forbidden")
+    assert_error(legacy.get("/v1/analytics/overview"), 403, "forbidden")
+    assert_error(legacy.delete("/v1/sessions/s-B"), 403, "forbidden")
+    assert api.get("/v1/sessions/s-B").status_code == 200
+
+
+def test_a_key_never_mints_a_wider_key() -> None:
+    admin = auth.Principal("k1", frozenset({"admin"}), None)
+    agent = auth.Principal("k2", frozenset({"agent"}), None)
+    bound = auth.Principal("k3", frozenset({"agent"}), "u-A")
+    assert auth.check_can_mint(admin, auth.KeyCreate(scopes=["admin"])) is None
+    assert auth.check_can_mint(admin, auth.KeyCreate(scopes=["agent"], user_id="u-B")) is None
+    for principal, body in ((agent, auth.KeyCreate(scopes=["admin"])),
+                            (agent, auth.KeyCreate(scopes=["read", "admin"])),
+                            (bound, auth.KeyCreate(scopes=["agent"])),
+                            (bound, auth.KeyCreate(scopes=["read"], user_id="u-B"))):
+        with pytest.raises(auth.Forbidden):
+            auth.check_can_mint(principal, body)
+    assert auth.check_can_mint(bound, auth.KeyCreate(scopes=["read"], user_id="u-A")) is None

@@ -240,6 +240,8 @@ def test_manuals_import_stops_on_an_auth_error(stack, http, tmp_path: Path) -> N
     result = run(stack["api"], "manuals", "import", str(path), str(path), key=created["key"])
     assert result.exit_code == 1
     assert "error: forbidden: " in result.stderr and "admin" in result.stderr
+    # only the error: no "0 created, 0 unchanged, 0 failed" tally of files never tried
+    assert "created" not in result.stderr and result.stdout == ""
 
 
 # ---- sessions ------------------------------------------------------------------------------
@@ -400,6 +402,14 @@ def test_events_tail_follow_prints_new_events_and_delivery_changes(stack, http, 
         wait_line(lambda line: "session_ended" in line)
         change = wait_line(lambda line: "retrying -> delivered" in line)
         assert events_of(http, sid)[0]["event_id"] in change and "2, last 200" in change
+        # and every row, the first table's and the later ones, lines up under the header
+        header = next(line for line in seen if line.startswith("SEQ"))
+        rows = [line for line in seen if "evt_" in line and " -> " not in line]
+        assert len(rows) == 3
+        for column in ("TYPE", "DETAIL", "DELIVERY", "ATTEMPTS", "EVENT"):
+            starts = {row[header.index(column) - 2:header.index(column)] for row in rows}
+            assert starts == {"  "}, (column, header, rows)
+        assert {row.index("evt_") for row in rows} == {header.index("EVENT")}
     finally:
         # WHEN the operator presses Ctrl-C: it stops cleanly
         code = interrupt(proc, timeout=10)

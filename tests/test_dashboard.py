@@ -45,7 +45,10 @@ pytestmark = pytest.mark.skipif(
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
+from chalicelib import auth  # noqa: E402
 from tests.conftest import wait_for  # noqa: E402
+
+FORBIDDEN = json.loads(auth.FORBIDDEN_BODY)["message"]  # what the gateway answers a 403
 
 expect.set_options(timeout=10_000)
 
@@ -556,7 +559,7 @@ def test_api_errors_are_shown_not_swallowed(page: Page, http: Http, data: dict) 
         read_key = "ssk_read_only_0000"
         page.route("**/v1/events/*/redeliver", lambda route: route.fulfill(
             status=403, content_type="application/json", body=json.dumps(
-                {"error": "forbidden", "message": "This API key's scopes do not allow this request."})))
+                {"error": "forbidden", "message": FORBIDDEN})))
     key_field(page).fill(read_key)
     page.get_by_role("button", name="Use this key").click()
     expect(page.locator("#key-form")).to_be_hidden()
@@ -564,7 +567,7 @@ def test_api_errors_are_shown_not_swallowed(page: Page, http: Http, data: dict) 
     event = page.get_by_role("list", name="Events, oldest first").locator("> li").filter(has_text="gone")
     event.get_by_role("button", name="Redeliver").click()
     alert = event.get_by_role("alert")
-    expect(alert).to_contain_text("Redeliver failed: This API key's scopes do not allow this request.")
+    expect(alert).to_contain_text(f"Redeliver failed: {FORBIDDEN}")
     expect(alert).to_contain_text("(403 forbidden)")
     expect(alert).to_contain_text("not allowed to do this")
     expect(event.get_by_role("button", name="Redeliver")).to_be_enabled()
