@@ -40,11 +40,16 @@ def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of the process and its children (the moto server runs in one)."""
+    total = 0.0
+    pids = [pid] + [int(p) for p in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    for one in pids:
+        fields = open(f"/proc/{one}/stat").read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def moto_connections(pid: int, moto_port: int) -> int:
+def moto_connections(pid: int, moto_port: int) -> int:  # noqa: C901
     """Established TCP connections from the process to its moto server, right now."""
     inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
               if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")}

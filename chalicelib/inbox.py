@@ -294,12 +294,14 @@ def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | No
     else:
         chunks = utf8_chunks(encoded, CHUNK_BYTES)
         record["body_chunks"] = len(chunks)
-    writes = [{"Put": {"Item": store.to_item(record)}}]
-    if record["body_chunks"]:
+    if not record["body_chunks"]:  # the usual case: one item, one PutItem (half a transaction's cost)
+        store.put_item(record)
+    else:  # the capture and its chunks appear together or not at all
+        writes = [{"Put": {"Item": store.to_item(record)}}]
         writes += [{"Put": {"Item": store.to_item({
             "PK": f"INBOX#{inbox_id}", "SK": f"BODY#{request_id}#{n:03d}", "type": "capture_chunk",
             "data": chunk, "expires_at": expires_at})}} for n, chunk in enumerate(chunks)]
-    store.transact_write(writes)
+        store.transact_write(writes)
     response = item["response"]
     return response["status"], response["body"], response["content_type"]
 

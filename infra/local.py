@@ -9,6 +9,7 @@ the app's own inbox `local`, which verifies their signatures. Data lives as long
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,9 +23,18 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE_PREFIX = "/api"
+_PIPELINE = threading.local()  # set while the API serves one of our own webhooks (the inbox)
+# API requests handled at once (webhooks to the inbox `local` are not counted). One process
+# serves the API, the inbox and the event sources, and moto answers one call at a time
+# anyway: more API requests at once only took the interpreter from the pipeline, whose
+# backlog then grew without bound under load. Requests beyond it wait their turn.
+_API_TURNS = threading.BoundedSemaphore(int(os.environ.get("LOCAL_API_CONCURRENCY", "4")))
 # An idle event source waits for the next write to moto; this is its longest wait (a message
 # whose visibility timeout simply runs out, after a crash, is noticed within it).
-IDLE_POLL_SECONDS = 2.0
+IDLE_POLL_SECONDS = 5.0
+# Concurrent consumers of the delivery queue. Lambda runs one per active message group (a
+# session) up to its concurrency; FIFO lets each take one group at a time.
+QUEUE_CONSUMERS = int(os.environ.get("LOCAL_QUEUE_CONSUMERS", "8"))
 # API Gateway refuses bodies over 10 MB itself (the app's own limits are lower: 1 MB, 5 MB for
 # manuals); the local server refuses them before reading them.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
@@ -88,6 +98,9 @@ def _request_handler() -> type:
         disable_nagle_algorithm = True
 
         def _generic_handle(self) -> None:
+            from chalicelib.webhooks import USER_AGENT
+
+            _PIPELINE.on = self.headers.get("User-Agent") == USER_AGENT
             if self.path == STAGE_PREFIX or self.path.startswith(STAGE_PREFIX + "/"):
                 self.path = self.path[len(STAGE_PREFIX):] or "/"
             try:
@@ -96,9 +109,11 @@ def _request_handler() -> type:
                 self.close_connection = True
                 self._send_json_error(refused.error)
                 return
+            gate = contextlib.nullcontext() if _PIPELINE.on else _API_TURNS
             try:
-                response = self.local_gateway.handle_request(
-                    method=self.command, path=self.path, headers=headers, body=body)
+                with gate:
+                    response = self.local_gateway.handle_request(
+                        method=self.command, path=self.path, headers=headers, body=body)
             except AccessDenied as denied:  # the key's scopes do not allow this route
                 self._send_http_response(denied.CODE, denied.headers, denied.body)
                 return
@@ -260,12 +275,21 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
 
     from infra import gateway
     from infra.deploy import deploy
-    from infra.moto_atomic import AtomicMotoServer
+    from infra.moto_atomic import Activity, MotoProcess, mark_pipeline_calls
     from infra.runner import Runner
 
     stoppers: list[Any] = []
-    moto = AtomicMotoServer(host, moto_port).start()
+    moto = MotoProcess(host, moto_port)
     stoppers.append(moto.stop)
+    # the runner's consumers wait for the app's writes instead of polling
+    botocore_session = boto3._get_default_session()._session
+    table_activity, queue_activity = Activity(), Activity()
+    table_activity.watch(botocore_session, "dynamodb")
+    queue_activity.watch(botocore_session, "sqs")
+    # the event sources' calls go first at moto (see PriorityLock): the runner's threads, and
+    # the inbox capturing one of our webhooks (the pipeline's receiver, served by the API)
+    mark_pipeline_calls(botocore_session, lambda: threading.current_thread().name.startswith("runner")
+                        or getattr(_PIPELINE, "on", False))
     os.environ["AWS_ENDPOINT_URL"] = moto.url
     stack = deploy(boto3.Session())
     config = _chalice_config()
@@ -309,7 +333,8 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
         os.environ["WEBHOOK_URL"] = f"{api_url}/v1/hooks/local"
         settings.get_settings.cache_clear()
     runner = Runner(app_module, stack.stream_arn, stack.delivery_queue_url)
-    stoppers.append(runner.start(interval=IDLE_POLL_SECONDS, activity=moto.activity).set)
+    stoppers.append(runner.start(interval=IDLE_POLL_SECONDS, queue_concurrency=QUEUE_CONSUMERS, activity=table_activity,
+                                  queue_activity=queue_activity).set)
     return LocalStack(
         api_url=api_url, moto_url=moto.url, table_name=stack.table_name,
         stream_arn=stack.stream_arn, webhook_url=os.environ["WEBHOOK_URL"],

@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import io
 import json
-import socket
+import os
 import threading
 import time
 from typing import Any
@@ -30,9 +30,10 @@ _READS = {"GetRecords", "GetShardIterator", "DescribeStream", "ListStreams", "Re
 
 
 class Activity:
-    """What the local event sources wait for instead of polling in a loop: a counter bumped
-    by every write the moto server handles, and again when a message hidden by
-    ChangeMessageVisibility becomes visible (nothing requests anything at that moment).
+    """What a local event source waits for instead of polling in a loop: a counter bumped by
+    every write to one service (the stream's consumers watch DynamoDB, the queue's consumers
+    SQS), and for SQS again when a message hidden by ChangeMessageVisibility becomes visible
+    (nothing requests anything at that moment).
 
     A waiter reads `version` before it polls and, finding nothing, waits until the version
     moves or its timeout runs out: a write between its poll and its wait is never missed."""
@@ -79,22 +80,65 @@ class Activity:
         with self._cond:
             self._cond.wait_for(lambda: self._version != seen, timeout)
 
-    def observe(self, environ: dict[str, Any]) -> None:
-        """Look at one AWS request (a WSGI environ) before moto handles it."""
-        action = (environ.get("HTTP_X_AMZ_TARGET") or "").rsplit(".", 1)[-1]
-        if action in _READS:
+    def watch(self, session: Any, service: str) -> None:
+        """Learn of every write to `service` ("dynamodb", "sqs") made through clients created
+        from `session` (a botocore session) from now on: the app's and the runner's, the only
+        writers of the local stack, wherever moto runs."""
+        def after(event_name: str, **_: Any) -> None:
+            if event_name.rsplit(".", 1)[-1] not in _READS:
+                self.changed()
+
+        def hidden(params: dict[str, Any], **_: Any) -> None:
+            entries = params.get("Entries") or [params]
+            for delay in {int(e.get("VisibilityTimeout", 0)) for e in entries}:
+                self.due_in(delay + 0.05)  # just after SQS makes them visible again
+
+        session.register(f"after-call.{service}", after)
+        if service != "sqs":
             return
-        if action in ("ChangeMessageVisibility", "ChangeMessageVisibilityBatch"):
-            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-            environ["wsgi.input"] = io.BytesIO(body)
-            try:
-                request = json.loads(body or b"{}")
-                entries = request.get("Entries") or [request]
-                for delay in {int(e.get("VisibilityTimeout", 0)) for e in entries}:
-                    self.due_in(delay + 0.05)  # just after SQS makes it visible
-            except (ValueError, TypeError, AttributeError):
-                pass
-        self.changed()
+        session.register("provide-client-params.sqs.ChangeMessageVisibility", hidden)
+        session.register("provide-client-params.sqs.ChangeMessageVisibilityBatch", hidden)
+
+
+PRIORITY_HEADER = "x-local-pipeline"  # set by the local stack on its event sources' calls
+
+
+class PriorityLock:
+    """One request at a time, the event sources' first. The local stack's API and its event
+    sources share this one moto; under load, taking turns in arrival order let the API's
+    requests starve the pipeline (a webhook costs it more calls than a request costs the
+    API), so its backlog, and the lag, grew without bound. On AWS each part scales on its
+    own; here the event sources go first and the API slows down instead (backpressure)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._urgent = 0
+
+    def acquire(self, urgent: bool) -> None:
+        with self._cond:
+            if urgent:
+                self._urgent += 1
+            while self._busy or (not urgent and self._urgent):
+                self._cond.wait()
+            if urgent:
+                self._urgent -= 1
+            self._busy = True
+
+    def release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+
+
+def mark_pipeline_calls(session: Any, is_pipeline: Any) -> None:
+    """Tag the AWS calls made through clients of `session` (a botocore session) while
+    `is_pipeline()` holds, for the moto server's PriorityLock."""
+    def tag(request: Any, **_: Any) -> None:
+        if is_pipeline():
+            request.headers[PRIORITY_HEADER] = "1"
+
+    session.register("before-send", tag)
 
 
 def fast_json_responses() -> None:
@@ -137,9 +181,85 @@ def fast_json_responses() -> None:
     BaseJSONSerializer._serialize_result = serialize_result  # type: ignore[method-assign]
 
 
+def cheap_sqs_sends() -> None:
+    """moto 5.2 reads a queue's whole attribute set on every send (to know whether it
+    deduplicates by content) and for every message a receive hands out (its retention
+    period); that set includes three message counts, each a walk over every message the queue
+    holds: a send costs O(queue), a receive O(queue x batch), and a backlog slows the very
+    calls that would drain it. While a send or receive runs (one request at a time: see the
+    lock above) the counts are left out of the set; nothing those calls read needs them."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    if getattr(SQSBackend.send_message, "cheap", False):
+        return
+    counts = {"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed",
+              "ApproximateNumberOfMessagesNotVisible"}
+    light = [name for name in Queue.BASE_ATTRIBUTES if name not in counts]
+
+    def without_counts(send: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            before = Queue.BASE_ATTRIBUTES  # a batch send calls send_message: restore, not reset
+            Queue.BASE_ATTRIBUTES = light
+            try:
+                return send(*args, **kwargs)
+            finally:
+                Queue.BASE_ATTRIBUTES = before
+
+        run.cheap = True  # type: ignore[attr-defined]
+        return run
+
+    SQSBackend.send_message = without_counts(SQSBackend.send_message)  # type: ignore[method-assign]
+    SQSBackend.send_message_batch = without_counts(SQSBackend.send_message_batch)  # type: ignore[method-assign]
+    SQSBackend.receive_message = without_counts(SQSBackend.receive_message)  # type: ignore[method-assign]
+
+    # SQS hands out "as many messages with the same message group ID as possible" (its FIFO
+    # delivery logic), so that other consumers take other groups; moto takes every group's
+    # head in arrival order, so one consumer locks all groups and the rest wait. While a
+    # receive runs, the queue lists the first free group's messages only (SQS "might" add
+    # other groups' when a group has fewer than asked for; never doing so is within that,
+    # and lets each consumer work on a session of its own, as Lambda's do).
+    original_messages = Queue.messages.fget
+    receiving = threading.local()
+
+    def messages(self: Any) -> Any:
+        found = original_messages(self)
+        if not (getattr(receiving, "on", False) and self.fifo_queue):
+            return found
+        # a group is taken while one of its messages is received and still hidden (moto
+        # frees a visible-again one only inside the receive loop, after this)
+        pending = {m.group_id for m in self.pending_messages if not m.visible}
+        first = next((m.group_id for m in found if m.group_id not in pending), None)
+        return [m for m in found if m.group_id == first]
+
+    Queue.messages = property(messages)  # type: ignore[assignment, method-assign]
+    receive = SQSBackend.receive_message
+
+    def receive_group_first(*args: Any, **kwargs: Any) -> Any:
+        receiving.on = True
+        try:
+            return receive(*args, **kwargs)
+        finally:
+            receiving.on = False
+
+    SQSBackend.receive_message = receive_group_first  # type: ignore[method-assign]
+
+    # A receive asks every message whether it is visible and not delayed, each time building
+    # two datetimes to learn the time: the same answer from the clock directly.
+    import moto.sqs.models as sqs_models
+
+    original_time = sqs_models.unix_time
+
+    def unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else original_time(dt)
+
+    sqs_models.unix_time = unix_time
+    sqs_models.unix_time_millis = lambda dt=None: unix_time(dt) * 1000.0
+
+
 def fast_transactions() -> None:
     """Replace moto's TransactWriteItems with check-all-then-write (see the module doc)."""
     fast_json_responses()
+    cheap_sqs_sends()
     from moto.dynamodb.comparisons import get_filter_expression
     from moto.dynamodb.exceptions import (
         ConditionalCheckFailed, MultipleTransactionsException, TooManyTransactionsException,
@@ -215,28 +335,34 @@ def serialize_in_process_moto() -> None:
     _patched = True
 
 
-class AtomicMotoServer:
-    """A moto server on loopback that handles one AWS request at a time, keeps connections
-    alive (HTTP/1.1: the runner and the app reuse theirs), and tells `activity` about writes."""
+def atomic_app() -> Any:
+    """moto's WSGI app, answering one request at a time (the event sources' first)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication, MotoRequestHandler, create_backend_app,
-        )
-        from werkzeug.serving import make_server
+    fast_transactions()
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+    turns = PriorityLock()
+    urgent = "HTTP_" + PRIORITY_HEADER.upper().replace("-", "_")
 
-        fast_transactions()
-        dispatcher = DomainDispatcherApplication(create_backend_app)
-        self.activity = Activity()
-        activity = self.activity
-
-        def app(environ: dict[str, Any], start_response: Any) -> Any:
-            activity.observe(environ)
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        turns.acquire(urgent=urgent in environ)
+        try:
             with _lock:
                 return list(dispatcher(environ, start_response))
+        finally:
+            turns.release()
+
+    return app
+
+
+class AtomicMotoServer:
+    """A moto server on loopback, in a thread, answering one AWS request at a time."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+        from werkzeug.serving import make_server
 
         class QuietHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
-            protocol_version = "HTTP/1.1"
             # headers and body go out in separate writes: without this each answer waits
             # for the client's delayed ACK (about 40 ms per AWS call)
             disable_nagle_algorithm = True
@@ -244,7 +370,7 @@ class AtomicMotoServer:
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 pass
 
-        self._server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
+        self._server = make_server(host, port, atomic_app(), threaded=True, request_handler=QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name="moto-server")
 
@@ -260,3 +386,68 @@ class AtomicMotoServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._thread.join(timeout=5)
+
+
+class MotoProcess:
+    """moto in a process of its own (`python -m infra.moto_atomic`), so moto's work and the
+    local stack's (API, runner, inbox) each have an interpreter, and a core, of their own: in
+    one process they shared one GIL and the pipeline starved under load. Served by waitress,
+    which keeps connections alive (werkzeug's server closes every one: a new connection, and
+    a new thread, per AWS call)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        import subprocess
+        import sys
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self._proc = subprocess.Popen([sys.executable, "-m", "infra.moto_atomic", host, str(port)],
+                                      stdout=subprocess.PIPE, text=True, cwd=root)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if not line.startswith("http://"):
+            self._proc.kill()
+            raise RuntimeError(f"the moto server did not start: {line!r}")
+        self.url = line
+
+    def start(self) -> MotoProcess:
+        return self
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=5)
+        except Exception:  # noqa: BLE001 - it goes either way
+            self._proc.kill()
+
+
+def main() -> None:
+    """Serve moto on HOST PORT until terminated; prints the URL once it accepts requests."""
+    import signal
+    import sys
+
+    import logging
+
+    from waitress import create_server
+
+    logging.getLogger("waitress").setLevel(logging.ERROR)  # "task queue depth": one at a time is the point
+
+    host, port = (sys.argv[1], int(sys.argv[2])) if len(sys.argv) > 2 else ("127.0.0.1", 0)
+    # one request runs at a time anyway (the lock): a few threads keep connections served
+    server = create_server(atomic_app(), host=host, port=port, threads=4, connection_limit=200,
+                           channel_timeout=300, ident="moto")
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the stack, which stops us
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the stack died without stopping us: go too
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    print(f"http://{host}:{server.effective_port}", flush=True)
+    server.run()
+
+
+if __name__ == "__main__":
+    main()

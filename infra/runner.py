@@ -26,6 +26,7 @@ from typing import Any
 
 log = logging.getLogger("runner")
 REGION = "us-east-1"
+SHARD_REFRESH_SECONDS = 5.0
 
 
 def lambda_stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
@@ -110,6 +111,7 @@ class Runner:
     invocations: dict[str, int] = field(default_factory=dict)
     _shards: dict[str, _Shard] = field(default_factory=dict)
     _next_run: dict[str, float] = field(default_factory=dict)
+    _shards_seen: float = 0.0
 
     def __post_init__(self) -> None:
         import boto3
@@ -122,6 +124,12 @@ class Runner:
     # ---- stream ------------------------------------------------------------------------
 
     def _refresh_shards(self) -> None:
+        # a table's shards change rarely (moto: never): look again every few seconds, not on
+        # every poll
+        now = time.monotonic()
+        if self._shards and now - self._shards_seen < SHARD_REFRESH_SECONDS:
+            return
+        self._shards_seen = now
         shards = self._streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
         for shard in shards:
             for handler in self.stream_handlers:
@@ -255,23 +263,26 @@ class Runner:
         return min(self._next_run.values(), default=float("inf"))
 
     def start(self, interval: float = 0.1, queue_concurrency: int = 4,
-              activity: Any = None) -> Stopper:
+              activity: Any = None, queue_activity: Any = None) -> Stopper:
         """Poll in the background, as Lambda does: the stream consumers and the schedules on
         one thread, and `queue_concurrency` concurrent consumers of the FIFO queue (Lambda
         scales SQS consumers out; FIFO still hands a session's messages to one at a time).
 
-        With `activity` (the moto server's, see infra/moto_atomic.py) an idle consumer waits
-        for the next write instead of polling every `interval`, which is then only the
-        longest wait (messages whose visibility timeout simply runs out, after a crash).
+        With `activity` (infra/moto_atomic.py: the table's writes; `queue_activity`: the
+        queue's, if apart) an idle consumer waits for the next write instead of polling every
+        `interval`, which is then only the longest wait (messages whose visibility timeout
+        simply runs out, after a crash).
         Call the returned Stopper's `set()` to stop."""
         stop = threading.Event()
         never = lambda: float("inf")  # noqa: E731
-        loops = [("stream", lambda: self.pump_stream() + self.pump_schedules(), self.next_schedule_due)]
-        loops += [(f"queue-{n}", self.pump_queue, never) for n in range(queue_concurrency)]
-        for name, step, due in loops:
-            threading.Thread(target=self._loop, args=(step, stop, interval, activity, due), daemon=True,
+        queue_activity = queue_activity or activity
+        loops = [("stream", lambda: self.pump_stream() + self.pump_schedules(), self.next_schedule_due,
+                  activity)]
+        loops += [(f"queue-{n}", self.pump_queue, never, queue_activity) for n in range(queue_concurrency)]
+        for name, step, due, source in loops:
+            threading.Thread(target=self._loop, args=(step, stop, interval, source, due), daemon=True,
                              name=f"runner-{name}").start()
-        return Stopper(stop, activity)
+        return Stopper(stop, (activity, queue_activity))
 
 
 @dataclass
@@ -279,9 +290,10 @@ class Stopper:
     """Stops the runner's threads, waking the ones waiting for activity."""
 
     event: threading.Event
-    activity: Any = None
+    activities: tuple[Any, ...] = ()
 
     def set(self) -> None:
         self.event.set()
-        if self.activity is not None:
-            self.activity.changed()
+        for activity in self.activities:
+            if activity is not None:
+                activity.changed()

@@ -555,7 +555,8 @@ def test_redrive_gives_up_on_messages_it_cannot_receive(served, aws, monkeypatch
     # GIVEN two dead letters that another redrive holds (received, hidden for a while)
     for n in range(2):
         queue.enqueue(f'{{"n": {n}}}', group=f"g-{n}", dedup_id=f"d-{n}", queue_url=aws.dead_letter_queue_url)
-    assert len(queue.receive(aws.dead_letter_queue_url, visibility_timeout=300)) == 2
+    held = [m for _ in range(2) for m in queue.receive(aws.dead_letter_queue_url, visibility_timeout=300)]
+    assert len(held) == 2  # one group per receive, as SQS may answer
     monkeypatch.setattr(cli_module, "STALL_PAUSE_SECONDS", 0)
     # WHEN the operator redrives
     result = run(served, "redrive", key=ADMIN_KEY)
