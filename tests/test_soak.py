@@ -17,6 +17,6 @@ def test_every_event_is_delivered_in_order_or_listed_as_failed_under_a_chaos_rec
     print(result.summary())
     assert result.violations == [], result.violations[:20]
     assert result.failed > 0, "the run should exercise the failed path too: " + result.summary()
-    assert result.delivered + result.failed == result.events == 132
+    assert result.delivered + result.failed - result.delivered_late == result.events == 132
     assert result.failed_answers > result.requests * 0.3  # the receiver really was flaky
     assert time.monotonic() - started < 60, result.summary()
