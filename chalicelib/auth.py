@@ -33,10 +33,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from . import store
-from .clock import to_iso, utcnow
-from .errors import ServiceError
-from .models import KeyId, Name, Request, UserId, conforms
+from chalicelib import store
+from chalicelib.clock import to_iso, utcnow
+from chalicelib.errors import ServiceError
+from chalicelib.models import KeyId, Name, Request, UserId, conforms
 
 SCOPES = ("read", "agent", "admin")
 # what each scope grants, as the route scopes it covers

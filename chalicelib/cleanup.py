@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import sessions, store
-from .clock import to_iso, utcnow
-from .config import get_settings
-from .observability import SESSIONS_ABANDONED, count, logger
+from chalicelib import sessions, store
+from chalicelib.clock import to_iso, utcnow
+from chalicelib.config import get_settings
+from chalicelib.observability import SESSIONS_ABANDONED, count, logger
 
 PAGE = 100
 

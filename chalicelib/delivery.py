@@ -29,12 +29,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import delivery_policy, queue, store, webhooks
-from .clock import from_iso, to_iso, utcnow
-from .config import Settings, get_settings
-from .errors import ServiceError
-from .models import Page, RedriveResult
-from .observability import (
+from chalicelib import delivery_policy, queue, store, webhooks
+from chalicelib.clock import from_iso, to_iso, utcnow
+from chalicelib.config import Settings, get_settings
+from chalicelib.errors import ServiceError
+from chalicelib.models import Page, RedriveResult
+from chalicelib.observability import (
     WEBHOOK_ATTEMPTS, WEBHOOK_DEAD_LETTERED, WEBHOOK_LAG, WEBHOOK_LATENCY, Unit, count, logger,
 )
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import queue, store, webhooks
-from .config import get_settings
-from .observability import STREAM_BATCH_FAILURES, count, logger
+from chalicelib import queue, store, webhooks
+from chalicelib.config import get_settings
+from chalicelib.observability import STREAM_BATCH_FAILURES, count, logger
 
 SEND_BATCH = 10  # SendMessageBatch's limit
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__, queue, store
-from .config import get_settings
+from chalicelib import __version__, queue, store
+from chalicelib.config import get_settings
 
 
 def ready() -> tuple[bool, dict[str, Any]]:

@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 from chalice import Chalice, Response
 from pydantic import BaseModel, ValidationError
 
-from . import auth
-from .errors import InvalidJson, PayloadTooLarge, ServiceError, ValidationFailed
-from .json_input import parse_json
-from .models import Query, ResourceId, conforms
-from .observability import logger
+from chalicelib import auth
+from chalicelib.errors import InvalidJson, PayloadTooLarge, ServiceError, ValidationFailed
+from chalicelib.json_input import parse_json
+from chalicelib.models import Query, ResourceId, conforms
+from chalicelib.observability import logger
 
 M = TypeVar("M", bound=BaseModel)
 Q = TypeVar("Q", bound=Query)

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import __version__
-from .models import ErrorBody
+from chalicelib import __version__
+from chalicelib.models import ErrorBody
 
 
 @dataclass(frozen=True)

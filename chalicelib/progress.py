@@ -11,11 +11,11 @@ import json
 import time
 from typing import Any
 
-from . import manuals, rules, sessions, store
-from .clock import to_iso, utcnow
-from .config import get_settings
-from .errors import IdempotencyKeyReused
-from .models import NextStep, ProgressIn, ProgressOut, Session
+from chalicelib import manuals, rules, sessions, store
+from chalicelib.clock import to_iso, utcnow
+from chalicelib.config import get_settings
+from chalicelib.errors import IdempotencyKeyReused
+from chalicelib.models import NextStep, ProgressIn, ProgressOut, Session
 
 idempotency_unclaimed = "attribute_not_exists(PK) OR expires_at < :now_epoch"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .config import get_settings
+from chalicelib.config import get_settings
 
 _client: Any = None
 MAX_VISIBILITY = 43_200  # 12 hours, SQS's ceiling

@@ -15,14 +15,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import manuals, rules, store, webhooks
-from .clock import seconds_between, to_iso, utcnow
-from .config import get_settings
-from .errors import (
+from chalicelib import manuals, rules, store, webhooks
+from chalicelib.clock import seconds_between, to_iso, utcnow
+from chalicelib.config import get_settings
+from chalicelib.errors import (
     ConcurrentUpdate, ManualNotFound, SessionDeleting, SessionEnded, SessionExists, SessionNotFound,
 )
-from .lru import LRU
-from .models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut
+from chalicelib.lru import LRU
+from chalicelib.models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut
 
 T = TypeVar("T")
 

@@ -24,8 +24,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .config import get_settings
-from .errors import ConcurrentUpdate, InvalidCursor, ServiceUnavailable
+from chalicelib.config import get_settings
+from chalicelib.errors import ConcurrentUpdate, InvalidCursor, ServiceUnavailable
 
 META = "#META"
 _client: Any = None

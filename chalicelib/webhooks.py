@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from .clock import seconds_between
-from .observability import logger
+from chalicelib.clock import seconds_between
+from chalicelib.observability import logger
 
 USER_AGENT = "session-service-webhooks/1"
 # Cloud metadata endpoints, refused even where private targets are allowed elsewhere.
