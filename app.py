@@ -6,17 +6,19 @@ from typing import Any
 
 from chalice import AuthResponse, AuthRoute, Chalice, Rate, Response
 
-from chalicelib import (
-    analytics, auth, openapi, cleanup, delivery, feedback, health, inbox, manuals, messages, progress, sessions,
-)
+from chalicelib.services import health, manuals, messages, progress, sessions
+from chalicelib.api import auth, openapi
+from chalicelib.inbox import captures as inbox
+from chalicelib.jobs import analytics, cleanup
+from chalicelib.pipeline import delivery, feedback
 from chalicelib import observability
-from chalicelib import dashboard
-from chalicelib.errors import ValidationFailed
-from chalicelib.http import (
+from chalicelib.api import dashboard
+from chalicelib.domain.errors import ValidationFailed
+from chalicelib.api.http import (
     MAX_MANUAL_BODY_BYTES, api_route, header, json_response, normalise_chalice_errors,
     parse_body, parse_query, path_id, validate,
 )
-from chalicelib.models import (
+from chalicelib.domain.models import (
     ActivityQuery, AlreadyProcessed, CaptureListQuery, ChildPageQuery, DeliveryListQuery,
     DeliveryPage, EventPage, HealthSummary, Live, Manual, ManualCreate, ManualPage, Message,
     MessageIn, MessagePage, MessageWithSession, NextStepOut, Overview, PageQuery, PopularManuals,

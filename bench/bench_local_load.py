@@ -113,7 +113,7 @@ def main() -> None:
         for worker in workers:
             worker.join()
         sent_for = time.monotonic() - begin
-        from chalicelib.clock import from_iso
+        from chalicelib.domain.clock import from_iso
 
         received: dict[str, str] = {}
         deadline = time.monotonic() + 600

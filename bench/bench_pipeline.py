@@ -36,7 +36,7 @@ def call(method: str, url: str, body: Any = None) -> Any:
 
 
 def main() -> None:
-    from chalicelib.clock import from_iso
+    from chalicelib.domain.clock import from_iso
     from infra.local import start
 
     events = int(sys.argv[1]) if len(sys.argv) > 1 else 200

@@ -29,7 +29,7 @@ MANUAL = {"manual_id": "m", "title": "Bench manual", "steps": [
 class WriteMeter(ReadMeter):
     def __init__(self) -> None:
         super().__init__()
-        from chalicelib import store
+        from chalicelib.db import table as store
 
         self.items_written = 0
         store.get_client().meta.events.register("provide-client-params.dynamodb", self._params)
@@ -114,7 +114,7 @@ def per_route(client: Any, meter: WriteMeter) -> list[tuple[str, int, int, int]]
 def warm_overhead(client: Any, runs: int = 200) -> list[tuple[str, float, float]]:
     """Median wall time of each request through the app, and the median time of the same
     request spent inside its boto3 calls (the calls it would make anyway, moto answering)."""
-    from chalicelib import store
+    from chalicelib.db import table as store
 
     inside = [0.0]
     started: list[float] = []
@@ -199,11 +199,11 @@ def item_sizes(aws: Any) -> dict[str, int]:
         item = boto3.client("dynamodb").get_item(TableName=aws.table_name, Key={k: {"S": v} for k, v in key.items()})["Item"]
         return sum(len(k) + len(json.dumps(v)) for k, v in item.items())  # upper bound of DynamoDB's size
 
-    from chalicelib import store
+    from chalicelib.db import table as store
 
     return {"session": size(store.session_key("w")), "event": size(store.event_key("w", 2)),
-            "step": size(store.step_key("m", __import__("chalicelib.manuals", fromlist=["x"]).revision(
-                __import__("chalicelib.models", fromlist=["x"]).ManualCreate(**MANUAL)), 2))}
+            "step": size(store.step_key("m", __import__("chalicelib.services.manuals", fromlist=["x"]).revision(
+                __import__("chalicelib.domain.models", fromlist=["x"]).ManualCreate(**MANUAL)), 2))}
 
 
 def cost_model(sizes: dict[str, int], progress_seconds: float, delivery_seconds: float) -> list[str]:

@@ -13,9 +13,10 @@ from common import AUTH, ReadMeter, machine, stack
 
 
 def seed(count: int) -> None:
-    from chalicelib import manuals, sessions, store
-    from chalicelib.clock import to_iso, utcnow
-    from chalicelib.models import ManualCreate, Session
+    from chalicelib.services import manuals, sessions
+    from chalicelib.db import table as store
+    from chalicelib.domain.clock import to_iso, utcnow
+    from chalicelib.domain.models import ManualCreate, Session
 
     body = ManualCreate(manual_id="bench", title="Bench", steps=[
         {"step_number": n, "title": f"Step {n}", "content": "..."} for n in range(1, 11)])
@@ -47,7 +48,7 @@ def measure(count: int) -> dict[str, tuple[int, int]]:
     from chalice.test import Client
 
     from app import app
-    from chalicelib import cleanup
+    from chalicelib.jobs import cleanup
 
     results: dict[str, tuple[int, int]] = {}
     with stack():

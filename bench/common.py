@@ -28,7 +28,9 @@ def stack(parameters: dict[str, str] | None = None) -> Iterator[Any]:
     import boto3
     from moto import mock_aws
 
-    from chalicelib import config, queue, store
+    from chalicelib import config
+    from chalicelib.db import table as store
+    from chalicelib.pipeline import queue
     from infra.deploy import deploy
     from infra.moto_atomic import serialize_in_process_moto
 
@@ -39,7 +41,7 @@ def stack(parameters: dict[str, str] | None = None) -> Iterator[Any]:
         config.get_settings.cache_clear()
         store.reset_client()
         queue.reset_client()
-        from chalicelib import auth
+        from chalicelib.api import auth
         from infra import gateway
 
         gateway.install()
@@ -52,7 +54,7 @@ class ReadMeter:
     """Counts DynamoDB round trips and items read (what read capacity is billed on)."""
 
     def __init__(self) -> None:
-        from chalicelib import store
+        from chalicelib.db import table as store
 
         self.calls: Counter = Counter()
         self.items_read = 0

@@ -24,7 +24,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from chalicelib.errors import ServiceError
+from chalicelib.domain.errors import ServiceError
 
 SERVICE = "session-service"
 NAMESPACE = "SessionService"

@@ -310,9 +310,9 @@ def load_manual(path: Path) -> Any:
     """The ManualCreate in a JSON or YAML file, validated as the API validates it."""
     from pydantic import ValidationError
 
-    from chalicelib.errors import InvalidJson
-    from chalicelib.json_input import parse_json
-    from chalicelib.models import ManualCreate
+    from chalicelib.domain.errors import InvalidJson
+    from chalicelib.api.json_input import parse_json
+    from chalicelib.domain.models import ManualCreate
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -567,7 +567,7 @@ def events_tail(obj: Cli, session_id: str, follow: bool, interval: float) -> Non
             click.echo(table(EVENT_HEADERS, rows) if rows else "(no events)")
         else:
             if first:  # fixed columns: every later row lines up with these
-                from chalicelib.models import MAX_STEPS
+                from chalicelib.domain.models import MAX_STEPS
 
                 widths[:] = follow_widths(items[0]["total_steps"] if items else MAX_STEPS)
                 click.echo(line(EVENT_HEADERS, widths))
@@ -808,7 +808,8 @@ def keys_bootstrap(stack: str | None, table: str | None, name: str, endpoint_url
 
     import boto3
 
-    from chalicelib import auth, store
+    from chalicelib.db import table as store
+    from chalicelib.api import auth
 
     if not (stack or table):
         raise click.UsageError("give --stack or --table")

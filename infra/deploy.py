@@ -34,7 +34,7 @@ def stack_parameters(schedule: tuple[int, ...] | None = None) -> dict[str, str]:
     maxReceiveCount is derived from the retry schedule (WEBHOOK_RETRY_SCHEDULE), never set
     by hand, so the safety net always stays out of reach of the attempt budget."""
     from chalicelib.config import retry_schedule_from_env
-    from chalicelib.delivery_policy import safety_net_receive_count
+    from chalicelib.domain.delivery_policy import safety_net_receive_count
 
     return {"MaxReceiveCount": str(safety_net_receive_count(schedule or retry_schedule_from_env()))}
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from chalice import local
 
-from chalicelib import auth
-from chalicelib.errors import ServiceUnavailable
+from chalicelib.api import auth
+from chalicelib.domain.errors import ServiceUnavailable
 
 AUTHORIZER_FAILURE_BODY = json.dumps({
     "error": "service_unavailable", "message": "The API key could not be checked; retry shortly."})

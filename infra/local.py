@@ -77,7 +77,7 @@ class FramingError(Exception):
 def _request_handler() -> type:
     from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalGatewayException
 
-    from chalicelib import errors
+    from chalicelib.domain import errors
     from infra.gateway import AccessDenied
 
     # What http.server answers by itself (request line too long, too many or too long
@@ -98,7 +98,7 @@ def _request_handler() -> type:
         disable_nagle_algorithm = True
 
         def _generic_handle(self) -> None:
-            from chalicelib.webhooks import USER_AGENT
+            from chalicelib.pipeline.webhooks import USER_AGENT
 
             _PIPELINE.on = self.headers.get("User-Agent") == USER_AGENT
             if self.path == STAGE_PREFIX or self.path.startswith(STAGE_PREFIX + "/"):
@@ -308,7 +308,8 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     from chalicelib import config as settings
 
     readable_logs()
-    from chalicelib import queue, store
+    from chalicelib.db import table as store
+    from chalicelib.pipeline import queue
 
     settings.get_settings.cache_clear()
     store.reset_client()
@@ -347,7 +348,7 @@ def _dev_key() -> str:
     otherwise a new random one, printed at start."""
     import secrets
 
-    from chalicelib import auth
+    from chalicelib.api import auth
 
     token = os.environ.get("LOCAL_API_KEY") or auth.KEY_PREFIX + secrets.token_urlsafe(32)
     auth.ensure_key(token, ["admin"], name="local stack dev key")
@@ -356,7 +357,7 @@ def _dev_key() -> str:
 
 def _local_inbox(api_url: str) -> tuple[str, str]:
     """The inbox `local`: our webhooks' receiver, verifying them with WEBHOOK_SECRET."""
-    from chalicelib import inbox
+    from chalicelib.inbox import captures as inbox
 
     token = os.environ.get("LOCAL_INBOX_TOKEN") or None
     _, token = inbox.create_inbox(inbox.InboxCreate(

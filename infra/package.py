@@ -19,9 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib import auth, observability
+from chalicelib import observability
+from chalicelib.api import auth
 from chalicelib.config import retry_schedule_from_env
-from chalicelib.delivery_policy import safety_net_receive_count
+from chalicelib.domain.delivery_policy import safety_net_receive_count
 from infra.artifact import finish_package
 from infra.gateway import AUTHORIZER_FAILURE_BODY
 from infra.monitoring import alarms, dashboard

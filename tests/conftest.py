@@ -38,7 +38,11 @@ AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 def reset_process_state() -> None:
     """Forget cached clients, settings and per-process caches between tests."""
-    from chalicelib import auth, config, manuals, queue, sessions, store
+    from chalicelib import config
+    from chalicelib.services import manuals, sessions
+    from chalicelib.db import table as store
+    from chalicelib.api import auth
+    from chalicelib.pipeline import queue
 
     auth._cache.clear()
     store.reset_client()
@@ -70,7 +74,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, stack_parameters: dict[str, str]) -> It
         for key, value in stack.environment().items():
             monkeypatch.setenv(key, value)
         reset_process_state()
-        from chalicelib import auth
+        from chalicelib.api import auth
 
         auth.ensure_key(ADMIN_KEY, ["admin"], name="tests")
         yield stack
@@ -245,7 +249,7 @@ def event_ids(api: Api, sid: str) -> list[str]:
 
 
 def queue_depth(url: str) -> int:
-    from chalicelib import queue
+    from chalicelib.pipeline import queue
 
     return queue.depth(url)
 

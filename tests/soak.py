@@ -155,7 +155,7 @@ def run_soak(sessions: int = 12, steps: int = 9, seed: int = 7, ok: float = 0.5,
         failed = {f["event_id"]: f for f in http.all("deliveries?status=failed")}
         all_events = {e["event_id"]: e for es in trail.values() for e in es}
         result.delivered, result.failed = len(first), len(failed)
-        from chalicelib.clock import from_iso
+        from chalicelib.domain.clock import from_iso
 
         lag_values = []  # change -> first delivery, from the event's own delivery log
         for event_id, event in all_events.items():

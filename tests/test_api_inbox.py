@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 
-from chalicelib import webhooks
+from chalicelib.pipeline import webhooks
 
 SECRET = "whsec_" + base64.b64encode(b"inbox-secret-inbox-secret-123456").decode()
 
@@ -242,6 +242,6 @@ def test_capture_url_never_comes_from_request_headers(api, monkeypatch, headers)
     (None, {}, None),
 ])
 def test_capture_base_url_is_http_s_from_configuration_or_the_gateway(configured, context, expected) -> None:
-    from chalicelib import inbox
+    from chalicelib.inbox import captures as inbox
 
     assert inbox.public_base_url(configured, context) == expected

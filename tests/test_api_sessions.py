@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
-from chalicelib import store
+from chalicelib.db import table as store
 from tests.conftest import manual_body
 
 

@@ -9,7 +9,8 @@ from collections import Counter
 
 import pytest
 
-from chalicelib import auth, store
+from chalicelib.db import table as store
+from chalicelib.api import auth
 from tests.conftest import ADMIN_KEY, manual_body
 from tests.test_faults import fail_with, heal
 
@@ -33,7 +34,7 @@ def concrete(path: str) -> str:
 
 
 def required_scope(path: str, method: str) -> str:
-    from chalicelib import openapi
+    from chalicelib.api import openapi
 
     scopes = {op.scope for op in openapi.operations if op.path == path and op.method == method}
     assert len(scopes) == 1, (path, method)
@@ -226,7 +227,7 @@ def test_an_admin_key_cannot_be_bound_to_a_user(api, scopes) -> None:
 
 
 def test_which_routes_a_bound_key_may_call_is_a_decision_per_route(api) -> None:
-    from chalicelib import openapi
+    from chalicelib.api import openapi
 
     for op in openapi.operations:
         if op.scope == "public":

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib import cleanup, sessions
-from chalicelib.clock import to_iso, utcnow
-from chalicelib.models import SessionCreate
+from chalicelib.services import sessions
+from chalicelib.jobs import cleanup
+from chalicelib.domain.clock import to_iso, utcnow
+from chalicelib.domain.models import SessionCreate
 from tests.conftest import manual_body
 
 LATER = timedelta(hours=1)  # the job runs "an hour from now": every session is idle by then

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from chalicelib import queue
-from chalicelib.delivery import redrive
-from chalicelib.models import RedriveResult
+from chalicelib.pipeline import queue
+from chalicelib.pipeline.delivery import redrive
+from chalicelib.domain.models import RedriveResult
 from infra import cli as cli_module
 from infra.cli import cli
 from tests.conftest import interrupt, manual_body, wait_for
@@ -583,7 +583,7 @@ def delivery_bodies(aws: Any) -> list[tuple[str, str]]:
 
 
 def test_redrive_route_moves_a_bounded_batch_per_request(api, aws) -> None:
-    from chalicelib import auth
+    from chalicelib.api import auth
 
     # GIVEN three messages of one session and one of another in the dead-letter queue
     seed_dead_letters(aws, ["s-1", "s-1", "s-2", "s-1"])

@@ -12,8 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib import delivery, queue, store
-from chalicelib.delivery_policy import safety_net_receive_count
+from chalicelib.db import table as store
+from chalicelib.pipeline import delivery, queue
+from chalicelib.domain.delivery_policy import safety_net_receive_count
 from infra.runner import lambda_sqs_record
 from tests.conftest import drain, event_ids, queue_depth, run_session
 from tests.receiver import always
@@ -222,7 +223,7 @@ def test_the_overview_counts_failed_deliveries_exactly(api, aws, runner, receive
 
 
 def test_a_progress_report_logs_one_json_record_with_the_key_and_the_session(api, make_session, capfd) -> None:
-    from chalicelib import auth
+    from chalicelib.api import auth
 
     session = make_session(steps=3)
     sid = session["session_id"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.delivery_policy import (
+from chalicelib.domain.delivery_policy import (
     MAX_DELAY_SECONDS, RECEIVE_BATCH, attempt_number, classify, decide, max_attempts,
     safety_net_receive_count,
 )

@@ -8,7 +8,7 @@ import json
 from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import MockRawResponse
 
-from chalicelib import store
+from chalicelib.db import table as store
 
 
 def fail_with(code: str, operation: str, times: int | None = None):

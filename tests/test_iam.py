@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import queue, store
+from chalicelib.db import table as store
+from chalicelib.pipeline import queue
 from chalicelib.config import get_settings
 from tests.receiver import always
 from tests.conftest import drain, event_ids, run_session

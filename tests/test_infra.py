@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from chalicelib.config import DEFAULT_RETRY_SCHEDULE
-from chalicelib.delivery_policy import safety_net_receive_count
+from chalicelib.domain.delivery_policy import safety_net_receive_count
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = json.loads((ROOT / "infra" / "resources.json").read_text())

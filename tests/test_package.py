@@ -144,7 +144,7 @@ def test_each_function_has_its_own_least_privilege_role(template: dict) -> None:
 
 
 def test_api_key_authorizer_and_its_error_bodies(template: dict) -> None:
-    from chalicelib import auth
+    from chalicelib.api import auth
 
     responses = template["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
     assert responses["UNAUTHORIZED"]["StatusCode"] == 401

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from chalicelib import queue
+from chalicelib.pipeline import queue
 from infra.runner import Runner
 from tests.conftest import SECRET, drain, event_ids, queue_depth, run_session
 from tests.receiver import always
@@ -104,7 +104,7 @@ def test_dead_receiver_then_redrive_loses_nothing(api, aws, runner, receiver) ->
             (1, 3, "retrying"), (2, 3, "retrying"), (3, 3, "failed")]
     # WHEN the receiver recovers and the DLQ is redriven
     receiver.behaviour = always(200)
-    from chalicelib.delivery import redrive
+    from chalicelib.pipeline.delivery import redrive
 
     moved = redrive(aws.dead_letter_queue_url, aws.delivery_queue_url)
     assert moved == len(ids)

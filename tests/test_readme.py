@@ -55,8 +55,8 @@ def test_every_shell_example_of_the_readme_runs_against_the_local_stack(local_st
 
 def test_every_error_code_is_in_the_readme_error_table() -> None:
     import app  # noqa: F401 - imports every module that defines an error
-    from chalicelib.errors import ServiceError
-    from chalicelib.http import _CHALICE_CODES
+    from chalicelib.domain.errors import ServiceError
+    from chalicelib.api.http import _CHALICE_CODES
 
     def subclasses(cls: type) -> list[type]:
         return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]

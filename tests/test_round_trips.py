@@ -10,7 +10,8 @@ from collections import Counter
 
 import pytest
 
-from chalicelib import manuals, sessions, store
+from chalicelib.services import manuals, sessions
+from chalicelib.db import table as store
 from tests.conftest import manual_body
 
 
@@ -104,7 +105,7 @@ def test_progress_in_a_cold_process_costs_one_more_read(api, calls) -> None:
 def test_the_pipeline_handlers_pay_per_batch(api, aws, runner, receiver, calls) -> None:
     """Feedback: one SendMessageBatch per ten sessions' events of a stream batch, no table
     call. Delivery: one BatchGetItem per queue batch, then one UpdateItem per attempt."""
-    from chalicelib import queue
+    from chalicelib.pipeline import queue
     from tests.conftest import run_session
 
     sqs: Counter = Counter()

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from chalicelib import rules
-from chalicelib.errors import InvalidStep, SessionEnded, UserMismatch
-from chalicelib.models import Session
+from chalicelib.domain import rules
+from chalicelib.domain.errors import InvalidStep, SessionEnded, UserMismatch
+from chalicelib.domain.models import Session
 
 NOW = "2026-01-01T00:00:10.000000Z"
 ids = (f"evt_{n}" for n in itertools.count())

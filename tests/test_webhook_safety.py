@@ -15,8 +15,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from chalicelib import webhooks
-from chalicelib.delivery_policy import classify
+from chalicelib.pipeline import webhooks
+from chalicelib.domain.delivery_policy import classify
 from tests.receiver import Receiver, always
 from tests.conftest import drain
 

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from chalicelib import sessions, store
-from chalicelib.clock import to_iso, utcnow
+from chalicelib.services import sessions
+from chalicelib.db import table as store
+from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.config import get_settings
 from chalicelib.observability import SESSIONS_ABANDONED, count, logger
 

@@ -29,11 +29,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import delivery_policy, queue, store, webhooks
-from chalicelib.clock import from_iso, to_iso, utcnow
+from chalicelib.db import table as store
+from chalicelib.pipeline import queue, webhooks
+from chalicelib.domain import delivery_policy
+from chalicelib.domain.clock import from_iso, to_iso, utcnow
 from chalicelib.config import Settings, get_settings
-from chalicelib.errors import ServiceError
-from chalicelib.models import Page, RedriveResult
+from chalicelib.domain.errors import ServiceError
+from chalicelib.domain.models import Page, RedriveResult
 from chalicelib.observability import (
     WEBHOOK_ATTEMPTS, WEBHOOK_DEAD_LETTERED, WEBHOOK_LAG, WEBHOOK_LATENCY, Unit, count, logger,
 )

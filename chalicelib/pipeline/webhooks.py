@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from chalicelib.clock import seconds_between
+from chalicelib.domain.clock import seconds_between
 from chalicelib.observability import logger
 
 USER_AGENT = "session-service-webhooks/1"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chalicelib.clock import seconds_between
-from chalicelib.errors import InvalidStep, SessionEnded, UserMismatch
-from chalicelib.models import Event, Session, StepStatus
+from chalicelib.domain.clock import seconds_between
+from chalicelib.domain.errors import InvalidStep, SessionEnded, UserMismatch
+from chalicelib.domain.models import Event, Session, StepStatus
 
 ACTIVE = "active"
 

@@ -7,10 +7,11 @@ import json
 import uuid
 from typing import Any
 
-from chalicelib import sessions, store
-from chalicelib.clock import to_iso, utcnow
-from chalicelib.errors import IdempotencyKeyReused, MessageTooLarge, SessionNotFound, UserMismatch
-from chalicelib.models import MAX_MESSAGE_BYTES, Message, MessageIn, Page
+from chalicelib.services import sessions
+from chalicelib.db import table as store
+from chalicelib.domain.clock import to_iso, utcnow
+from chalicelib.domain.errors import IdempotencyKeyReused, MessageTooLarge, SessionNotFound, UserMismatch
+from chalicelib.domain.models import MAX_MESSAGE_BYTES, Message, MessageIn, Page
 
 # the session exists, is not being deleted (see sessions.delete_session), and is the user's
 session_of_user = (f"{sessions.session_exists} AND {sessions.deletion_not_started}"

@@ -11,11 +11,13 @@ import json
 import time
 from typing import Any
 
-from chalicelib import manuals, rules, sessions, store
-from chalicelib.clock import to_iso, utcnow
+from chalicelib.services import manuals, sessions
+from chalicelib.db import table as store
+from chalicelib.domain import rules
+from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.config import get_settings
-from chalicelib.errors import IdempotencyKeyReused
-from chalicelib.models import NextStep, ProgressIn, ProgressOut, Session
+from chalicelib.domain.errors import IdempotencyKeyReused
+from chalicelib.domain.models import NextStep, ProgressIn, ProgressOut, Session
 
 idempotency_unclaimed = "attribute_not_exists(PK) OR expires_at < :now_epoch"
 

@@ -11,7 +11,7 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from chalicelib.errors import ServiceError
+from chalicelib.domain.errors import ServiceError
 
 HERE = Path(__file__).resolve().parent
 # name -> Content-Type: the only files served (never a path from the request)

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import queue, store, webhooks
+from chalicelib.db import table as store
+from chalicelib.pipeline import queue, webhooks
 from chalicelib.config import get_settings
 from chalicelib.observability import STREAM_BATCH_FAILURES, count, logger
 

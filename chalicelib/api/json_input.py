@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib.errors import InvalidJson
+from chalicelib.domain.errors import InvalidJson
 
 # Our deepest body is a manual: object > steps list > step object (3 levels). 32 leaves room
 # for any future body while keeping the parse and validation of hostile input small.

@@ -33,10 +33,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from chalicelib import store
-from chalicelib.clock import to_iso, utcnow
-from chalicelib.errors import ServiceError
-from chalicelib.models import KeyId, Name, Request, UserId, conforms
+from chalicelib.db import table as store
+from chalicelib.domain.clock import to_iso, utcnow
+from chalicelib.domain.errors import ServiceError
+from chalicelib.domain.models import KeyId, Name, Request, UserId, conforms
 
 SCOPES = ("read", "agent", "admin")
 # what each scope grants, as the route scopes it covers

@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 from chalice import Chalice, Response
 from pydantic import BaseModel, ValidationError
 
-from chalicelib import auth
-from chalicelib.errors import InvalidJson, PayloadTooLarge, ServiceError, ValidationFailed
-from chalicelib.json_input import parse_json
-from chalicelib.models import Query, ResourceId, conforms
+from chalicelib.api import auth
+from chalicelib.domain.errors import InvalidJson, PayloadTooLarge, ServiceError, ValidationFailed
+from chalicelib.api.json_input import parse_json
+from chalicelib.domain.models import Query, ResourceId, conforms
 from chalicelib.observability import logger
 
 M = TypeVar("M", bound=BaseModel)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import __version__, queue, store
+from chalicelib import __version__
+from chalicelib.db import table as store
+from chalicelib.pipeline import queue
 from chalicelib.config import get_settings
 
 

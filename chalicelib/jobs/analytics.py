@@ -25,10 +25,10 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib import store
+from chalicelib.db import table as store
 from chalicelib.observability import STREAM_BATCH_FAILURES, logger
 from chalicelib.observability import count as metric
-from chalicelib.clock import seconds_between
+from chalicelib.domain.clock import seconds_between
 
 STATS_SHARDS = 4
 STATUSES = ("active", "completed", "ended", "abandoned")

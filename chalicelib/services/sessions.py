@@ -15,14 +15,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chalicelib import manuals, rules, store, webhooks
-from chalicelib.clock import seconds_between, to_iso, utcnow
+from chalicelib.services import manuals
+from chalicelib.db import table as store
+from chalicelib.pipeline import webhooks
+from chalicelib.domain import rules
+from chalicelib.domain.clock import seconds_between, to_iso, utcnow
 from chalicelib.config import get_settings
-from chalicelib.errors import (
+from chalicelib.domain.errors import (
     ConcurrentUpdate, ManualNotFound, SessionDeleting, SessionEnded, SessionExists, SessionNotFound,
 )
 from chalicelib.lru import LRU
-from chalicelib.models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut
+from chalicelib.domain.models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut
 
 T = TypeVar("T")
 

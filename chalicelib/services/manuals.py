@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-from chalicelib import store
-from chalicelib.clock import to_iso, utcnow
-from chalicelib.errors import ManualExists, ManualInUse, ManualNotFound
+from chalicelib.db import table as store
+from chalicelib.domain.clock import to_iso, utcnow
+from chalicelib.domain.errors import ManualExists, ManualInUse, ManualNotFound
 from chalicelib.lru import LRU
-from chalicelib.models import Manual, ManualCreate, ManualSummary, Page, Step
+from chalicelib.domain.models import Manual, ManualCreate, ManualSummary, Page, Step
 
 # Steps are immutable per (manual_id, revision): safe to keep for the life of the process.
 _steps: LRU[tuple[str, str, int], Step] = LRU(20_000)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from chalicelib.config import get_settings
-from chalicelib.errors import ConcurrentUpdate, InvalidCursor, ServiceUnavailable
+from chalicelib.domain.errors import ConcurrentUpdate, InvalidCursor, ServiceUnavailable
 
 META = "#META"
 _client: Any = None

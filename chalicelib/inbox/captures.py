@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from chalicelib import store
-from chalicelib.clock import to_iso, utcnow
-from chalicelib.errors import HeadersTooLarge, ServiceError
-from chalicelib.models import CaptureId, InboxId, Name, Page, Request, conforms
+from chalicelib.db import table as store
+from chalicelib.domain.clock import to_iso, utcnow
+from chalicelib.domain.errors import HeadersTooLarge, ServiceError
+from chalicelib.domain.models import CaptureId, InboxId, Name, Page, Request, conforms
 
 MAX_CAPTURE_BYTES = 1024 * 1024
 # Items are sized in bytes (store.item_size), headers and all: a capture is one item when it

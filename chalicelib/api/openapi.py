@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from chalicelib import __version__
-from chalicelib.models import ErrorBody
+from chalicelib.domain.models import ErrorBody
 
 
 @dataclass(frozen=True)
