@@ -254,7 +254,7 @@ def main() -> None:
                   f"- latency p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms (moto serialises requests)"]
         sizes = item_sizes(aws)
         progress_s = overhead[0][1]
-        from chalicelib import delivery  # delivery's own work without the HTTP wait
+        from chalicelib.pipeline import delivery  # delivery's own work without the HTTP wait
 
         lines += ["", "### Cost model", ""] + cost_model(sizes, progress_s, 0.005)
         del delivery

@@ -45,7 +45,7 @@ pytestmark = pytest.mark.skipif(
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
-from chalicelib import auth  # noqa: E402
+from chalicelib.api import auth  # noqa: E402
 from tests.conftest import wait_for  # noqa: E402
 
 FORBIDDEN = json.loads(auth.FORBIDDEN_BODY)["message"]  # what the gateway answers a 403
