@@ -199,10 +199,10 @@ def item_sizes(aws: Any) -> dict[str, int]:
         item = boto3.client("dynamodb").get_item(TableName=aws.table_name, Key={k: {"S": v} for k, v in key.items()})["Item"]
         return sum(len(k) + len(json.dumps(v)) for k, v in item.items())  # upper bound of DynamoDB's size
 
-    from chalicelib.db import table as store
+    from chalicelib.db import events, manuals, sessions
 
-    return {"session": size(store.session_key("w")), "event": size(store.event_key("w", 2)),
-            "step": size(store.step_key("m", __import__("chalicelib.services.manuals", fromlist=["x"]).revision(
+    return {"session": size(sessions.key("w")), "event": size(events.key("w", 2)),
+            "step": size(manuals.step_key("m", __import__("chalicelib.services.manuals", fromlist=["x"]).revision(
                 __import__("chalicelib.domain.models", fromlist=["x"]).ManualCreate(**MANUAL)), 2))}
 
 

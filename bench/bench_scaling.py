@@ -13,7 +13,8 @@ from common import AUTH, ReadMeter, machine, stack
 
 
 def seed(count: int) -> None:
-    from chalicelib.services import manuals, sessions
+    from chalicelib.db import sessions as session_items
+    from chalicelib.services import manuals
     from chalicelib.db import table as store
     from chalicelib.domain.clock import to_iso, utcnow
     from chalicelib.domain.models import ManualCreate, Session
@@ -32,7 +33,7 @@ def seed(count: int) -> None:
                           total_steps=10, completed_steps=[], started_at=started,
                           ended_at=None if n % 4 else started, last_activity_at=started,
                           version=1, event_seq=1)
-        items.append(sessions.session_item(session))
+        items.append(session_items.item(session))
     store.batch_write(puts=items)
     # the same analytics counters for every size: their number is fixed by design
     counters = [{"PK": "STATS#GLOBAL", "SK": f"SHARD#{n}", "sessions_active": count} for n in range(4)]

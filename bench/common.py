@@ -28,19 +28,14 @@ def stack(parameters: dict[str, str] | None = None) -> Iterator[Any]:
     import boto3
     from moto import mock_aws
 
-    from chalicelib import config
-    from chalicelib.db import table as store
-    from chalicelib.pipeline import queue
+    from chalicelib import runtime
     from infra.deploy import deploy
     from infra.moto_atomic import serialize_in_process_moto
 
     serialize_in_process_moto()
     with mock_aws():
         deployed = deploy(boto3.Session(), parameters=parameters)
-        os.environ.update(deployed.environment())
-        config.get_settings.cache_clear()
-        store.reset_client()
-        queue.reset_client()
+        runtime.bootstrap(deployed.environment())
         from chalicelib.api import auth
         from infra import gateway
 

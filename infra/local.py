@@ -308,12 +308,9 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     from chalicelib import config as settings
 
     readable_logs()
-    from chalicelib.db import table as store
-    from chalicelib.pipeline import queue
+    from chalicelib import runtime
 
-    settings.get_settings.cache_clear()
-    store.reset_client()
-    queue.reset_client()
+    runtime.reset()
 
     gateway.install()
     api_key = _dev_key()

@@ -38,18 +38,9 @@ AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 def reset_process_state() -> None:
     """Forget cached clients, settings and per-process caches between tests."""
-    from chalicelib import config
-    from chalicelib.services import manuals, sessions
-    from chalicelib.db import table as store
-    from chalicelib.api import auth
-    from chalicelib.pipeline import queue
+    from chalicelib import runtime
 
-    auth._cache.clear()
-    store.reset_client()
-    queue.reset_client()
-    config.get_settings.cache_clear()
-    manuals._steps.clear()
-    sessions.bindings.clear()
+    runtime.reset()
 
 
 @pytest.fixture

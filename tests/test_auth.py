@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from chalicelib.db import keys as api_keys
 from chalicelib.db import table as store
 from chalicelib.api import auth
 from tests.conftest import ADMIN_KEY, manual_body
@@ -124,7 +125,7 @@ def test_key_lifecycle_shown_once_stored_hashed_listed_revoked(api) -> None:
     assert created.json["scopes"] == ["agent", "read"] and created.json["revoked_at"] is None
     key_id = created.json["key_id"]
     # stored: only the hash; nothing in the item contains the key
-    item = store.get_item({"PK": f"APIKEY#{key_id}", "SK": store.META})
+    item = store.get_item(api_keys.key(key_id))
     assert key not in repr(item) and item["hash"] != key
     listed = api.get("/v1/keys?limit=100").json["items"]
     mine = next(k for k in listed if k["key_id"] == key_id)
@@ -271,7 +272,7 @@ def test_a_bound_key_reads_no_analytics_and_acts_on_no_other_users_data(api) -> 
 def test_a_bound_admin_key_stored_before_the_rule_still_cannot_escape(api) -> None:
     # GIVEN a key bound to u-A with the admin scope, written as the old code allowed
     token = "ssk_legacy_bound_admin_key_0001"
-    item = {"PK": "APIKEY#" + auth._digest(token)[:16], "SK": store.META, "type": "apikey",
+    item = {**api_keys.key(auth._digest(token)[:16]), "type": "apikey",
             "key_id": auth._digest(token)[:16], "hash": auth._digest(token), "scopes": ["admin"],
             "name": "legacy", "user_id": "u-A", "created_at": "2026-11-01T00:00:00.000000Z",
             "GSI1PK": "APIKEYS", "GSI1SK": auth._digest(token)[:16]}

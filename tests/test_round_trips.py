@@ -92,8 +92,8 @@ def test_progress_in_a_cold_process_costs_one_more_read(api, calls) -> None:
     # A process that has never seen the session cannot fetch the step with it: +1 GetItem.
     api.post("/v1/manuals", manual_body("m-1", steps=10))
     api.post("/v1/sessions", {"session_id": "s-1", "user_id": "u", "manual_id": "m-1"})
-    sessions.bindings.clear()
-    manuals._steps.clear()
+    sessions.forget_bindings()
+    manuals.forget_steps()
     used, _ = measure(calls, lambda: api.post(
         "/v1/sessions/s-1/progress", {"user_id": "u", "current_step": 1, "step_status": "DONE"}))
     assert dict(used) == {"BatchGetItem": 1, "GetItem": 1, "TransactWriteItems": 1}

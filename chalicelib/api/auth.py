@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from chalicelib.db import table as store
+from chalicelib.db import keys as records
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import ServiceError
 from chalicelib.domain.models import KeyId, Name, Request, UserId, conforms
@@ -69,6 +69,11 @@ class Unauthorized(Exception):
 
 class KeyNotFound(ServiceError):
     status, code = 404, "key_not_found"
+
+
+class KeyExists(ServiceError):
+    """Only a token the operator chose can collide (ensure_key); a random one never does."""
+    status, code = 409, "key_exists"
 
 
 class Forbidden(ServiceError):
@@ -131,10 +136,6 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _key(key_id: str) -> dict[str, str]:
-    return {"PK": f"APIKEY#{key_id}", "SK": store.META}
-
-
 def _view(item: dict[str, Any]) -> ApiKey:
     return ApiKey(key_id=item["key_id"], name=item.get("name"), scopes=list(item["scopes"]),
                   user_id=item.get("user_id"), created_at=item["created_at"],
@@ -146,11 +147,10 @@ def create_key(body: KeyCreate, token: str | None = None) -> ApiKeyCreated:
     token = token or KEY_PREFIX + secrets.token_urlsafe(32)
     digest = _digest(token)
     key_id = digest[:16]
-    item = {**_key(key_id), "type": "apikey", "key_id": key_id, "hash": digest,
-            "scopes": sorted(set(body.scopes)), "name": body.name, "user_id": body.user_id,
-            "created_at": to_iso(utcnow()),
-            "GSI1PK": "APIKEYS", "GSI1SK": key_id}
-    store.put_item(item, condition="attribute_not_exists(PK)")
+    item = {"key_id": key_id, "hash": digest, "scopes": sorted(set(body.scopes)),
+            "name": body.name, "user_id": body.user_id, "created_at": to_iso(utcnow())}
+    if not records.put_new(item):
+        raise KeyExists(f"API key '{key_id}' exists already.")
     _cache.forget(digest)
     return ApiKeyCreated(**_view(item).model_dump(), key=token)
 
@@ -159,27 +159,21 @@ def ensure_key(token: str, scopes: list[str], name: str) -> ApiKey:
     """Create `token` unless it exists already (the local stack's dev key, on every start)."""
     try:
         return create_key(KeyCreate(scopes=scopes, name=name), token=token)  # type: ignore[arg-type]
-    except store.ConditionFailed:
-        return _view(store.get_item(_key(_digest(token)[:16])) or {})
+    except KeyExists:
+        return _view(records.get(_digest(token)[:16]) or {})
 
 
 def list_keys(limit: int, cursor: str | None) -> ApiKeyPage:
-    items, next_cursor = store.query_page(
-        key_condition="GSI1PK = :pk", vals=store.values(pk="APIKEYS"), index="GSI1",
-        limit=limit, cursor=cursor, cursor_scope="APIKEYS")
-    # GSI1 projects keys only: one BatchGetItem brings the records
-    return ApiKeyPage(items=[_view(i) for i in store.full_items(items)], next_cursor=next_cursor)
+    items, next_cursor = records.list_page(limit, cursor)
+    return ApiKeyPage(items=[_view(i) for i in items], next_cursor=next_cursor)
 
 
 def revoke_key(key_id: str) -> None:
     """Revoke (kept, with revoked_at, for the record); 404 for an unknown key."""
     if not conforms(KeyId, key_id):
         raise KeyNotFound(f"No API key '{key_id}'.")
-    try:
-        store.update_item(_key(key_id), "SET revoked_at = if_not_exists(revoked_at, :now)",
-                          condition="attribute_exists(PK)", vals=store.values(now=to_iso(utcnow())))
-    except store.ConditionFailed as exc:
-        raise KeyNotFound(f"No API key '{key_id}'.") from exc
+    if not records.revoke(key_id, to_iso(utcnow())):
+        raise KeyNotFound(f"No API key '{key_id}'.")
     _cache.clear()  # this process stops honouring it at once; others within CACHE_SECONDS
 
 
@@ -219,6 +213,10 @@ class _TimedCache:
 _cache = _TimedCache()
 
 
+def forget_cached_keys() -> None:
+    _cache.clear()
+
+
 def bearer_token(header_value: str | None) -> str | None:
     match = _BEARER.match(header_value or "")
     return match.group(1) if match else None
@@ -232,7 +230,7 @@ def authenticate(header_value: str | None) -> Principal:
     digest = _digest(token)
     hit, principal = _cache.get(digest)
     if not hit:
-        item = store.get_item(_key(digest[:16]), consistent=False)
+        item = records.get(digest[:16], consistent=False)
         principal = None
         if item and hmac.compare_digest(item["hash"], digest) and not item.get("revoked_at"):
             principal = Principal(item["key_id"], frozenset(item["scopes"]), item.get("user_id"))

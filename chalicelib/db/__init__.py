@@ -1,0 +1,27 @@
+"""The table layer: the only code that knows DynamoDB's syntax (tests/test_layout.py checks).
+
+`table` is the plumbing (client, (de)serialisation, generic calls, named transactions,
+cursors, error translation); one module per entity holds its key builders, index attributes
+and every condition and update expression, behind named operations the services call.
+
+One table, `PK`/`SK`, five sparse global secondary indexes (each `GSIn PK/SK`):
+
+| entity (module)        | PK / SK                                   | indexes                                   | read by (call)                                                          |
+|------------------------|-------------------------------------------|-------------------------------------------|-------------------------------------------------------------------------|
+| manual (manuals)       | MANUAL#<id> / #META                       | GSI1 MANUALS / <id>                       | sessions.create (GetItem), GET manuals (Query GSI1), GET manual (Query) |
+| step (manuals)         | MANUAL#<id> / STEP#<rev>#<nnnn>           | -                                         | progress (in its BatchGetItem), next-step (GetItem, cached)              |
+| session (sessions)     | SESSION#<id> / #META                      | GSI1 SESSIONS#<status>, GSI2 USER#<user>, GSI3 MANUAL#<manual>, GSI4 SESSIONS (by start); GSI5 ACTIVE#<shard> (by last activity, while active) | GET session (GetItem), progress (BatchGetItem), lists (Query + BatchGetItem), idle job (Query GSI5), retention (Query GSI1) |
+| event (events)         | SESSION#<id> / EVT#<nnnnnnnnnn>           | GSI2 EVENT#<event_id>; GSI1 DELIVERIES#failed while failed | GET events (Query), delivery (BatchGetItem per batch), redeliver (Query GSI2), failed list (Query GSI1 + BatchGetItem) |
+| idempotency (sessions) | SESSION#<id> / IDEM#<key>                 | -                                         | progress (in its BatchGetItem)                                          |
+| message (messages)     | SESSION#<id> / MSG#<created_at>#<msg_id>  | -                                         | GET messages (Query)                                                    |
+| message claim (messages)| SESSION#<id> / MSGID#<msg_id>            | -                                         | a repeated append (its refused condition returns it)                     |
+| API key (keys)         | APIKEY#<key_id> / #META                   | GSI1 APIKEYS / <key_id>                   | every request (GetItem, cached), GET keys (Query GSI1 + BatchGetItem)   |
+| inbox (inbox)          | INBOX#<id> / #META                        | -                                         | capture, inbox routes (GetItem)                                         |
+| capture (inbox)        | INBOX#<id> / REQ#<request_id>, BODY#<request_id>#<n> | -                              | GET requests (Query), GET request (GetItem + Query of chunks)           |
+| counters (stats)       | STATS#GLOBAL, STATS#MANUALS, STATS#HOUR#<hour> / SHARD#<n> or <manual>#<n>; STATSEVT#<eventID> / # | - | analytics (BatchGetItem of a fixed number of items; Query per manual) |
+
+Writers: every change of a session is one transaction (sessions + events [+ idempotency]
+[+ the manual's counter]); a message is one (session touch + claim + message); the stream
+feeds the analytics counters (stats) and the delivery function updates an event's delivery
+fields only.
+"""

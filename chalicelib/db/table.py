@@ -1,20 +1,9 @@
-"""The one access layer that talks to DynamoDB.
+"""The table's plumbing: the client, (de)serialisation, the generic operations, cursors, and
+the translation of `ClientError`s into domain errors.
 
-It owns the client (built lazily, so cold starts stay short and moto can intercept it), the
-key layout of the single table, the (de)serialisation of items, and the translation of
-`ClientError`s into domain errors. Services hand it plain dicts and get plain dicts back.
-
-Key layout (PK / SK):
-    MANUAL#<id>  / #META                   manual metadata (+ GSI1: MANUALS, by manual_id)
-    MANUAL#<id>  / STEP#<rev>#<nnnn>       one step of revision <rev> of the manual body
-    SESSION#<id> / #META                   session state (+ GSI1 status, GSI2 user, GSI3 manual,
-                                           GSI4 all sessions; each sorted by start time)
-    SESSION#<id> / EVT#<nnnnnnnnnn>        event: audit record and webhook outbox entry, with
-                                           its delivery log (+ GSI2: EVENT#<event_id>;
-                                           + GSI1: DELIVERIES#failed while failed)
-    SESSION#<id> / IDEM#<key>              idempotency record of a progress request (TTL)
-    SESSION#<id> / MSG#<created_at>#<id>   chat message, in arrival order
-    SESSION#<id> / MSGID#<id>              message-id claim: makes message appends idempotent
+It knows no entity: the key layout and every expression live in the entity modules next to
+it (sessions, events, manuals, messages, keys, inbox, stats; the access-pattern table is in
+chalicelib/db/__init__.py). Services call those modules' named operations.
 """
 
 from __future__ import annotations
@@ -59,40 +48,9 @@ def table_name() -> str:
     return get_settings().table_name
 
 
-# ---- keys ----------------------------------------------------------------------------------
-
-
-def manual_key(manual_id: str) -> dict[str, str]:
-    return {"PK": f"MANUAL#{manual_id}", "SK": META}
-
-
-def step_key(manual_id: str, rev: str, step_number: int) -> dict[str, str]:
-    return {"PK": f"MANUAL#{manual_id}", "SK": f"STEP#{rev}#{step_number:04d}"}
-
-
-def session_key(session_id: str) -> dict[str, str]:
-    return {"PK": f"SESSION#{session_id}", "SK": META}
-
-
-def event_key(session_id: str, sequence: int) -> dict[str, str]:
-    return {"PK": f"SESSION#{session_id}", "SK": f"EVT#{sequence:010d}"}
-
-
-def idempotency_key(session_id: str, key: str) -> dict[str, str]:
-    return {"PK": f"SESSION#{session_id}", "SK": f"IDEM#{key}"}
-
-
-def message_key(session_id: str, created_at: str, message_id: str) -> dict[str, str]:
-    return {"PK": f"SESSION#{session_id}", "SK": f"MSG#{created_at}#{message_id}"}
-
-
 def ident(key: dict[str, str]) -> tuple[str, str]:
     """The (PK, SK) pair under which batch_get returns an item."""
     return key["PK"], key["SK"]
-
-
-def message_claim_key(session_id: str, message_id: str) -> dict[str, str]:
-    return {"PK": f"SESSION#{session_id}", "SK": f"MSGID#{message_id}"}
 
 
 # ---- (de)serialisation: our items use strings, ints, floats, bools, None, lists and maps ----
@@ -182,24 +140,31 @@ _REFUSED = "The change conflicted with a concurrent change to the same data; ple
 
 
 class TransactionCanceled(ConcurrentUpdate):
-    """A transaction was refused; `reasons[i]` is the code for item i (`None` if it was fine)
-    and `items[i]` the item as it stood when its condition failed (if any). Services catch
-    it where they can say more; one they do not catch answers 409 `concurrent_update`, never
-    a 500: a refused condition means the data changed under the request."""
+    """A transaction was refused. Items are known by the names they were added under
+    (`Transaction.put(name, ...)`): `failed(name)` says whether that item's condition failed
+    and `item(name)` is the item as it stood then (if any), so reordering a transaction's
+    items cannot change what a refusal means. Services catch it where they can say more; one
+    they do not catch answers 409 `concurrent_update`, never a 500: a refused condition
+    means the data changed under the request."""
 
-    def __init__(self, reasons: list[str | None], items: list[dict[str, Any] | None]) -> None:
+    def __init__(self, reasons: dict[str, str | None], items: dict[str, dict[str, Any] | None]) -> None:
         super().__init__(_REFUSED)
         self.reasons = reasons
         self.items = items
 
-    def failed(self, index: int) -> bool:
-        return self.reasons[index] == "ConditionalCheckFailed"
+    def failed(self, name: str) -> bool:
+        if name not in self.reasons:
+            raise KeyError(f"no transaction item named {name!r}")
+        return self.reasons[name] == "ConditionalCheckFailed"
+
+    def item(self, name: str) -> dict[str, Any] | None:
+        return self.items.get(name)
 
     @property
     def conflict_only(self) -> bool:
         """True when the refusal is a race with another transaction, worth retrying."""
-        return any(r == "TransactionConflict" for r in self.reasons) and not any(
-            r == "ConditionalCheckFailed" for r in self.reasons)
+        codes = self.reasons.values()
+        return "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes
 
 
 class ConditionFailed(ConcurrentUpdate):
@@ -209,6 +174,10 @@ class ConditionFailed(ConcurrentUpdate):
     def __init__(self, item: dict[str, Any] | None) -> None:
         super().__init__(_REFUSED)
         self.item = item
+
+
+class _Canceled(Exception):
+    """A refused TransactWriteItems, by position; Transaction.commit names the items."""
 
 
 def _call(operation: str, **kwargs: Any) -> dict[str, Any]:
@@ -221,7 +190,7 @@ def _call(operation: str, **kwargs: Any) -> dict[str, Any]:
         code = error.get("Code", "")
         if code == "TransactionCanceledException":
             reasons = exc.response.get("CancellationReasons") or []
-            raise TransactionCanceled(
+            raise _Canceled(
                 [None if r.get("Code") in (None, "None") else r["Code"] for r in reasons],
                 [from_item(r.get("Item")) for r in reasons],
             ) from exc
@@ -240,6 +209,11 @@ def get_item(key: dict[str, str], consistent: bool = True) -> dict[str, Any] | N
     response = _call("get_item", TableName=table_name(), Key=to_item(key),
                      ConsistentRead=consistent)
     return from_item(response.get("Item"))
+
+
+def ping() -> None:
+    """One cheap read that proves the table answers (readiness)."""
+    get_item({"PK": "HEALTH", "SK": META}, consistent=False)
 
 
 def batch_get(keys: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -307,15 +281,64 @@ def delete_item(key: dict[str, str], condition: str, vals: dict[str, Any] | None
     _call("delete_item", **kwargs)
 
 
-def transact_write(items: list[dict[str, Any]]) -> None:
-    """One TransactWriteItems. Each entry is {"Put"|"Update"|"Delete"|"ConditionCheck": {...}}
-    without TableName; failed conditions return the item as it stood."""
-    for entry in items:
-        for body in entry.values():
-            body["TableName"] = table_name()
-            if "ConditionExpression" in body:
-                body["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-    _call("transact_write_items", TransactItems=items)
+class Transaction:
+    """One TransactWriteItems whose items have names (unique within it): a refusal is read
+    by name (TransactionCanceled.failed("session")), never by position. Entity modules add
+    their items; a service commits."""
+
+    def __init__(self) -> None:
+        self._items: list[dict[str, Any]] = []
+        self._names: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._names)
+
+    def _add(self, name: str, kind: str, body: dict[str, Any], condition: str | None,
+             names: dict[str, str] | None, vals: dict[str, Any] | None) -> None:
+        if name in self._names:
+            raise ValueError(f"transaction item {name!r} added twice")
+        if condition:
+            body["ConditionExpression"] = condition
+        if names:
+            body["ExpressionAttributeNames"] = names
+        if vals:
+            body["ExpressionAttributeValues"] = vals
+        self._names.append(name)
+        self._items.append({kind: body})
+
+    def put(self, name: str, item: dict[str, Any], *, condition: str | None = None,
+            names: dict[str, str] | None = None, vals: dict[str, Any] | None = None) -> None:
+        self._add(name, "Put", {"Item": to_item(item)}, condition, names, vals)
+
+    def update(self, name: str, key: dict[str, str], expression: str, *,
+               condition: str | None = None, names: dict[str, str] | None = None,
+               vals: dict[str, Any] | None = None) -> None:
+        self._add(name, "Update", {"Key": to_item(key), "UpdateExpression": expression},
+                  condition, names, vals)
+
+    def delete(self, name: str, key: dict[str, str], *, condition: str | None = None,
+               vals: dict[str, Any] | None = None) -> None:
+        self._add(name, "Delete", {"Key": to_item(key)}, condition, None, vals)
+
+    def commit(self) -> None:
+        """Write every item or none; failed conditions return the item as it stood."""
+        for entry in self._items:
+            for body in entry.values():
+                body["TableName"] = table_name()
+                if "ConditionExpression" in body:
+                    body["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        try:
+            _call("transact_write_items", TransactItems=self._items)
+        except _Canceled as exc:
+            reasons, items = exc.args
+            raise TransactionCanceled(
+                dict(zip(self._names, reasons, strict=False)),
+                dict(zip(self._names, items, strict=False)),
+            ) from exc.__cause__
 
 
 def query_page(*, key_condition: str, vals: dict[str, Any], index: str | None = None,

@@ -21,15 +21,15 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from chalicelib.db import table as store
+from chalicelib.db import inbox as records
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import HeadersTooLarge, ServiceError
 from chalicelib.domain.models import CaptureId, InboxId, Name, Page, Request, conforms
 
 MAX_CAPTURE_BYTES = 1024 * 1024
-# Items are sized in bytes (store.item_size), headers and all: a capture is one item when it
+# Items are sized in bytes (records.item_size), headers and all: a capture is one item when it
 # fits under ITEM_BUDGET_BYTES, else its body goes to chunk items of at most CHUNK_BYTES.
-ITEM_BUDGET_BYTES = store.MAX_ITEM_BYTES - 16 * 1024  # room for the keys and rounding
+ITEM_BUDGET_BYTES = records.MAX_ITEM_BYTES - 16 * 1024  # room for the keys and rounding
 CHUNK_BYTES = 300 * 1024
 DEFAULT_TTL_DAYS, MAX_TTL_DAYS = 7, 30
 ALWAYS_MASKED = ("authorization", "cookie", "x-api-key", "proxy-authorization", "x-inbox-token")
@@ -41,8 +41,6 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _BASE_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)*/?$")
-inbox_absent = "attribute_not_exists(PK)"
-not_expired = "expires_at > :now"
 
 
 class InboxExists(ServiceError):
@@ -137,10 +135,6 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _key(inbox_id: str) -> dict[str, str]:
-    return {"PK": f"INBOX#{inbox_id}", "SK": store.META}
-
-
 def _view(item: dict[str, Any]) -> Inbox:
     return Inbox(
         inbox_id=item["inbox_id"], name=item.get("name"),
@@ -153,14 +147,12 @@ def create_inbox(body: InboxCreate, read_token: str | None = None) -> tuple[Inbo
     """Create an inbox; returns it and its read token (shown once, stored only as a hash)."""
     inbox_id = body.inbox_id or secrets.token_urlsafe(16)  # 128 random bits
     token = read_token or secrets.token_urlsafe(32)
-    item = {**_key(inbox_id), "type": "inbox", "inbox_id": inbox_id, "name": body.name,
+    item = {"inbox_id": inbox_id, "name": body.name,
             "response": body.response.model_dump(), "signing_secret": body.signing_secret,
             "ttl_days": body.ttl_days, "paused": False, "created_at": to_iso(utcnow()),
             "token_hash": _hash(token)}
-    try:
-        store.put_item(item, condition=inbox_absent)
-    except store.ConditionFailed as exc:
-        raise InboxExists(f"Inbox '{inbox_id}' already exists.", inbox_id=inbox_id) from exc
+    if not records.put_new(item):
+        raise InboxExists(f"Inbox '{inbox_id}' already exists.", inbox_id=inbox_id)
     return _view(item), token
 
 
@@ -195,7 +187,7 @@ def _authorised(inbox_id: str, token: str | None) -> dict[str, Any]:
     """The inbox, if the token opens it. A wrong token and a missing inbox look the same."""
     if not token:
         raise TokenRequired("Send the inbox's read token in the X-Inbox-Token header.")
-    item = store.get_item(_key(inbox_id)) if conforms(InboxId, inbox_id) else None
+    item = records.get(inbox_id) if conforms(InboxId, inbox_id) else None
     if item is None or not hmac.compare_digest(item["token_hash"], _hash(token)):
         raise InboxNotFound(f"Inbox '{inbox_id}' not found, or the token does not open it.")
     return item
@@ -210,18 +202,13 @@ def update_inbox(inbox_id: str, token: str | None, body: InboxPatch) -> Inbox:
     changes = body.model_dump(exclude_none=True)
     if not changes:
         return _view(item)
-    names = {f"#{k}": k for k in changes}
-    store.update_item(_key(inbox_id), "SET " + ", ".join(f"#{k} = :{k}" for k in changes),
-                      condition="attribute_exists(PK)", names=names, vals=store.values(**changes))
+    records.set_fields(inbox_id, changes)
     return _view({**item, **changes})
 
 
 def delete_inbox(inbox_id: str, token: str | None) -> None:
     _authorised(inbox_id, token)
-    keys = list(store.query_all(key_condition="PK = :pk",
-                                vals=store.values(pk=f"INBOX#{inbox_id}"), projection="PK, SK"))
-    store.batch_write(deletes=[k for k in keys if k["SK"] != store.META])
-    store.batch_write(deletes=[_key(inbox_id)])
+    records.delete(inbox_id)
 
 
 # ---- capture -------------------------------------------------------------------------------
@@ -258,7 +245,7 @@ def _is_text(content_type: str, body: bytes) -> bool:
 def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | None,
             headers: dict[str, str], body: bytes, source_ip: str | None) -> tuple[int, str, str]:
     """Store one request; returns the inbox's configured (status, body, content type)."""
-    item = store.get_item(_key(inbox_id), consistent=False) if conforms(InboxId, inbox_id) else None
+    item = records.get(inbox_id, consistent=False) if conforms(InboxId, inbox_id) else None
     if item is None:
         raise InboxNotFound(f"Inbox '{inbox_id}' not found.")
     if item.get("paused"):
@@ -274,7 +261,6 @@ def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | No
     text = _is_text(content_type, body)
     encoded = body.decode("utf-8") if text else base64.b64encode(body).decode()
     record: dict[str, Any] = {
-        "PK": f"INBOX#{inbox_id}", "SK": f"REQ#{request_id}", "type": "capture",
         "request_id": request_id, "inbox_id": inbox_id, "method": method, "path": path,
         "query": dict(query or {}), "headers": masked_headers(dict(headers)), "content_type": content_type,
         "body_encoding": "text" if text else "base64", "size_bytes": len(body),
@@ -284,24 +270,17 @@ def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | No
     if item.get("signing_secret"):
         record["signature"] = signature_verdict(item["signing_secret"], body, lowered)
     record["body"], record["body_chunks"] = None, 0
-    if store.item_size(record) > ITEM_BUDGET_BYTES:
+    if records.item_size(record) > ITEM_BUDGET_BYTES:
         raise HeadersTooLarge(
             "The request's headers, path and query are too large to capture "
             f"(over {ITEM_BUDGET_BYTES // 1024} KB).", limit_bytes=ITEM_BUDGET_BYTES)
-    if store.item_size({**record, "body": encoded}) <= ITEM_BUDGET_BYTES:
+    if records.item_size({**record, "body": encoded}) <= ITEM_BUDGET_BYTES:
         chunks = [encoded]
         record["body"] = encoded
     else:
         chunks = utf8_chunks(encoded, CHUNK_BYTES)
         record["body_chunks"] = len(chunks)
-    if not record["body_chunks"]:  # the usual case: one item, one PutItem (half a transaction's cost)
-        store.put_item(record)
-    else:  # the capture and its chunks appear together or not at all
-        writes = [{"Put": {"Item": store.to_item(record)}}]
-        writes += [{"Put": {"Item": store.to_item({
-            "PK": f"INBOX#{inbox_id}", "SK": f"BODY#{request_id}#{n:03d}", "type": "capture_chunk",
-            "data": chunk, "expires_at": expires_at})}} for n, chunk in enumerate(chunks)]
-        store.transact_write(writes)
+    records.put_capture(record, chunks if record["body_chunks"] else [])
     response = item["response"]
     return response["status"], response["body"], response["content_type"]
 
@@ -331,14 +310,8 @@ def list_requests(inbox_id: str, token: str | None, limit: int, cursor: str | No
                   method: str | None) -> Page:
     """Newest first; expired captures are filtered out (one Query per page)."""
     _authorised(inbox_id, token)
-    condition = not_expired + (" AND #method = :method" if method else "")
-    vals = {"pk": f"INBOX#{inbox_id}", "prefix": "REQ#", "now": int(time.time())}
-    if method:
-        vals["method"] = method.upper()
-    items, next_cursor = store.query_page(
-        key_condition="PK = :pk AND begins_with(SK, :prefix)", vals=store.values(**vals),
-        filter_expression=condition, names={"#method": "method"} if method else None,
-        limit=limit, cursor=cursor, forward=False, cursor_scope=f"inbox:{inbox_id}:{method}")
+    items, next_cursor = records.captures_page(
+        inbox_id, method.upper() if method else None, limit, cursor)
     return Page(items=[_summary(i) for i in items], next_cursor=next_cursor)
 
 
@@ -346,12 +319,10 @@ def get_request(inbox_id: str, token: str | None, request_id: str) -> dict[str, 
     _authorised(inbox_id, token)
     if not conforms(CaptureId, request_id):
         raise CaptureNotFound(f"Request '{request_id}' not found in inbox '{inbox_id}'.")
-    item = store.get_item({"PK": f"INBOX#{inbox_id}", "SK": f"REQ#{request_id}"})
+    item = records.get_capture(inbox_id, request_id)
     if item is None or item.get("expires_at", 0) <= time.time():
         raise CaptureNotFound(f"Request '{request_id}' not found in inbox '{inbox_id}'.")
     result = _summary(item)
     if item.get("body_chunks"):
-        chunks = store.query_all(key_condition="PK = :pk AND begins_with(SK, :prefix)",
-                                 vals=store.values(pk=f"INBOX#{inbox_id}", prefix=f"BODY#{request_id}#"))
-        result["body"] = "".join(c["data"] for c in chunks)
+        result["body"] = records.capture_body(inbox_id, request_id)
     return result

@@ -5,36 +5,28 @@ session) becomes ONE transaction: a marker item keyed by the record's eventID (c
 put: a record Lambda delivers twice is counted once) plus ADDs on counter items. Counters are
 split over STATS_SHARDS items picked by the record's id, so no single item takes every write
 (one item sustains ~1000 writes/s; with 4 shards the busiest counter sustains ~4000 events/s).
-Reads merge the shards: a fixed number of items, whatever the table's size.
-
-Counter items (PK / SK):
-    STATS#GLOBAL        / SHARD#<n>             sessions by status, started, manuals, messages,
-                                                webhooks failed for good (listed now),
-                                                completion time sum and histogram (h_*)
-    STATS#MANUALS       / <manual_id>#<n>       sessions started and completed per manual
-    STATS#HOUR#<hour>   / SHARD#<n>             activity per UTC hour
-    STATSEVT#<eventID>  / #                     marker: this record was counted (TTL 2 days)
+Reads merge the shards: a fixed number of items, whatever the table's size. The counter
+items are described in chalicelib/db/stats.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import statistics
-import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib.db import table as store
+from chalicelib.db import stats
+from chalicelib.db.table import from_item
 from chalicelib.observability import STREAM_BATCH_FAILURES, logger
 from chalicelib.observability import count as metric
 from chalicelib.domain.clock import seconds_between
 
-STATS_SHARDS = 4
+STATS_SHARDS = stats.SHARDS
 STATUSES = ("active", "completed", "ended", "abandoned")
-MARKER_TTL_SECONDS = 2 * 86400  # longer than a stream keeps records (24 h)
 
-Deltas = dict[tuple[str, str], dict[str, float]]
+Deltas = stats.Deltas
 
 
 def completion_bucket(seconds: float) -> str:
@@ -59,26 +51,26 @@ def deltas_for(record: dict[str, Any]) -> Deltas:
     """What one stream record adds to which counters (pure)."""
     name = record.get("eventName")
     data = record.get("dynamodb", {})
-    image = store.from_item(data.get("OldImage") if name == "REMOVE" else data.get("NewImage")) or {}
+    image = from_item(data.get("OldImage") if name == "REMOVE" else data.get("NewImage")) or {}
     kind = image.get("type")
     n = _shard(record.get("eventID", ""))
-    glob = ("STATS#GLOBAL", f"SHARD#{n}")
+    glob = stats.global_key(n)
     out: Deltas = defaultdict(dict)
 
     def add(key: tuple[str, str], attr: str, value: float = 1) -> None:
         out[key][attr] = out[key].get(attr, 0) + value
 
     if name == "MODIFY" and kind == "event":  # a delivery's status moved into or out of failed
-        before = (store.from_item(data.get("OldImage")) or {}).get("delivery_status")
-        after = (store.from_item(data.get("NewImage")) or {}).get("delivery_status")
+        before = (from_item(data.get("OldImage")) or {}).get("delivery_status")
+        after = (from_item(data.get("NewImage")) or {}).get("delivery_status")
         if before != after and "failed" in (before, after):
             add(glob, "deliveries_failed", 1 if after == "failed" else -1)
     elif name == "REMOVE" and kind == "event":  # deleted with its session
         if image.get("delivery_status") == "failed":
             add(glob, "deliveries_failed", -1)
     elif name == "INSERT" and kind == "event":
-        hour = ("STATS#HOUR#" + hour_of(image["occurred_at"]), f"SHARD#{n}")
-        manual = ("STATS#MANUALS", f"{image['manual_id']}#{n}")
+        hour = stats.hour_key(hour_of(image["occurred_at"]), n)
+        manual = stats.manual_key(image["manual_id"], n)
         if image["event_type"] == "session_created":
             add(glob, "sessions_active"), add(glob, "sessions_started")
             add(manual, "started"), add(hour, "sessions_started")
@@ -96,13 +88,13 @@ def deltas_for(record: dict[str, Any]) -> Deltas:
     elif kind == "message" and name in ("INSERT", "REMOVE"):
         add(glob, "messages", 1 if name == "INSERT" else -1)
         if name == "INSERT":
-            add(("STATS#HOUR#" + hour_of(image["created_at"]), f"SHARD#{n}"), "messages")
+            add(stats.hour_key(hour_of(image["created_at"]), n), "messages")
     elif kind == "manual" and name in ("INSERT", "REMOVE"):
         add(glob, "manuals", 1 if name == "INSERT" else -1)
     elif kind == "session" and name == "REMOVE":  # a deleted session leaves the numbers
         status = image["status"]
         add(glob, f"sessions_{status}", -1)
-        manual = ("STATS#MANUALS", f"{image['manual_id']}#{n}")
+        manual = stats.manual_key(image["manual_id"], n)
         add(manual, "started", -1)
         if status == "completed":
             seconds = seconds_between(image["started_at"], image["ended_at"])
@@ -116,29 +108,7 @@ def count(record: dict[str, Any]) -> bool:
     deltas = deltas_for(record)
     if not deltas:
         return False
-    marker = {"PK": f"STATSEVT#{record['eventID']}", "SK": "#", "type": "stats_marker",
-              "expires_at": int(time.time()) + MARKER_TTL_SECONDS}
-    items: list[dict[str, Any]] = [{"Put": {"Item": store.to_item(marker),
-                                            "ConditionExpression": "attribute_not_exists(PK)"}}]
-    for (pk, sk), attrs in deltas.items():
-        names = {f"#a{i}": a for i, a in enumerate(attrs)}
-        vals = {f"v{i}": v for i, v in enumerate(attrs.values())}
-        extra = {}
-        if pk == "STATS#MANUALS":
-            names["#m"], extra = "manual_id", {"m": sk.rsplit("#", 1)[0]}
-        expression = "ADD " + ", ".join(f"#a{i} :v{i}" for i in range(len(attrs)))
-        if extra:
-            expression += " SET #m = :m"
-        items.append({"Update": {"Key": store.to_item({"PK": pk, "SK": sk}),
-                                 "UpdateExpression": expression, "ExpressionAttributeNames": names,
-                                 "ExpressionAttributeValues": store.values(**vals, **extra)}})
-    try:
-        store.transact_write(items)
-    except store.TransactionCanceled as exc:
-        if exc.failed(0):
-            return False  # a redelivered record: already counted
-        raise
-    return True
+    return stats.apply_once(record["eventID"], deltas)
 
 
 def handle_stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -169,7 +139,7 @@ def _merged(items: list[dict[str, Any]]) -> dict[str, float]:
 
 def overview() -> dict[str, Any]:
     """One BatchGetItem of the global shards."""
-    found = store.batch_get([{"PK": "STATS#GLOBAL", "SK": f"SHARD#{n}"} for n in range(STATS_SHARDS)])
+    found = stats.counters([stats.global_key(n) for n in range(STATS_SHARDS)])
     total = _merged(list(found.values()))
     by_status = {s: int(total.get(f"sessions_{s}", 0)) for s in STATUSES}
     sessions = sum(by_status.values())
@@ -191,7 +161,7 @@ def overview() -> dict[str, Any]:
 def popular_manuals(limit: int) -> list[dict[str, Any]]:
     """One Query over the per-manual counters (their number grows with manuals, not sessions)."""
     per_manual: dict[str, dict[str, int]] = defaultdict(lambda: {"started": 0, "completed": 0})
-    for item in store.query_all(key_condition="PK = :pk", vals=store.values(pk="STATS#MANUALS")):
+    for item in stats.per_manual():
         entry = per_manual[item["manual_id"]]
         entry["started"] += int(item.get("started", 0))
         entry["completed"] += int(item.get("completed", 0))
@@ -206,12 +176,11 @@ def recent_activity(hours: int, now: datetime | None = None) -> dict[str, Any]:
     hours x shards keys (one call up to 25 hours)."""
     end = (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
     labels = [(end - timedelta(hours=h)).strftime("%Y-%m-%dT%H") for h in reversed(range(hours))]
-    found = store.batch_get([{"PK": f"STATS#HOUR#{label}", "SK": f"SHARD#{n}"}
-                             for label in labels for n in range(STATS_SHARDS)])
+    found = stats.counters([stats.hour_key(label, n) for label in labels for n in range(STATS_SHARDS)])
     fields = ("sessions_started", "steps_completed", "messages", "sessions_ended")
     buckets = []
     for label in labels:
-        merged = _merged([found[k] for k in ((f"STATS#HOUR#{label}", f"SHARD#{n}")
+        merged = _merged([found[k] for k in (stats.hour_key(label, n)
                                               for n in range(STATS_SHARDS)) if k in found])
         buckets.append({"hour": f"{label}:00:00Z", **{f: int(merged.get(f, 0)) for f in fields}})
     totals = {f: sum(b[f] for b in buckets) for f in fields}

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from chalicelib.db import sessions as repository
 from chalicelib.services import sessions
-from chalicelib.db import table as store
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.config import get_settings
 from chalicelib.observability import SESSIONS_ABANDONED, count, logger
@@ -58,17 +58,12 @@ def abandon_idle(now: datetime, report: CleanupReport,
                  time_left: Callable[[], float] | None = None) -> None:
     cutoff = to_iso(now - timedelta(seconds=get_settings().idle_timeout_seconds))
     stamp = to_iso(now)
-    for shard in range(sessions.ACTIVE_SHARDS):
+    for shard in range(repository.ACTIVE_SHARDS):
         cursor = None
         while not _out_of_time(time_left, report):
-            # entries are "<last activity>#<session id>": all before the cutoff are idle
-            page, cursor = store.query_page(
-                index="GSI5", key_condition="GSI5PK = :pk AND GSI5SK < :cutoff",
-                vals=store.values(pk=f"ACTIVE#{shard}", cutoff=cutoff), limit=PAGE,
-                cursor=cursor, cursor_scope=f"idle:{shard}")
-            found = [item for item in store.full_items(page) if not sessions.is_deleting(item)]
-            report.skipped += len(page) - len(found)  # deleted (or being deleted) since
-            for session in map(sessions.to_session, found):
+            found, gone, cursor = repository.idle_page(shard, cutoff, PAGE, cursor)
+            report.skipped += gone  # deleted (or being deleted) since
+            for session in found:
                 if session.status != "active" or session.last_activity_at >= cutoff:
                     report.skipped += 1
                 elif sessions.abandon_if_idle(session, stamp):
@@ -87,18 +82,15 @@ def apply_retention(now: datetime, report: CleanupReport,
     for status in ("completed", "ended", "abandoned"):
         retention_cursor: str | None = None
         while not _out_of_time(time_left, report):
-            page, cursor = store.query_page(
-                index="GSI1", key_condition="GSI1PK = :pk AND GSI1SK < :cutoff",
-                vals=store.values(pk=f"SESSIONS#{status}", cutoff=cutoff), limit=25,
-                filter_expression="ended_at < :cutoff", cursor=retention_cursor,
-                cursor_scope=f"retention:{status}")
+            ids, cursor = repository.ended_before(status, cutoff, 25, retention_cursor)
             retention_cursor = cursor
-            for item in page:
+            for session_id in ids:
                 try:
-                    sessions.delete_session(item["PK"].removeprefix("SESSION#"))
+                    sessions.delete_session(session_id)
                     report.deleted += 1
                 except Exception:  # noqa: BLE001 - one stuck session must not stop the job
-                    logger.exception("retention: could not delete a session", extra={"key": item["PK"]})
+                    logger.exception("retention: could not delete a session",
+                                     extra={"session_id": session_id})
                     report.complete = False
             if cursor is None:
                 break

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.db import table as store
+from chalicelib.db import events
 from chalicelib.pipeline import queue, webhooks
 from chalicelib.domain import delivery_policy
 from chalicelib.domain.clock import from_iso, to_iso, utcnow
@@ -45,8 +45,6 @@ SWEEP_SECONDS = 20.0
 ORIGINAL_ROUND = "0"  # the round of a message the feedback function enqueued
 ROUND = "round"  # message attribute: the delivery round a message belongs to
 DEAD_LETTERED = "dead_lettered"  # message attribute: who put it in the DLQ (absent: SQS did)
-event_stored = "attribute_exists(PK)"
-not_yet_failed = "attribute_exists(PK) AND (attribute_not_exists(delivery_status) OR delivery_status <> :failed)"
 STATUS_OF = {"delivered": "delivered", "gone": "gone", "failed": "failed",
              "retrying": "retrying", "throttled": "retrying"}
 
@@ -70,7 +68,7 @@ class Envelope:
     def of(cls, record: dict[str, Any]) -> Envelope:
         try:
             payload = json.loads(record["body"])
-            store.event_key(payload["session_id"], payload["sequence"])  # has what we need
+            events.key(payload["session_id"], payload["sequence"])  # has what we need
             if not isinstance(payload.get("event_id"), str):
                 raise ValueError("no event_id")
         except (ValueError, TypeError, KeyError):
@@ -80,9 +78,10 @@ class Envelope:
                    queue.attribute(record, ROUND) or ORIGINAL_ROUND, payload)
 
     @property
-    def key(self) -> tuple[str, str]:
+    def ref(self) -> tuple[str, int]:
+        """(session_id, sequence): which event this message delivers."""
         assert self.payload is not None
-        return store.ident(store.event_key(self.payload["session_id"], self.payload["sequence"]))
+        return self.payload["session_id"], self.payload["sequence"]
 
 
 # ---- one attempt ---------------------------------------------------------------------------
@@ -137,22 +136,10 @@ def record_attempt(message: Envelope, decision: delivery_policy.Decision,
         "latency_ms": result.latency_ms, "at": now}
     if not decision.settled:
         entry["retry_in_seconds"] = decision.delay
-    expression = ("SET delivery_status = :status, last_attempt_at = :now, delivery_round = :round,"
-                  " attempt_count = :n,"
-                  " delivery_attempts = list_append(if_not_exists(delivery_attempts, :empty), :entry)")
-    vals: dict[str, Any] = {"status": status, "now": now, "round": message.round,
-                            "n": decision.attempt, "empty": [], "entry": [entry]}
-    if status == "failed":
-        expression += ", GSI1PK = :failed_pk, GSI1SK = :failed_sk"
-        vals.update(failed_pk="DELIVERIES#failed", failed_sk=f"{now}#{message.payload['event_id']}")
-    else:
-        if status == "delivered":
-            expression += ", delivered_at = :now"
-        expression += " REMOVE GSI1PK, GSI1SK"
-    key = store.event_key(message.payload["session_id"], message.payload["sequence"])
-    try:
-        store.update_item(key, expression, condition=event_stored, vals=store.values(**vals))
-    except store.ConditionFailed:
+    session_id, sequence = message.ref
+    if not events.record_attempt(session_id, sequence, status=status, entry=entry,
+                                 round_id=message.round, attempt=decision.attempt, now=now,
+                                 event_id=message.payload["event_id"]):
         logger.info("event no longer stored (session deleted)", extra=_log_fields(message))
     return {"delivery_status": status, "delivery_round": message.round, "attempt_count": decision.attempt}
 
@@ -207,7 +194,7 @@ def handle_delivery_batch(event: dict[str, Any]) -> dict[str, Any]:
     (they must not overtake it); other sessions keep flowing."""
     settings = get_settings()
     messages = [Envelope.of(r) for r in event.get("Records", [])]
-    states = store.batch_get([dict(zip(("PK", "SK"), m.key)) for m in messages if m.payload])
+    states = events.delivery_states([m.ref for m in messages if m.payload])
     failed: list[str] = []
     blocked: dict[str, str] = {}  # group -> the message id of its head, still being retried
     held: list[str] = []
@@ -222,7 +209,7 @@ def handle_delivery_batch(event: dict[str, Any]) -> dict[str, Any]:
             _dead_letter(message, delivery_policy.Decision("failed", 0, settings.max_attempts), settings)
             continue
         try:
-            decision = deliver(message, states.get(message.key), settings)
+            decision = deliver(message, states.get(message.ref), settings)
         except Exception:  # noqa: BLE001 - one broken message must not stop other sessions
             # Nothing (or not all) was recorded: the message comes back after the visibility
             # timeout and repeats this attempt; a message that keeps crashing its invocation
@@ -285,17 +272,9 @@ def _record_safety_net(message: Envelope) -> bool:
     entry = {"attempt": None, "round": message.round, "outcome": "failed", "status_code": None,
              "error": "dead-lettered by SQS after its receive limit (the delivery function kept failing)",
              "latency_ms": 0, "at": now}
-    try:
-        store.update_item(
-            store.event_key(message.payload["session_id"], message.payload["sequence"]),
-            "SET delivery_status = :failed, last_attempt_at = :now, GSI1PK = :pk, GSI1SK = :sk,"
-            " delivery_attempts = list_append(if_not_exists(delivery_attempts, :empty), :entry)",
-            condition=not_yet_failed, vals=store.values(
-                failed="failed", now=now, pk="DELIVERIES#failed",
-                sk=f"{now}#{message.payload['event_id']}", empty=[], entry=[entry]))
-    except store.ConditionFailed:
-        return False  # already listed, or deleted with its session
-    return True
+    # False: already listed, or deleted with its session
+    return events.record_failed_once(*message.ref, entry=entry, now=now,
+                                     event_id=message.payload["event_id"])
 
 
 # ---- operator actions ----------------------------------------------------------------------
@@ -306,10 +285,7 @@ def new_round() -> str:
 
 
 def find_event(event_id: str) -> dict[str, Any]:
-    items, _ = store.query_page(index="GSI2", key_condition="GSI2PK = :pk",
-                                vals=store.values(pk=f"EVENT#{event_id}"), limit=1, cursor=None,
-                                cursor_scope="event")
-    item = store.get_item({"PK": items[0]["PK"], "SK": items[0]["SK"]}) if items else None
+    item = events.find(event_id)
     if item is None:
         raise EventNotFound(f"Event '{event_id}' not found", event_id=event_id)
     return item
@@ -323,21 +299,15 @@ def redeliver(event_id: str) -> dict[str, Any]:
     round_id = new_round()
     queue.enqueue(body, group=event["session_id"], dedup_id=f"{event_id}:{round_id}",
                   attributes={ROUND: round_id})
-    try:  # conditional: an event deleted meanwhile must not come back as a stub item
-        store.update_item(store.event_key(event["session_id"], event["sequence"]),
-                          "SET delivery_status = :pending REMOVE GSI1PK, GSI1SK",
-                          condition="attribute_exists(PK)", vals=store.values(pending="pending"))
-    except store.ConditionFailed as exc:
-        raise EventNotFound(f"Event '{event_id}' not found", event_id=event_id) from exc
+    if not events.mark_pending(event["session_id"], event["sequence"]):
+        raise EventNotFound(f"Event '{event_id}' not found", event_id=event_id)
     return {"event_id": event_id, "status": "queued"}
 
 
 def list_failed(limit: int, cursor: str | None) -> Page:
     """Events whose delivery failed for good, newest first: one Query on GSI1 + one BatchGet."""
-    items, next_cursor = store.query_page(
-        index="GSI1", key_condition="GSI1PK = :pk", vals=store.values(pk="DELIVERIES#failed"),
-        limit=limit, cursor=cursor, forward=False, cursor_scope="deliveries:failed")
-    return Page(items=[delivery_view(e) for e in store.full_items(items)], next_cursor=next_cursor)
+    items, next_cursor = events.failed_page(limit, cursor)
+    return Page(items=[delivery_view(e) for e in items], next_cursor=next_cursor)
 
 
 def delivery_view(event: dict[str, Any]) -> dict[str, Any]:

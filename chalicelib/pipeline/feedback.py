@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.db import table as store
+from chalicelib.db.table import from_item
 from chalicelib.pipeline import queue, webhooks
 from chalicelib.config import get_settings
 from chalicelib.observability import STREAM_BATCH_FAILURES, count, logger
@@ -39,7 +39,7 @@ def event_of(record: dict[str, Any]) -> dict[str, Any] | None:
     image = record.get("dynamodb", {}).get("NewImage") or {}
     if image.get("type", {}).get("S") != "event":
         return None
-    return store.from_item(image)
+    return from_item(image)
 
 
 def message_of(record: dict[str, Any], event_types: tuple[str, ...]) -> queue.Message | None:

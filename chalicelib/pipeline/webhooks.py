@@ -149,6 +149,11 @@ class _Transport:
 _transports: dict[bool, _Transport] = {}
 
 
+def reset_transports() -> None:
+    """Forget kept-alive connections (chalicelib.runtime.reset)."""
+    _transports.clear()
+
+
 def post(url: str, body: str, headers: dict[str, str], timeout: float,
          allow_private: bool = False) -> Attempt:
     """One delivery attempt. Only http(s) URLs; inside addresses only when `allow_private`

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
-from chalicelib.db import table as store
+from chalicelib.db import manuals as repository
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import ManualExists, ManualInUse, ManualNotFound
 from chalicelib.lru import LRU
@@ -13,9 +14,6 @@ from chalicelib.domain.models import Manual, ManualCreate, ManualSummary, Page, 
 
 # Steps are immutable per (manual_id, revision): safe to keep for the life of the process.
 _steps: LRU[tuple[str, str, int], Step] = LRU(20_000)
-
-manual_absent = "attribute_not_exists(PK)"
-manual_unused = "attribute_exists(PK) AND (attribute_not_exists(active_sessions) OR active_sessions <= :zero)"
 
 
 def revision(body: ManualCreate) -> str:
@@ -34,28 +32,21 @@ def create_manual(body: ManualCreate) -> tuple[Manual, bool]:
     concurrent create with another body cannot overwrite these steps, and the manual becomes
     visible only once all of its steps are stored."""
     rev = revision(body)
-    existing = store.get_item(store.manual_key(body.manual_id))
+    existing = repository.get_meta(body.manual_id)
     if existing is not None:
         return _existing(existing, body, rev), False
     now = to_iso(utcnow())
-    store.batch_write(puts=[
-        {**store.step_key(body.manual_id, rev, s.step_number), "type": "step",
-         "step_number": s.step_number, "title": s.title, "content": s.content}
-        for s in body.steps
-    ])
-    meta = {
-        **store.manual_key(body.manual_id), "type": "manual", "manual_id": body.manual_id,
-        "title": body.title, "total_steps": len(body.steps), "rev": rev, "created_at": now,
-        "active_sessions": 0, "GSI1PK": "MANUALS", "GSI1SK": body.manual_id,
-    }
-    try:
-        store.put_item(meta, condition=manual_absent)
-    except store.ConditionFailed as exc:
-        return _existing(exc.item or {}, body, rev), False
+    repository.put_steps(body.manual_id, rev, [
+        {"step_number": s.step_number, "title": s.title, "content": s.content} for s in body.steps])
+    there = repository.put_meta_once({
+        "manual_id": body.manual_id, "title": body.title, "total_steps": len(body.steps),
+        "rev": rev, "created_at": now, "active_sessions": 0})
+    if there is not None:
+        return _existing(there, body, rev), False
     return _from_body(body, now), True
 
 
-def _existing(item: dict, body: ManualCreate, rev: str) -> Manual:
+def _existing(item: dict[str, Any], body: ManualCreate, rev: str) -> Manual:
     if item.get("rev") != rev:
         raise ManualExists(
             f"Manual '{body.manual_id}' already exists with different content.",
@@ -73,16 +64,10 @@ def _from_body(body: ManualCreate, created_at: str, active: int = 0) -> Manual:
 
 def get_manual(manual_id: str) -> Manual:
     """The manual with its steps: one Query over the manual's partition (paged if > 1 MB)."""
-    meta: dict | None = None
-    steps: list[dict] = []
-    for item in store.query_all(key_condition="PK = :pk", vals=store.values(pk=f"MANUAL#{manual_id}")):
-        if item["SK"] == store.META:
-            meta = item
-        else:
-            steps.append(item)
+    meta, steps = repository.whole(manual_id)
     if meta is None:
         raise ManualNotFound(f"Manual '{manual_id}' not found", manual_id=manual_id)
-    prefix = f"STEP#{meta['rev']}#"
+    prefix = repository.step_prefix(meta["rev"])
     return Manual(
         manual_id=manual_id, title=meta["title"], total_steps=meta["total_steps"],
         created_at=meta["created_at"], active_sessions=meta.get("active_sessions", 0),
@@ -90,45 +75,43 @@ def get_manual(manual_id: str) -> Manual:
     )
 
 
-def get_meta(manual_id: str) -> dict:
-    item = store.get_item(store.manual_key(manual_id))
+def get_meta(manual_id: str) -> dict[str, Any]:
+    item = repository.get_meta(manual_id)
     if item is None:
         raise ManualNotFound(f"Manual '{manual_id}' not found", manual_id=manual_id)
     return item
 
 
 def list_manuals(limit: int, cursor: str | None) -> Page:
-    items, next_cursor = store.query_page(
-        index="GSI1", key_condition="GSI1PK = :pk", vals=store.values(pk="MANUALS"),
-        limit=limit, cursor=cursor, cursor_scope="manuals")
+    items, next_cursor = repository.list_page(limit, cursor)
     return Page(items=[ManualSummary(**i).model_dump() for i in items], next_cursor=next_cursor)
 
 
 def delete_manual(manual_id: str) -> None:
     """Delete a manual no active session uses. The metadata goes first, atomically with the
     in-use check (a session start conditions on it), then the steps in bulk."""
-    try:
-        store.delete_item(store.manual_key(manual_id), manual_unused, store.values(zero=0))
-    except store.ConditionFailed as exc:
-        current = exc.item
-        if current is None:
-            raise ManualNotFound(f"Manual '{manual_id}' not found", manual_id=manual_id) from exc
+    current = repository.delete_unused(manual_id)
+    if current is not None:
+        if not current:
+            raise ManualNotFound(f"Manual '{manual_id}' not found", manual_id=manual_id)
         raise ManualInUse(
             f"Manual '{manual_id}' is used by {current.get('active_sessions', 0)} active session(s).",
-            manual_id=manual_id, active_sessions=current.get("active_sessions", 0)) from exc
-    keys = store.query_all(key_condition="PK = :pk", vals=store.values(pk=f"MANUAL#{manual_id}"),
-                           projection="PK, SK")
-    store.batch_write(deletes=list(keys))
+            manual_id=manual_id, active_sessions=current.get("active_sessions", 0))
+    repository.delete_steps(manual_id)
 
 
 # ---- steps for the progress path -----------------------------------------------------------
+
+
+def forget_steps() -> None:
+    _steps.clear()
 
 
 def cached_step(manual_id: str, rev: str, number: int) -> Step | None:
     return _steps.get((manual_id, rev, number))
 
 
-def remember_step(manual_id: str, rev: str, item: dict) -> Step:
+def remember_step(manual_id: str, rev: str, item: dict[str, Any]) -> Step:
     step = _step(item)
     _steps.put((manual_id, rev, step.step_number), step)
     return step
@@ -138,10 +121,10 @@ def fetch_step(manual_id: str, rev: str, number: int) -> Step | None:
     """A step by number: from this process's cache, else one GetItem."""
     step = cached_step(manual_id, rev, number)
     if step is None:
-        item = store.get_item(store.step_key(manual_id, rev, number), consistent=False)
+        item = repository.get_step(manual_id, rev, number)
         step = remember_step(manual_id, rev, item) if item else None
     return step
 
 
-def _step(item: dict) -> Step:
+def _step(item: dict[str, Any]) -> Step:
     return Step(step_number=item["step_number"], title=item["title"], content=item.get("content", ""))

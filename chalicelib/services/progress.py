@@ -11,15 +11,15 @@ import json
 import time
 from typing import Any
 
+from chalicelib.db import manuals as manual_items
+from chalicelib.db import sessions as repository
+from chalicelib.db.table import TransactionCanceled, batch_get, ident
 from chalicelib.services import manuals, sessions
-from chalicelib.db import table as store
 from chalicelib.domain import rules
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.config import get_settings
 from chalicelib.domain.errors import IdempotencyKeyReused
 from chalicelib.domain.models import NextStep, ProgressIn, ProgressOut, Session
-
-idempotency_unclaimed = "attribute_not_exists(PK) OR expires_at < :now_epoch"
 
 
 class Replay(Exception):
@@ -60,44 +60,48 @@ def report_progress(session_id: str, body: ProgressIn) -> ProgressOut:
             next_step=NextStep(**step.model_dump(), total_steps=new.total_steps)
             if step and new.status == rules.ACTIVE else None,
         )
-        items = sessions.change_items(session, change)
+        tx = sessions.change_transaction(session, change)
         if key:
-            items.append(_claim(session_id, key, digest, result))
+            now_epoch = time.time()
+            repository.add_idempotency_claim(tx, session_id, key, {
+                "fingerprint": digest, "response": result.model_dump_json(), "created_at": now,
+                "expires_at": int(now_epoch + get_settings().idempotency_ttl_seconds),
+            }, now_epoch=int(now_epoch))
         try:
-            store.transact_write(items)
-        except store.TransactionCanceled as exc:
-            if key and exc.failed(len(items) - 1):
+            tx.commit()
+        except TransactionCanceled as exc:
+            if key and exc.failed("idempotency"):
                 # A concurrent request with the same key won: answer as it did.
-                _check_replay(exc.items[-1] or {}, digest, key)
+                _check_replay(exc.item("idempotency") or {}, digest, key)
             raise
         return result
 
     return sessions.run_with_retries(attempt, session_id)
 
 
-def _read(session_id: str, body: ProgressIn, key: str | None) -> tuple[Session, dict | None, Any]:
+def _read(session_id: str, body: ProgressIn,
+          key: str | None) -> tuple[Session, dict[str, Any] | None, Any]:
     """One BatchGetItem: the session, the idempotency record, and the likely next step."""
-    keys = [store.session_key(session_id)]
+    keys = [repository.key(session_id)]
     if key:
-        keys.append(store.idempotency_key(session_id, key))
-    binding = sessions.bindings.get(session_id)
+        keys.append(repository.idempotency_key(session_id, key))
+    binding = sessions.binding(session_id)
     guess = body.current_step + 1 if body.step_status == "DONE" else body.current_step
     prefetched = None
     if binding:
         prefetched = manuals.cached_step(binding[0], binding[1], guess)
         if prefetched is None:
-            keys.append(store.step_key(binding[0], binding[1], guess))
-    found = store.batch_get(keys)
-    item = found.get(store.ident(store.session_key(session_id)))
-    if item is None or sessions.is_deleting(item):
+            keys.append(manual_items.step_key(binding[0], binding[1], guess))
+    found = batch_get(keys)
+    session = repository.live(found.get(ident(repository.key(session_id))))
+    if session is None:
         raise sessions.not_found(session_id)
-    session = sessions.to_session(item)
-    sessions.bindings.put(session_id, (session.manual_id, session.manual_rev))
+    sessions.remember(session)
     if prefetched is None and binding == (session.manual_id, session.manual_rev):
-        step_item = found.get(store.ident(store.step_key(*binding, guess)))
+        step_item = found.get(ident(manual_items.step_key(*binding, guess)))
         if step_item:
             prefetched = manuals.remember_step(session.manual_id, session.manual_rev, step_item)
-    record = found.get(store.ident(store.idempotency_key(session_id, key))) if key else None
+    record = found.get(ident(repository.idempotency_key(session_id, key))) if key else None
     if record is not None and record.get("expires_at", 0) < time.time():
         record = None  # expired: DynamoDB's TTL deletion can lag by days
     return session, record, prefetched
@@ -109,14 +113,3 @@ def _check_replay(record: dict[str, Any], digest: str, key: str) -> None:
             f"Idempotency key '{key}' was already used with a different request.",
             idempotency_key=key)
     raise Replay(json.loads(record["response"]))
-
-
-def _claim(session_id: str, key: str, digest: str, result: ProgressOut) -> dict[str, Any]:
-    now = time.time()
-    record = {
-        **store.idempotency_key(session_id, key), "type": "idempotency", "fingerprint": digest,
-        "response": result.model_dump_json(), "created_at": to_iso(utcnow()),
-        "expires_at": int(now + get_settings().idempotency_ttl_seconds),
-    }
-    return {"Put": {"Item": store.to_item(record), "ConditionExpression": idempotency_unclaimed,
-                    "ExpressionAttributeValues": store.values(now_epoch=int(now))}}

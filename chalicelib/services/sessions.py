@@ -1,85 +1,58 @@
 """Sessions: start, read, list, end, delete, and the transactional write of a state change.
 
-Every accepted change is ONE TransactWriteItems: the session update (conditional on its
-version), its event item(s) (the outbox the feedback pipeline reads from the stream), the
-idempotency record when the caller sent a key, and the manual's active-session counter when
-the session starts or ends.
+Every accepted change is ONE TransactWriteItems (`change_transaction`): the session update
+(conditional on its version), its event item(s) (the outbox the feedback pipeline reads from
+the stream), the idempotency record when the caller sent a key, and the manual's
+active-session counter when the session starts or ends. The items and their conditions are
+the repository's (chalicelib/db/sessions.py); this module decides what to write.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chalicelib.services import manuals
-from chalicelib.db import table as store
-from chalicelib.pipeline import webhooks
+from chalicelib.config import get_settings
+from chalicelib.db import manuals as manual_items
+from chalicelib.db import sessions as repository
+from chalicelib.db.sessions import EVENTS
+from chalicelib.db.table import Transaction, TransactionCanceled
 from chalicelib.domain import rules
 from chalicelib.domain.clock import seconds_between, to_iso, utcnow
-from chalicelib.config import get_settings
 from chalicelib.domain.errors import (
     ConcurrentUpdate, ManualNotFound, SessionDeleting, SessionEnded, SessionExists, SessionNotFound,
 )
-from chalicelib.lru import LRU
 from chalicelib.domain.models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut
+from chalicelib.lru import LRU
+from chalicelib.pipeline import webhooks
+from chalicelib.services import manuals
 
 T = TypeVar("T")
 
 # session_id -> (manual_id, manual_rev): lets the progress read fetch the next step together
 # with the session. A session's binding never changes; a stale entry (session deleted and
 # re-created) is detected after the read and costs one extra GetItem.
-bindings: LRU[str, tuple[str, str]] = LRU(50_000)
-
-session_absent = "attribute_not_exists(PK)"
-session_exists = "attribute_exists(PK)"
-version_unchanged = "version = :expected"
-# A session being deleted carries `deleting_at` (a tombstone): every writer refuses it, so
-# nothing can be added under a session while its children are being removed.
-deletion_not_started = "attribute_not_exists(deleting_at)"
-deletion_started = "attribute_exists(deleting_at)"
-event_absent = "attribute_not_exists(PK)"
-manual_exists = "attribute_exists(PK)"
+_bindings: LRU[str, tuple[str, str]] = LRU(50_000)
 
 
-# Active sessions are spread over shards of a sparse index (GSI5, keyed by last activity) so
-# the writes every progress report makes to it do not all land on one partition.
-ACTIVE_SHARDS = 16
+def binding(session_id: str) -> tuple[str, str] | None:
+    """The (manual_id, manual_rev) this process last saw the session bound to, if any."""
+    return _bindings.get(session_id)
 
 
-def active_shard(session_id: str) -> int:
-    return int(hashlib.sha256(session_id.encode()).hexdigest()[:8], 16) % ACTIVE_SHARDS
+def remember(session: Session) -> None:
+    _bindings.put(session.session_id, (session.manual_id, session.manual_rev))
 
 
-def activity_key(session: Session) -> str:
-    return f"{session.last_activity_at}#{session.session_id}"
+def forget_bindings() -> None:
+    _bindings.clear()
 
 
 def new_event_id() -> str:
     return f"evt_{uuid.uuid4().hex}"
-
-
-# ---- items ---------------------------------------------------------------------------------
-
-
-def session_item(session: Session) -> dict[str, Any]:
-    order = f"{session.started_at}#{session.session_id}"
-    return {
-        **store.session_key(session.session_id), "type": "session", **session.model_dump(),
-        "GSI1PK": f"SESSIONS#{session.status}", "GSI1SK": order,
-        "GSI2PK": f"USER#{session.user_id}", "GSI2SK": order,
-        "GSI3PK": f"MANUAL#{session.manual_id}", "GSI3SK": order,
-        "GSI4PK": "SESSIONS", "GSI4SK": order,
-        **({"GSI5PK": f"ACTIVE#{active_shard(session.session_id)}", "GSI5SK": activity_key(session)}
-           if session.status == rules.ACTIVE else {}),
-    }
-
-
-def to_session(item: dict[str, Any]) -> Session:
-    return Session.model_validate(item)
 
 
 def public(session: Session, now: str | None = None) -> SessionOut:
@@ -88,59 +61,17 @@ def public(session: Session, now: str | None = None) -> SessionOut:
     return SessionOut(**session.model_dump(), duration_seconds=max(0.0, seconds_between(session.started_at, end)))
 
 
-def change_items(old: Session, change: rules.Change,
-                 activity_unchanged: bool = False) -> list[dict[str, Any]]:
-    """The transaction items of a state change: session update + events (+ manual counter).
-    `activity_unchanged` also requires that no message arrived since `old` was read."""
-    new = change.session
-    ending = new.status != rules.ACTIVE
-    condition = f"{version_unchanged} AND {deletion_not_started}" + (
-        " AND last_activity_at = :seen_activity" if activity_unchanged else "")
-    vals = dict(
-        status=new.status, current_step=new.current_step, completed=new.completed_steps,
-        ended_at=new.ended_at, end_reason=new.end_reason, last_activity=new.last_activity_at,
-        version=new.version, event_seq=new.event_seq, gsi1pk=f"SESSIONS#{new.status}",
-        expected=old.version)
-    if activity_unchanged:
-        vals["seen_activity"] = old.last_activity_at
-    expression = (
-        "SET #status = :status, current_step = :current_step, completed_steps = :completed,"
-        " ended_at = :ended_at, end_reason = :end_reason, last_activity_at = :last_activity,"
-        " version = :version, event_seq = :event_seq, GSI1PK = :gsi1pk")
-    if ending:  # leave the index of active sessions; keep the summary
-        expression += ", summary = :summary REMOVE GSI5PK, GSI5SK"
-        vals["summary"] = new.summary
-    else:
-        expression += ", GSI5SK = :activity_key"
-        vals["activity_key"] = activity_key(new)
-    items: list[dict[str, Any]] = [{"Update": {
-        "Key": store.to_item(store.session_key(new.session_id)),
-        "UpdateExpression": expression, "ConditionExpression": condition,
-        "ExpressionAttributeNames": {"#status": "status"},
-        "ExpressionAttributeValues": store.values(**vals),
-    }}]
-    items += [event_put(e) for e in change.events]
-    if old.status == rules.ACTIVE and new.status != rules.ACTIVE:
-        items.append(manual_counter(new.manual_id, -1))
-    return items
-
-
-def event_put(event: Event) -> dict[str, Any]:
-    item = {**store.event_key(event.session_id, event.sequence), "type": "event",
-            **event.model_dump(exclude={"delivery_status", "delivery_attempts"}),
-            "GSI2PK": f"EVENT#{event.event_id}", "GSI2SK": "EVENT"}
-    return {"Put": {"Item": store.to_item(item), "ConditionExpression": event_absent}}
-
-
-def manual_counter(manual_id: str, delta: int) -> dict[str, Any]:
-    update: dict[str, Any] = {
-        "Key": store.to_item(store.manual_key(manual_id)),
-        "UpdateExpression": "ADD active_sessions :delta",
-        "ExpressionAttributeValues": store.values(delta=delta),
-    }
-    if delta > 0:  # a session may only start on a manual that exists (deletes race with this)
-        update["ConditionExpression"] = manual_exists
-    return {"Update": update}
+def change_transaction(old: Session, change: rules.Change,
+                       activity_unchanged: bool = False) -> Transaction:
+    """The transaction of a state change: session update + events (+ manual counter when
+    the session ends). `activity_unchanged` also requires that no message arrived since `old`
+    was read. The caller may add items (an idempotency record) before committing."""
+    tx = Transaction()
+    repository.add_change(tx, old, change.session, activity_unchanged=activity_unchanged)
+    repository.add_events(tx, change.events)
+    if old.status == rules.ACTIVE and change.session.status != rules.ACTIVE:
+        manual_items.add_active_sessions(tx, change.session.manual_id, -1)
+    return tx
 
 
 # Backoff between optimistic-locking attempts. With N writers on one session one wins per
@@ -175,8 +106,8 @@ def run_with_retries(attempt_once: Callable[[], T], session_id: str) -> T:
         began = time.monotonic()
         try:
             return attempt_once()
-        except store.TransactionCanceled as exc:
-            if not (exc.failed(0) or exc.conflict_only):
+        except TransactionCanceled as exc:
+            if not (exc.failed("session") or exc.conflict_only):
                 raise
         attempt += 1
         pause = backoff_seconds(attempt, time.monotonic() - began)
@@ -191,21 +122,15 @@ def run_with_retries(attempt_once: Callable[[], T], session_id: str) -> T:
 # ---- reads ---------------------------------------------------------------------------------
 
 
-def is_deleting(item: dict[str, Any]) -> bool:
-    """A session marked for deletion: gone for readers and writers alike."""
-    return "deleting_at" in item
-
-
 def not_found(session_id: str) -> SessionNotFound:
     return SessionNotFound(f"Session '{session_id}' not found", session_id=session_id)
 
 
 def load(session_id: str) -> Session:
-    item = store.get_item(store.session_key(session_id))
-    if item is None or is_deleting(item):
+    session = repository.load(session_id)
+    if session is None:
         raise not_found(session_id)
-    session = to_session(item)
-    bindings.put(session_id, (session.manual_id, session.manual_rev))
+    remember(session)
     return session
 
 
@@ -232,38 +157,18 @@ def get_next_step(session_id: str) -> NextStepOut:
 
 def list_sessions(*, status: str | None, user_id: str | None, manual_id: str | None,
                   limit: int, cursor: str | None) -> Page:
-    """One Query on the index that matches the most selective filter, then one BatchGetItem
-    for the page's sessions (indexes project only stable attributes, so progress updates do
-    not rewrite index entries)."""
-    filters: dict[str, str] = {}
-    if user_id is not None:
-        index, pk = "GSI2", f"USER#{user_id}"
-        filters = {"status": status, "manual_id": manual_id}
-    elif manual_id is not None:
-        index, pk = "GSI3", f"MANUAL#{manual_id}"
-        filters = {"status": status}
-    elif status is not None:
-        index, pk = "GSI1", f"SESSIONS#{status}"
-    else:
-        index, pk = "GSI4", "SESSIONS"
-    active = {k: v for k, v in filters.items() if v is not None}
-    names = {f"#{k}": k for k in active}
-    items, next_cursor = store.query_page(
-        index=index, key_condition=f"{index}PK = :pk", vals=store.values(pk=pk, **active),
-        filter_expression=" AND ".join(f"#{k} = :{k}" for k in active) or None,
-        names=names or None, limit=limit, cursor=cursor, forward=False,
-        cursor_scope=f"sessions:{pk}:{sorted(active.items())}")
+    """A page of sessions, newest first: one Query + one BatchGetItem."""
+    found, next_cursor = repository.list_page(status=status, user_id=user_id, manual_id=manual_id,
+                                              limit=limit, cursor=cursor)
     now = to_iso(utcnow())
-    page = [public(to_session(item), now).model_dump() for item in store.full_items(items)
-            if not is_deleting(item)]
-    return Page(items=page, next_cursor=next_cursor)
+    return Page(items=[public(s, now).model_dump() for s in found], next_cursor=next_cursor)
 
 
 def list_events(session_id: str, limit: int, cursor: str | None) -> Page:
     """The audit trail, oldest first, each event with its webhook delivery status:
     `pending` (queued or on its way), `retrying`, `delivered`, `failed` (dead-lettered),
     `gone` (receiver answered 410) or `not_sent` (its type is not configured for webhooks)."""
-    page = list_children(session_id, "EVT#", limit, cursor, Event)
+    page = list_children(session_id, EVENTS, limit, cursor, Event)
     types = get_settings().event_types
     for event in page.items:
         if event["delivery_status"] is None:
@@ -274,10 +179,7 @@ def list_events(session_id: str, limit: int, cursor: str | None) -> Page:
 def list_children(session_id: str, prefix: str, limit: int, cursor: str | None, model: Any) -> Page:
     """One Query per page of a session's child items, oldest first; a session with none is
     told apart from a missing session by one GetItem (only then)."""
-    items, next_cursor = store.query_page(
-        key_condition="PK = :pk AND begins_with(SK, :prefix)",
-        vals=store.values(pk=f"SESSION#{session_id}", prefix=prefix),
-        limit=limit, cursor=cursor, cursor_scope=f"{prefix}{session_id}")
+    items, next_cursor = repository.children_page(session_id, prefix, limit, cursor)
     if not items and cursor is None:
         load(session_id)
     return Page(items=[model.model_validate(i).model_dump() for i in items], next_cursor=next_cursor)
@@ -298,32 +200,31 @@ def create_session(body: SessionCreate) -> tuple[SessionOut, bool]:
     session = change.session
 
     def attempt() -> tuple[SessionOut, bool]:
+        tx = Transaction()
+        repository.add_start(tx, session)
+        manual_items.add_active_sessions(tx, session.manual_id, +1)
+        repository.add_events(tx, change.events)
         try:
-            store.transact_write([
-                {"Put": {"Item": store.to_item(session_item(session)),
-                         "ConditionExpression": session_absent}},
-                manual_counter(session.manual_id, +1),
-                *(event_put(e) for e in change.events),
-            ])
-        except store.TransactionCanceled as exc:
-            if exc.failed(0):
-                return _existing(exc.items[0] or {}, body), False
-            if exc.failed(1):
+            tx.commit()
+        except TransactionCanceled as exc:
+            if exc.failed("session"):
+                return _existing(exc.item("session") or {}, body), False
+            if exc.failed("manual"):
                 raise ManualNotFound(f"Manual '{body.manual_id}' not found",
                                      manual_id=body.manual_id) from exc
             raise  # a conflict is retried; any other refusal is a 409
-        bindings.put(session.session_id, (session.manual_id, session.manual_rev))
+        remember(session)
         return public(session, now), True
 
     return run_with_retries(attempt, session.session_id)
 
 
 def _existing(item: dict[str, Any], body: SessionCreate) -> SessionOut:
-    if is_deleting(item):
+    if repository.is_deleting(item):
         raise SessionDeleting(
             f"Session '{body.session_id}' is being deleted; its id is free once that finishes "
             "(if a delete stopped midway, send the DELETE again).", session_id=body.session_id)
-    existing = to_session(item)
+    existing = Session.model_validate(item)
     if existing.user_id != body.user_id or existing.manual_id != body.manual_id:
         raise SessionExists(
             f"Session '{existing.session_id}' already exists for another user or manual.",
@@ -335,10 +236,7 @@ def summarised(change: rules.Change) -> rules.Change:
     """An ending change with its summary (reads the session's event trail: once per session)."""
     if change.session.status == rules.ACTIVE:
         return change
-    history = [Event.model_validate(e) for e in store.query_all(
-        key_condition="PK = :pk AND begins_with(SK, :prefix)",
-        vals=store.values(pk=f"SESSION#{change.session.session_id}", prefix="EVT#"))]
-    return rules.with_summary(change, history)
+    return rules.with_summary(change, repository.all_events(change.session.session_id))
 
 
 def end_session(session_id: str, status: str, reason: str | None = None) -> SessionOut:
@@ -349,7 +247,7 @@ def end_session(session_id: str, status: str, reason: str | None = None) -> Sess
         now = to_iso(utcnow())
         change = summarised(rules.end_session(session, status=status, reason=reason or status,
                                               now=now, new_id=new_event_id))
-        store.transact_write(change_items(session, change))
+        change_transaction(session, change).commit()
         return public(change.session, now)
 
     return run_with_retries(attempt, session_id)
@@ -362,8 +260,8 @@ def abandon_if_idle(session: Session, now: str) -> bool:
     try:
         change = summarised(rules.end_session(session, status="abandoned", reason="idle_timeout",
                                               now=now, new_id=new_event_id))
-        store.transact_write(change_items(session, change, activity_unchanged=True))
-    except (store.TransactionCanceled, SessionEnded):
+        change_transaction(session, change, activity_unchanged=True).commit()
+    except (TransactionCanceled, SessionEnded):
         return False
     return True
 
@@ -381,29 +279,20 @@ def delete_session(session_id: str) -> None:
 
     A crash between the steps leaves a marked session (404; a create with its id answers 409
     `session_deleting`) that the next DELETE finishes."""
-    try:
-        session = store.update_item(
-            store.session_key(session_id), "SET deleting_at = if_not_exists(deleting_at, :now)",
-            condition=session_exists, vals=store.values(now=to_iso(utcnow())), returning=True)
-    except store.ConditionFailed as exc:
-        raise not_found(session_id) from exc
-    assert session is not None
-    children = [k for k in store.query_all(
-        key_condition="PK = :pk", vals=store.values(pk=f"SESSION#{session_id}"),
-        projection="PK, SK", consistent=True) if k["SK"] != store.META]
-    store.batch_write(deletes=children)
+    session = repository.mark_deleting(session_id, to_iso(utcnow()))
+    if session is None:
+        raise not_found(session_id)
+    repository.delete_children(session_id)
 
     def attempt() -> None:
-        items: list[dict[str, Any]] = [{"Delete": {
-            "Key": store.to_item(store.session_key(session_id)),
-            "ConditionExpression": deletion_started,
-        }}]
+        tx = Transaction()
+        repository.add_delete_marked(tx, session_id)
         if session["status"] == rules.ACTIVE:  # frozen by the mark: no writer can change it
-            items.append(manual_counter(session["manual_id"], -1))
+            manual_items.add_active_sessions(tx, session["manual_id"], -1)
         try:
-            store.transact_write(items)
-        except store.TransactionCanceled as exc:
-            if not exc.failed(0):
+            tx.commit()
+        except TransactionCanceled as exc:
+            if not exc.failed("session"):
                 raise  # a conflict on the counter: retried
             # already removed by a concurrent delete, which dropped the counter: done
 
