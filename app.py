@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice import AuthResponse, AuthRoute, Chalice, Rate, Response
 
-from chalicelib.services import health, manuals, messages, progress, sessions
+from chalicelib.services import health, keys, manuals, messages, progress, sessions
 from chalicelib.api import auth, openapi
 from chalicelib.inbox import captures as inbox
 from chalicelib.jobs import analytics, cleanup
@@ -19,11 +19,14 @@ from chalicelib.api.http import (
     parse_body, parse_query, path_id, validate,
 )
 from chalicelib.domain.models import (
+    Manual, ManualCreate, Message, MessageIn, NextStepOut, ProgressIn, ProgressOut, RedriveResult,
+    SessionCreate, SessionOut,
+)
+from chalicelib.api.schemas import (
     ActivityQuery, AlreadyProcessed, CaptureListQuery, ChildPageQuery, DeliveryListQuery,
-    DeliveryPage, EventPage, HealthSummary, Live, Manual, ManualCreate, ManualPage, Message,
-    MessageIn, MessagePage, MessageWithSession, NextStepOut, Overview, PageQuery, PopularManuals,
-    PopularQuery, ProgressIn, ProgressOut, Query, Ready, RecentActivity, Redelivery, RedriveQuery,
-    RedriveResult, SessionCreate, SessionListQuery, SessionOut, SessionPage, SessionPatch,
+    DeliveryPage, EventPage, HealthSummary, Live, ManualPage, MessagePage, MessageWithSession,
+    Overview, PageQuery, PopularManuals, PopularQuery, Query, Ready, RecentActivity, Redelivery,
+    RedriveQuery, SessionListQuery, SessionPage, SessionPatch,
 )
 
 # Powertools owns the "session-service" logger (JSON): Chalice must not reconfigure it.
@@ -357,23 +360,23 @@ def capture_hook(inbox_id: str) -> Response:
 
 
 @route("/v1/keys", "POST", summary="Create an API key (the key is shown only in this answer)",
-       body=auth.KeyCreate, responses={201: auth.ApiKeyCreated}, scope="admin")
+       body=keys.KeyCreate, responses={201: keys.ApiKeyCreated}, scope="admin")
 def create_key() -> Response:
-    body = parse_body(app.current_request, auth.KeyCreate)
+    body = parse_body(app.current_request, keys.KeyCreate)
     auth.check_can_mint(_caller(), body)
-    return json_response(auth.create_key(body), 201)
+    return json_response(keys.create_key(body), 201)
 
 
-@route("/v1/keys", "GET", summary="List API keys (never their values)", responses={200: auth.ApiKeyPage},
+@route("/v1/keys", "GET", summary="List API keys (never their values)", responses={200: keys.ApiKeyPage},
        query=PageQuery, scope="admin")
 def list_keys() -> Response:
     page = parse_query(app.current_request, PageQuery)
-    return json_response(auth.list_keys(page.limit, page.cursor))
+    return json_response(keys.list_keys(page.limit, page.cursor))
 
 
 @route("/v1/keys/{key_id}", "DELETE", summary="Revoke an API key", responses={204: None}, scope="admin")
 def revoke_key(key_id: str) -> Response:
-    auth.revoke_key(path_id(key_id, "key_id"))
+    keys.revoke_key(path_id(key_id, "key_id"))
     return no_content()
 
 
@@ -436,7 +439,7 @@ def dashboard_asset(asset: str) -> Response:
 # ---- helpers -------------------------------------------------------------------------------
 
 
-def _caller() -> auth.Principal | None:
+def _caller() -> keys.Principal | None:
     return auth.caller(app.current_request)
 
 

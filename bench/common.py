@@ -37,10 +37,11 @@ def stack(parameters: dict[str, str] | None = None) -> Iterator[Any]:
         deployed = deploy(boto3.Session(), parameters=parameters)
         runtime.bootstrap(deployed.environment())
         from chalicelib.api import auth
+        from chalicelib.services import keys
         from infra import gateway
 
         gateway.install()
-        auth.ensure_key(BENCH_KEY, ["admin"], name="bench")
+        keys.ensure_key(BENCH_KEY, ["admin"], name="bench")
         auth.authenticate(AUTH["Authorization"])  # a known key: cached, as in the common case
         yield deployed
 

@@ -16,10 +16,9 @@ from collections.abc import Mapping
 def reset() -> None:
     """Forget cached clients, settings and per-process caches."""
     from chalicelib import config
-    from chalicelib.api import auth
     from chalicelib.db import table
     from chalicelib.pipeline import queue, webhooks
-    from chalicelib.services import manuals, sessions
+    from chalicelib.services import keys, manuals, sessions
 
     config.get_settings.cache_clear()
     table.reset_client()
@@ -27,7 +26,7 @@ def reset() -> None:
     webhooks.reset_transports()
     manuals.forget_steps()
     sessions.forget_bindings()
-    auth.forget_cached_keys()
+    keys.forget_cached_keys()
 
 
 def bootstrap(environment: Mapping[str, str] | None = None) -> None:

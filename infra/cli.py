@@ -567,7 +567,7 @@ def events_tail(obj: Cli, session_id: str, follow: bool, interval: float) -> Non
             click.echo(table(EVENT_HEADERS, rows) if rows else "(no events)")
         else:
             if first:  # fixed columns: every later row lines up with these
-                from chalicelib.domain.models import MAX_STEPS
+                from chalicelib.domain.vocabulary import MAX_STEPS
 
                 widths[:] = follow_widths(items[0]["total_steps"] if items else MAX_STEPS)
                 click.echo(line(EVENT_HEADERS, widths))

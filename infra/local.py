@@ -345,10 +345,10 @@ def _dev_key() -> str:
     otherwise a new random one, printed at start."""
     import secrets
 
-    from chalicelib.api import auth
+    from chalicelib.services import keys
 
-    token = os.environ.get("LOCAL_API_KEY") or auth.KEY_PREFIX + secrets.token_urlsafe(32)
-    auth.ensure_key(token, ["admin"], name="local stack dev key")
+    token = os.environ.get("LOCAL_API_KEY") or keys.KEY_PREFIX + secrets.token_urlsafe(32)
+    keys.ensure_key(token, ["admin"], name="local stack dev key")
     return token
 
 

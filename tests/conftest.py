@@ -65,9 +65,9 @@ def aws(monkeypatch: pytest.MonkeyPatch, stack_parameters: dict[str, str]) -> It
         for key, value in stack.environment().items():
             monkeypatch.setenv(key, value)
         reset_process_state()
-        from chalicelib.api import auth
+        from chalicelib.services import keys
 
-        auth.ensure_key(ADMIN_KEY, ["admin"], name="tests")
+        keys.ensure_key(ADMIN_KEY, ["admin"], name="tests")
         yield stack
     reset_process_state()
 

@@ -12,6 +12,8 @@ import pytest
 from chalicelib.db import keys as api_keys
 from chalicelib.db import table as store
 from chalicelib.api import auth
+from chalicelib.services import keys as key_service
+from chalicelib.domain.vocabulary import SCOPES
 from tests.conftest import ADMIN_KEY, manual_body
 from tests.test_faults import fail_with, heal
 
@@ -51,7 +53,7 @@ def assert_error(response, status: int, code: str) -> None:
 @pytest.fixture
 def keys(api) -> dict[str, str]:
     return {scope: api.post("/v1/keys", {"scopes": [scope], "name": scope}).json["key"]
-            for scope in auth.SCOPES}
+            for scope in SCOPES}
 
 
 def test_every_route_is_public_only_by_decision(api) -> None:
@@ -272,10 +274,10 @@ def test_a_bound_key_reads_no_analytics_and_acts_on_no_other_users_data(api) -> 
 def test_a_bound_admin_key_stored_before_the_rule_still_cannot_escape(api) -> None:
     # GIVEN a key bound to u-A with the admin scope, written as the old code allowed
     token = "ssk_legacy_bound_admin_key_0001"
-    item = {**api_keys.key(auth._digest(token)[:16]), "type": "apikey",
-            "key_id": auth._digest(token)[:16], "hash": auth._digest(token), "scopes": ["admin"],
+    item = {**api_keys.key(key_service._digest(token)[:16]), "type": "apikey",
+            "key_id": key_service._digest(token)[:16], "hash": key_service._digest(token), "scopes": ["admin"],
             "name": "legacy", "user_id": "u-A", "created_at": "2026-11-01T00:00:00.000000Z",
-            "GSI1PK": "APIKEYS", "GSI1SK": auth._digest(token)[:16]}
+            "GSI1PK": "APIKEYS", "GSI1SK": key_service._digest(token)[:16]}
     store.put_item(item)
     legacy = api.as_key(token)
     api.post("/v1/manuals", manual_body("m-1", 3))

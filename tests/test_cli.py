@@ -583,7 +583,7 @@ def delivery_bodies(aws: Any) -> list[tuple[str, str]]:
 
 
 def test_redrive_route_moves_a_bounded_batch_per_request(api, aws) -> None:
-    from chalicelib.api import auth
+    from chalicelib.services import keys
 
     # GIVEN three messages of one session and one of another in the dead-letter queue
     seed_dead_letters(aws, ["s-1", "s-1", "s-2", "s-1"])
@@ -600,7 +600,7 @@ def test_redrive_route_moves_a_bounded_batch_per_request(api, aws) -> None:
     # a bad limit is a validation error; only admin keys may redrive
     assert api.post("/v1/deliveries/redrive?limit=0").json["error"] == "validation_error"
     assert api.as_key(None).post("/v1/deliveries/redrive").status_code == 401
-    reader = auth.create_key(auth.KeyCreate(scopes=["read"])).key
+    reader = keys.create_key(keys.KeyCreate(scopes=["read"])).key
     assert api.as_key(reader).post("/v1/deliveries/redrive").status_code == 403
 
 

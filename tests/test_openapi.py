@@ -84,7 +84,7 @@ def test_documented_models_validate_real_responses(api) -> None:
     check("DELETE", "/v1/sessions/{session_id}", "/v1/sessions/s")
     check("DELETE", "/v1/manuals/{manual_id}", "/v1/manuals/m")
     # errors follow the documented error body
-    from chalicelib.domain.models import ErrorBody
+    from chalicelib.api.schemas import ErrorBody
 
     for path in ("/v1/sessions/nope", "/v1/manuals/nope", "/v1/sessions?limit=0"):
         ErrorBody.model_validate(api.get(path).json)

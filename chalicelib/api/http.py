@@ -14,7 +14,8 @@ from pydantic import BaseModel, ValidationError
 from chalicelib.api import auth
 from chalicelib.domain.errors import InvalidJson, PayloadTooLarge, ServiceError, ValidationFailed
 from chalicelib.api.json_input import parse_json
-from chalicelib.domain.models import Query, ResourceId, conforms
+from chalicelib.domain.vocabulary import ResourceId, conforms
+from chalicelib.api.schemas import Query
 from chalicelib.observability import logger
 
 M = TypeVar("M", bound=BaseModel)

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from chalicelib import __version__
-from chalicelib.domain.models import ErrorBody
+from chalicelib.api.schemas import ErrorBody
 
 
 @dataclass(frozen=True)

@@ -121,3 +121,48 @@ class ServiceUnavailable(ServiceError):
     def __init__(self, message: str, retry_after: int = 1, **details: Any) -> None:
         super().__init__(message, **details)
         self.headers = {"Retry-After": str(retry_after)}
+
+
+class EventNotFound(ServiceError):
+    status, code = 404, "event_not_found"
+
+
+class KeyNotFound(ServiceError):
+    status, code = 404, "key_not_found"
+
+
+class KeyExists(ServiceError):
+    """Only a token the operator chose can collide (ensure_key); a random one never does."""
+    status, code = 409, "key_exists"
+
+
+class Forbidden(ServiceError):
+    status, code = 403, "forbidden"
+
+
+class NotAuthenticated(ServiceError):
+    status, code = 401, "unauthorized"
+
+
+class AssetNotFound(ServiceError):
+    status, code = 404, "asset_not_found"
+
+
+class InboxExists(ServiceError):
+    status, code = 409, "inbox_exists"
+
+
+class InboxNotFound(ServiceError):
+    status, code = 404, "inbox_not_found"
+
+
+class TokenRequired(ServiceError):
+    status, code = 401, "token_required"
+
+
+class CaptureTooLarge(ServiceError):
+    status, code = 413, "payload_too_large"
+
+
+class CaptureNotFound(ServiceError):
+    status, code = 404, "request_not_found"

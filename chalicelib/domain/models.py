@@ -1,174 +1,23 @@
-"""Pydantic models at every boundary: request bodies and query strings in, resources out.
+"""The domain's models: the bodies the services take, and the resources they return.
 
-Each identifier and text field has ONE definition here, used wherever the value arrives: in a
-body, a query string, a path or an API key's binding. A value that one route accepts can then
-never be one that another route refuses (a user who can start a session can be listed and
-given a key).
+Field types come from chalicelib/domain/vocabulary.py (one definition each); the shapes that
+only the HTTP API needs (query strings, typed pages, analytics and health answers) are in
+chalicelib/api/schemas.py.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter,
-    ValidationError, model_validator,
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from chalicelib.domain.vocabulary import (
+    MAX_STEPS, EndedStatus, IdempotencyKey, MessageText, ResourceId, Sender, SessionStatus,
+    StepContent, StepNumber, StepStatus, Title, UserId,
 )
-
-MAX_STEPS = 1000
-MAX_MESSAGE_BYTES = 32 * 1024
-MAX_PAGE_SIZE = 100
-MAX_CURSOR_CHARS = 2048
-
-# ---- text: what a character may be -----------------------------------------------------------
-# Characters that render as nothing although Unicode files them as letters, symbols or marks
-# (Hangul fillers, the blank Braille pattern, variation selectors, the grapheme joiner): in
-# an id they make two different values look identical.
-_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5\u180b\u180c\u180d\u180f")
-_VARIATION_SELECTORS = (range(0xFE00, 0xFE10), range(0xE0100, 0xE01F0))
-# Zero-width (non-)joiners are format characters that real text needs: inside words of
-# Persian and Indic scripts, and in emoji sequences such as 👩‍💻.
-_JOINERS = frozenset("\u200c\u200d")
-_LINE_BREAKS = frozenset("\t\n\r")
-
-
-def _invisible(char: str) -> bool:
-    return char in _BLANK or any(ord(char) in r for r in _VARIATION_SELECTORS)
-
-
-def _named(char: str) -> str:
-    return f"U+{ord(char):04X} {unicodedata.name(char, '(unnamed)')}"
-
-
-def _identifier(value: str) -> str:
-    """Letters, marks, digits, punctuation and symbols only: no space, control, format
-    (U+200B, U+202E, U+00AD, U+FEFF...), private-use, unassigned or invisible character."""
-    for char in value:
-        if unicodedata.category(char)[0] in "CZ" or _invisible(char):
-            raise ValueError(f"must not contain {_named(char)}")
-    return value
-
-
-def _display_text(value: str) -> str:
-    """One line that people read: no control, format (but the joiners), private-use,
-    unassigned or line-separator character, and at least one visible character."""
-    for char in value:
-        category = unicodedata.category(char)
-        if category in ("Cc", "Cs", "Co", "Cn", "Zl", "Zp") or (category == "Cf" and char not in _JOINERS):
-            raise ValueError(f"must not contain {_named(char)}")
-    if all(unicodedata.category(c)[0] in "CZ" or _invisible(c) for c in value):
-        raise ValueError("must contain a visible character")
-    return value
-
-
-def _long_text(value: str) -> str:
-    """Multi-line text (step content, chat messages): no control character but tab and line
-    breaks (a NUL or an escape sequence is never content)."""
-    for char in value:
-        if unicodedata.category(char) in ("Cc", "Cs") and char not in _LINE_BREAKS:
-            raise ValueError(f"must not contain {_named(char)}")
-    return value
-
-
-def _ascii_digits(value: object) -> object:
-    """Query values are text: only 0-9 make an integer (int() would also take '²', '٣' or
-    '５', and pydantic '5_000')."""
-    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,9}", value):
-        raise ValueError("must be a whole number written with the digits 0-9")
-    return value
-
-
-# ---- identifiers and text fields: one definition each --------------------------------------
-
-# Resource ids travel in URL paths and key strings: keep them path-safe and bounded.
-RESOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-ResourceId = Annotated[str, StringConstraints(pattern=RESOURCE_ID_PATTERN)]
-# User ids come from upstream identity systems (emails, subjects, names in any script).
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_identifier)]
-InboxId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,64}$")]
-CaptureId = Annotated[str, StringConstraints(pattern=r"^req_[0-9a-f]{16,32}$")]
-KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
-IdempotencyKey = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,255}$")]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_display_text)]
-Name = Title  # names of keys and inboxes: the same rules as titles
-StepContent = Annotated[str, StringConstraints(max_length=16_000), AfterValidator(_long_text)]
-MessageText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_long_text)]
-Cursor = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CURSOR_CHARS)]
-StepNumber = Annotated[int, Field(strict=True, ge=1, le=MAX_STEPS)]
-PageLimit = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), BeforeValidator(_ascii_digits)]
-
-
-@lru_cache(maxsize=None)
-def _adapter(kind: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(kind)
-
-
-def conforms(kind: Any, value: object) -> bool:
-    """Whether `value` is a valid `kind` (one of the definitions above)."""
-    try:
-        _adapter(kind).validate_python(value)
-    except ValidationError:
-        return False
-    return True
-
-
-SessionStatus = Literal["active", "completed", "ended", "abandoned"]
-StepStatus = Literal["DONE", "ONGOING"]
-Sender = Literal["user", "agent"]
-
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
-
-
-# ---- query strings: validated like bodies -----------------------------------------------
-
-
-class Query(BaseModel):
-    """A query string. Unknown parameters are ignored (as API Gateway passes them on) and an
-    empty value counts as absent; every known one is validated like a body field."""
-
-    model_config = ConfigDict(extra="ignore")
-
-
-class PageQuery(Query):
-    limit: PageLimit = 20
-    cursor: Cursor | None = None
-
-
-class ChildPageQuery(PageQuery):
-    """A session's events or messages: longer pages by default."""
-
-    limit: PageLimit = 50
-
-
-class SessionListQuery(PageQuery):
-    status: Literal["active", "completed", "ended", "abandoned"] | None = None
-    user_id: UserId | None = None
-    manual_id: ResourceId | None = None
-
-
-class DeliveryListQuery(PageQuery):
-    status: Literal["failed"] | None = None  # the only status listed across sessions
-
-
-class CaptureListQuery(PageQuery):
-    method: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,16}$")] | None = None
-
-
-class PopularQuery(Query):
-    limit: PageLimit = 10
-
-
-class ActivityQuery(Query):
-    hours: Annotated[int, Field(ge=1, le=168), BeforeValidator(_ascii_digits)] = 24
-
-
-class RedriveQuery(Query):
-    limit: PageLimit = 100
 
 
 # ---- manuals -------------------------------------------------------------------------------
@@ -223,10 +72,6 @@ class SessionCreate(Request):
     session_id: ResourceId | None = None
     user_id: UserId
     manual_id: ResourceId
-
-
-class SessionPatch(Request):
-    status: Literal["ended", "abandoned"]
 
 
 class Session(BaseModel):
@@ -340,10 +185,6 @@ class MessageIn(Request):
     message_id: ResourceId | None = None
 
 
-class MessageWithSession(MessageIn):
-    session_id: ResourceId
-
-
 class Message(BaseModel):
     message_id: str
     session_id: str
@@ -358,116 +199,8 @@ class Page(BaseModel):
     next_cursor: str | None
 
 
-# ---- response shapes documented in the OpenAPI document -----------------------------------
-
-
-class ErrorBody(BaseModel):
-    error: str
-    message: str
-    fields: list[dict[str, str]] | None = None
-
-
-class ManualPage(BaseModel):
-    items: list[ManualSummary]
-    next_cursor: str | None
-
-
-class SessionPage(BaseModel):
-    items: list[SessionOut]
-    next_cursor: str | None
-
-
-class EventPage(BaseModel):
-    items: list[Event]
-    next_cursor: str | None
-
-
-class MessagePage(BaseModel):
-    items: list[Message]
-    next_cursor: str | None
-
-
-class AlreadyProcessed(BaseModel):
-    status: Literal["already_processed"]
-    original_result: ProgressOut
-
-
-class DeliveryView(BaseModel):
-    event_id: str
-    event_type: str
-    session_id: str
-    occurred_at: str
-    delivery_status: str
-    delivery_attempts: list[dict[str, Any]]
-
-
-class DeliveryPage(BaseModel):
-    items: list[DeliveryView]
-    next_cursor: str | None
-
-
-class Redelivery(BaseModel):
-    event_id: str
-    status: Literal["queued"]
-
-
 class RedriveResult(BaseModel):
     """One bounded step of a redrive: messages moved now, and still dead-lettered."""
 
     moved: int
     remaining: int
-
-
-class SessionCounts(BaseModel):
-    total: int
-    by_status: dict[str, int]
-
-
-class Overview(BaseModel):
-    sessions: SessionCounts
-    manuals: int
-    messages: int
-    deliveries_failed: int  # webhooks listed by GET /v1/deliveries?status=failed
-    completion_rate: float
-    average_completion_seconds: float | None
-    median_completion_seconds: float | None
-
-
-class PopularManual(BaseModel):
-    manual_id: str
-    sessions_started: int
-    sessions_completed: int
-    completion_rate: float
-
-
-class PopularManuals(BaseModel):
-    items: list[PopularManual]
-
-
-class ActivityBucket(BaseModel):
-    hour: str
-    sessions_started: int
-    steps_completed: int
-    messages: int
-    sessions_ended: int
-
-
-class RecentActivity(BaseModel):
-    hours: int
-    buckets: list[ActivityBucket]
-    totals: dict[str, int]
-
-
-class Live(BaseModel):
-    status: Literal["ok"]
-
-
-class Ready(BaseModel):
-    status: Literal["ok", "unavailable"]
-    checks: dict[str, str]
-
-
-class HealthSummary(BaseModel):
-    status: Literal["ok", "degraded"]
-    version: str
-    checks: dict[str, str]

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from chalicelib.domain.clock import seconds_between
 from chalicelib.domain.errors import InvalidStep, SessionEnded, UserMismatch
-from chalicelib.domain.models import Event, Session, StepStatus
+from chalicelib.domain.models import Event, Session
+from chalicelib.domain.vocabulary import ACTIVE, StepStatus
 
-ACTIVE = "active"
+__all__ = ["ACTIVE", "Change", "apply_progress", "end_session", "ensure_active", "ensure_owner",
+           "start_session", "summarize", "with_summary"]
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,11 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from chalicelib.db import inbox as records
 from chalicelib.domain.clock import to_iso, utcnow
-from chalicelib.domain.errors import HeadersTooLarge, ServiceError
-from chalicelib.domain.models import CaptureId, InboxId, Name, Page, Request, conforms
+from chalicelib.domain.errors import (
+    CaptureNotFound, CaptureTooLarge, HeadersTooLarge, InboxExists, InboxNotFound, TokenRequired,
+)
+from chalicelib.domain.vocabulary import CaptureId, InboxId, Name, conforms
+from chalicelib.domain.models import Page, Request
 
 MAX_CAPTURE_BYTES = 1024 * 1024
 # Items are sized in bytes (records.item_size), headers and all: a capture is one item when it
@@ -41,26 +44,6 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _BASE_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)*/?$")
-
-
-class InboxExists(ServiceError):
-    status, code = 409, "inbox_exists"
-
-
-class InboxNotFound(ServiceError):
-    status, code = 404, "inbox_not_found"
-
-
-class TokenRequired(ServiceError):
-    status, code = 401, "token_required"
-
-
-class CaptureTooLarge(ServiceError):
-    status, code = 413, "payload_too_large"
-
-
-class CaptureNotFound(ServiceError):
-    status, code = 404, "request_not_found"
 
 
 class InboxResponse(Request):

@@ -22,9 +22,9 @@ from chalicelib.db.table import from_item
 from chalicelib.observability import STREAM_BATCH_FAILURES, logger
 from chalicelib.observability import count as metric
 from chalicelib.domain.clock import seconds_between
+from chalicelib.domain.vocabulary import SESSION_STATUSES
 
 STATS_SHARDS = stats.SHARDS
-STATUSES = ("active", "completed", "ended", "abandoned")
 
 Deltas = stats.Deltas
 
@@ -141,7 +141,7 @@ def overview() -> dict[str, Any]:
     """One BatchGetItem of the global shards."""
     found = stats.counters([stats.global_key(n) for n in range(STATS_SHARDS)])
     total = _merged(list(found.values()))
-    by_status = {s: int(total.get(f"sessions_{s}", 0)) for s in STATUSES}
+    by_status = {s: int(total.get(f"sessions_{s}", 0)) for s in SESSION_STATUSES}
     sessions = sum(by_status.values())
     completed = by_status["completed"]
     histogram = sorted((bucket_value(k), int(v)) for k, v in total.items() if k.startswith("h_") and v > 0)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from chalicelib.db import sessions as repository
 from chalicelib.services import sessions
 from chalicelib.domain.clock import to_iso, utcnow
+from chalicelib.domain.vocabulary import ENDED_STATUSES
 from chalicelib.config import get_settings
 from chalicelib.observability import SESSIONS_ABANDONED, count, logger
 
@@ -79,7 +80,7 @@ def apply_retention(now: datetime, report: CleanupReport,
     """Delete sessions (with their messages and events) that ended more than RETENTION_DAYS
     ago: a Query per status on the status index (sorted by start, which precedes the end)."""
     cutoff = to_iso(now - timedelta(days=get_settings().retention_days))
-    for status in ("completed", "ended", "abandoned"):
+    for status in ENDED_STATUSES:
         retention_cursor: str | None = None
         while not _out_of_time(time_left, report):
             ids, cursor = repository.ended_before(status, cutoff, 25, retention_cursor)

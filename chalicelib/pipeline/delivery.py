@@ -34,7 +34,7 @@ from chalicelib.pipeline import queue, webhooks
 from chalicelib.domain import delivery_policy
 from chalicelib.domain.clock import from_iso, to_iso, utcnow
 from chalicelib.config import Settings, get_settings
-from chalicelib.domain.errors import ServiceError
+from chalicelib.domain.errors import EventNotFound
 from chalicelib.domain.models import Page, RedriveResult
 from chalicelib.observability import (
     WEBHOOK_ATTEMPTS, WEBHOOK_DEAD_LETTERED, WEBHOOK_LAG, WEBHOOK_LATENCY, Unit, count, logger,
@@ -47,10 +47,6 @@ ROUND = "round"  # message attribute: the delivery round a message belongs to
 DEAD_LETTERED = "dead_lettered"  # message attribute: who put it in the DLQ (absent: SQS did)
 STATUS_OF = {"delivered": "delivered", "gone": "gone", "failed": "failed",
              "retrying": "retrying", "throttled": "retrying"}
-
-
-class EventNotFound(ServiceError):
-    status, code = 404, "event_not_found"
 
 
 @dataclass(frozen=True)

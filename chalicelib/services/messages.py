@@ -13,7 +13,8 @@ from chalicelib.db.table import TransactionCanceled
 from chalicelib.services import sessions
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import IdempotencyKeyReused, MessageTooLarge, SessionNotFound, UserMismatch
-from chalicelib.domain.models import MAX_MESSAGE_BYTES, Message, MessageIn, Page
+from chalicelib.domain.vocabulary import MAX_MESSAGE_BYTES
+from chalicelib.domain.models import Message, MessageIn, Page
 
 
 def append_message(session_id: str, body: MessageIn) -> tuple[Message, bool]:

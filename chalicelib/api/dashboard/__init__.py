@@ -11,7 +11,7 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from chalicelib.domain.errors import ServiceError
+from chalicelib.domain.errors import AssetNotFound
 
 HERE = Path(__file__).resolve().parent
 # name -> Content-Type: the only files served (never a path from the request)
@@ -24,10 +24,6 @@ ASSETS = {
 # on every load and the assets can be cached by the browser for a day.
 PAGE_CACHE_CONTROL = "no-cache"
 ASSET_CACHE_CONTROL = "public, max-age=86400"
-
-
-class AssetNotFound(ServiceError):
-    status, code = 404, "asset_not_found"
 
 
 @lru_cache(maxsize=None)

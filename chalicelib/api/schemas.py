@@ -1,0 +1,180 @@
+"""Shapes only the HTTP API has: query strings (validated like bodies), the end-session body,
+typed pages and the answers of analytics, deliveries and health, all documented in the
+OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from chalicelib.domain.models import (
+
+    Event, ManualSummary, Message, MessageIn, ProgressOut, Request, SessionOut,
+
+)
+from chalicelib.domain.vocabulary import (
+    Cursor, EndRequest, PageLimit, ResourceId, SessionStatus, UserId, ascii_digits,
+)
+
+# ---- query strings: validated like bodies -----------------------------------------------
+
+
+class Query(BaseModel):
+    """A query string. Unknown parameters are ignored (as API Gateway passes them on) and an
+    empty value counts as absent; every known one is validated like a body field."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class PageQuery(Query):
+    limit: PageLimit = 20
+    cursor: Cursor | None = None
+
+
+class ChildPageQuery(PageQuery):
+    """A session's events or messages: longer pages by default."""
+
+    limit: PageLimit = 50
+
+
+class SessionListQuery(PageQuery):
+    status: SessionStatus | None = None
+    user_id: UserId | None = None
+    manual_id: ResourceId | None = None
+
+
+class DeliveryListQuery(PageQuery):
+    status: Literal["failed"] | None = None  # the only status listed across sessions
+
+
+class CaptureListQuery(PageQuery):
+    method: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,16}$")] | None = None
+
+
+class PopularQuery(Query):
+    limit: PageLimit = 10
+
+
+class ActivityQuery(Query):
+    hours: Annotated[int, Field(ge=1, le=168), BeforeValidator(ascii_digits)] = 24
+
+
+class RedriveQuery(Query):
+    limit: PageLimit = 100
+
+
+class SessionPatch(Request):
+    status: EndRequest
+
+
+class MessageWithSession(MessageIn):
+    session_id: ResourceId
+
+
+# ---- response shapes documented in the OpenAPI document -----------------------------------
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    fields: list[dict[str, str]] | None = None
+
+
+class ManualPage(BaseModel):
+    items: list[ManualSummary]
+    next_cursor: str | None
+
+
+class SessionPage(BaseModel):
+    items: list[SessionOut]
+    next_cursor: str | None
+
+
+class EventPage(BaseModel):
+    items: list[Event]
+    next_cursor: str | None
+
+
+class MessagePage(BaseModel):
+    items: list[Message]
+    next_cursor: str | None
+
+
+class AlreadyProcessed(BaseModel):
+    status: Literal["already_processed"]
+    original_result: ProgressOut
+
+
+class DeliveryView(BaseModel):
+    event_id: str
+    event_type: str
+    session_id: str
+    occurred_at: str
+    delivery_status: str
+    delivery_attempts: list[dict[str, Any]]
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryView]
+    next_cursor: str | None
+
+
+class Redelivery(BaseModel):
+    event_id: str
+    status: Literal["queued"]
+
+
+class SessionCounts(BaseModel):
+    total: int
+    by_status: dict[str, int]
+
+
+class Overview(BaseModel):
+    sessions: SessionCounts
+    manuals: int
+    messages: int
+    deliveries_failed: int  # webhooks listed by GET /v1/deliveries?status=failed
+    completion_rate: float
+    average_completion_seconds: float | None
+    median_completion_seconds: float | None
+
+
+class PopularManual(BaseModel):
+    manual_id: str
+    sessions_started: int
+    sessions_completed: int
+    completion_rate: float
+
+
+class PopularManuals(BaseModel):
+    items: list[PopularManual]
+
+
+class ActivityBucket(BaseModel):
+    hour: str
+    sessions_started: int
+    steps_completed: int
+    messages: int
+    sessions_ended: int
+
+
+class RecentActivity(BaseModel):
+    hours: int
+    buckets: list[ActivityBucket]
+    totals: dict[str, int]
+
+
+class Live(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str]
+
+
+class HealthSummary(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    checks: dict[str, str]

@@ -1,0 +1,183 @@
+"""API keys: minted, listed, revoked, and resolved to who is calling.
+
+A key is `ssk_` + 256 random bits, shown once and stored only as its SHA-256 (a fast hash is
+right for high-entropy secrets: there is nothing to brute-force). The item's key is derived
+from the hash, so resolving a key is one GetItem, and the key_id (a prefix of the hash) names
+it for `keys list` / `keys revoke` without revealing it. Lookups are cached per process
+(CACHE_SECONDS; unknown keys briefly too), so a request usually costs no extra round trip.
+What a key may call is the API's business (chalicelib/api/auth.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, Field, model_validator
+
+from chalicelib.db import keys as records
+from chalicelib.domain.clock import to_iso, utcnow
+from chalicelib.domain.errors import KeyExists, KeyNotFound
+from chalicelib.domain.models import Request
+from chalicelib.domain.vocabulary import KeyId, Name, Scope, UserId, conforms
+
+# what each scope grants, as the route scopes it covers
+GRANTS: dict[str, frozenset[str]] = {
+    "read": frozenset({"read"}),
+    "agent": frozenset({"read", "agent"}),
+    "admin": frozenset({"read", "agent", "admin"}),
+}
+KEY_PREFIX = "ssk_"
+CACHE_SECONDS = 60.0
+
+
+class KeyCreate(Request):
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)]
+    name: Name | None = None
+    user_id: UserId | None = None
+
+    @model_validator(mode="after")
+    def _admin_is_never_bound(self) -> KeyCreate:
+        if self.user_id is not None and "admin" in self.scopes:
+            raise ValueError("an admin key cannot be bound to a user (bind read or agent keys)")
+        return self
+
+
+class ApiKey(BaseModel):
+    key_id: str
+    name: str | None
+    scopes: list[str]
+    user_id: str | None
+    created_at: str
+    revoked_at: str | None
+
+
+class ApiKeyCreated(ApiKey):
+    key: str
+
+
+class ApiKeyPage(BaseModel):
+    items: list[ApiKey]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    scopes: frozenset[str]
+    user_id: str | None
+
+    def allows(self, route_scope: str) -> bool:
+        return route_scope == "public" or any(route_scope in GRANTS[s] for s in self.scopes)
+
+    def context(self) -> dict[str, str]:
+        """What the authorizer hands to the API function (strings only, as API Gateway wants)."""
+        return {"key_id": self.key_id, "scopes": " ".join(sorted(self.scopes)),
+                "user_id": self.user_id or ""}
+
+
+# ---- managing keys ----------------------------------------------------------------------------------
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _view(item: dict[str, Any]) -> ApiKey:
+    return ApiKey(key_id=item["key_id"], name=item.get("name"), scopes=list(item["scopes"]),
+                  user_id=item.get("user_id"), created_at=item["created_at"],
+                  revoked_at=item.get("revoked_at"))
+
+
+def create_key(body: KeyCreate, token: str | None = None) -> ApiKeyCreated:
+    """A new key (or `token` given by the operator, e.g. the local stack's LOCAL_API_KEY)."""
+    token = token or KEY_PREFIX + secrets.token_urlsafe(32)
+    digest = _digest(token)
+    key_id = digest[:16]
+    item = {"key_id": key_id, "hash": digest, "scopes": sorted(set(body.scopes)),
+            "name": body.name, "user_id": body.user_id, "created_at": to_iso(utcnow())}
+    if not records.put_new(item):
+        raise KeyExists(f"API key '{key_id}' exists already.")
+    _cache.forget(digest)
+    return ApiKeyCreated(**_view(item).model_dump(), key=token)
+
+
+def ensure_key(token: str, scopes: list[str], name: str) -> ApiKey:
+    """Create `token` unless it exists already (the local stack's dev key, on every start)."""
+    try:
+        return create_key(KeyCreate(scopes=scopes, name=name), token=token)  # type: ignore[arg-type]
+    except KeyExists:
+        return _view(records.get(_digest(token)[:16]) or {})
+
+
+def list_keys(limit: int, cursor: str | None) -> ApiKeyPage:
+    items, next_cursor = records.list_page(limit, cursor)
+    return ApiKeyPage(items=[_view(i) for i in items], next_cursor=next_cursor)
+
+
+def revoke_key(key_id: str) -> None:
+    """Revoke (kept, with revoked_at, for the record); 404 for an unknown key."""
+    if not conforms(KeyId, key_id):
+        raise KeyNotFound(f"No API key '{key_id}'.")
+    if not records.revoke(key_id, to_iso(utcnow())):
+        raise KeyNotFound(f"No API key '{key_id}'.")
+    _cache.clear()  # this process stops honouring it at once; others within CACHE_SECONDS
+
+
+# ---- resolving a key -----------------------------------------------------------------------
+
+
+class _TimedCache:
+    """digest -> (Principal or None, expiry). Small, per process (each Lambda instance)."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._data: dict[str, tuple[Principal | None, float]] = {}
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> tuple[bool, Principal | None]:
+        with self._lock:
+            hit = self._data.get(digest)
+        if hit is None or hit[1] < time.monotonic():
+            return False, None
+        return True, hit[0]
+
+    def put(self, digest: str, principal: Principal | None, seconds: float) -> None:
+        with self._lock:
+            if len(self._data) >= self._capacity:
+                self._data.clear()
+            self._data[digest] = (principal, time.monotonic() + seconds)
+
+    def forget(self, digest: str) -> None:
+        with self._lock:
+            self._data.pop(digest, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_cache = _TimedCache()
+
+
+def forget_cached_keys() -> None:
+    _cache.clear()
+
+
+def principal_for(token: str) -> Principal | None:
+    """Who `token` is: None for an unknown or revoked key."""
+    digest = _digest(token)
+    hit, principal = _cache.get(digest)
+    if not hit:
+        item = records.get(digest[:16], consistent=False)
+        principal = None
+        if item and hmac.compare_digest(item["hash"], digest) and not item.get("revoked_at"):
+            principal = Principal(item["key_id"], frozenset(item["scopes"]), item.get("user_id"))
+        # unknown keys are remembered briefly too, so a flood of bad keys costs few reads
+        _cache.put(digest, principal, CACHE_SECONDS if principal else 5.0)
+    return principal
