@@ -18,7 +18,7 @@ venv: $(VENV)/.installed
 ## make run: moto server + infra/ deployed into it + the API on http://127.0.0.1:$(PORT)/api
 ## (--foreground: Ctrl-C goes to the stack alone, which stops cleanly, so make exits 0)
 run: venv
-	PORT=$(PORT) $(PY) -m infra.local --foreground
+	PORT=$(PORT) $(PY) -m local.stack --foreground
 
 ## make test: the whole suite (unit, API against moto, local server over HTTP, the dashboard
 ## in headless Chromium, the deploy rehearsal)

@@ -32,7 +32,7 @@ def stack(parameters: dict[str, str] | None = None) -> Iterator[Any]:
     from chalicelib.db import table as store
     from chalicelib.pipeline import queue
     from infra.deploy import deploy
-    from infra.moto_atomic import serialize_in_process_moto
+    from local.moto_server import serialize_in_process_moto
 
     serialize_in_process_moto()
     with mock_aws():
@@ -42,7 +42,7 @@ def stack(parameters: dict[str, str] | None = None) -> Iterator[Any]:
         store.reset_client()
         queue.reset_client()
         from chalicelib.api import auth
-        from infra import gateway
+        from local import gateway
 
         gateway.install()
         auth.ensure_key(BENCH_KEY, ["admin"], name="bench")

@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from infra.runner import lambda_sqs_record, lambda_stream_record
+from local.runner import lambda_sqs_record, lambda_stream_record
 
 HARNESS = Path(__file__).with_name("lambda_harness.py")
 REGION = "us-east-1"

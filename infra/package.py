@@ -44,7 +44,7 @@ FUNCTIONS = ("APIHandler", "FeedbackHandler", "AnalyticsHandler", "DeliveryHandl
 # the authorizer reads keys only: it gets the table's name and no secret
 AUTHORIZER = "ApiKeyAuthorizer"
 # API Gateway's answer (GatewayResponse, 503) when the authorizer fails or cannot run; the
-# local gateway (infra/gateway.py) answers the same
+# local gateway (local/gateway.py) answers the same
 AUTHORIZER_FAILURE_BODY = json.dumps({
     "error": "service_unavailable", "message": "The API key could not be checked; retry shortly."})
 

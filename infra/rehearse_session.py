@@ -33,7 +33,7 @@ def rehearse_functions(out: Path, archive: Path, translated: dict[str, Any], wir
                        report: Report) -> None:
     import boto3
 
-    from infra.moto_atomic import AtomicMotoServer
+    from local.moto_server import AtomicMotoServer
 
     with ExitStack() as cleanup, warnings.catch_warnings():
         # moto says, once per alarm and call, that it skips AWS::CloudWatch::Alarm: the

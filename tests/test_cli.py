@@ -473,8 +473,8 @@ def served(aws: Any) -> Iterator[str]:
     from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
 
     from app import app
-    from infra import gateway
-    from infra.local import _chalice_config, _request_handler
+    from local import gateway
+    from local.stack import _chalice_config, _request_handler
 
     gateway.install()
     config = _chalice_config()
@@ -490,7 +490,7 @@ def served(aws: Any) -> Iterator[str]:
 def test_dead_lettered_webhooks_are_listed_then_redriven_in_order(served, aws, monkeypatch) -> None:
     import app as app_module
     from chalicelib.config import get_settings
-    from infra.runner import Runner
+    from local.runner import Runner
     from tests.conftest import ADMIN_KEY
     from tests.receiver import Receiver, always
 
