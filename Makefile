@@ -52,7 +52,7 @@ clean:
 ## (local by default; deployed: make redrive URL=https://<api>/api, key in SESSION_SERVICE_API_KEY)
 URL ?= $(or $(SESSION_SERVICE_URL),http://127.0.0.1:$(PORT)/api)
 redrive: venv
-	$(PY) -m infra.cli --url $(URL) redrive
+	$(PY) -m cli --url $(URL) redrive
 
 ## make package: the deployable SAM template + zip in out/package (works offline of AWS)
 package: venv

@@ -93,7 +93,7 @@ def _unzipped(archive: Path) -> Iterator[Path]:
 def _bootstrap_admin_key(endpoint: str) -> str:
     """The first admin key, as an operator makes it for a new deployment."""
     env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
-    run = subprocess.run([sys.executable, "-m", "infra.cli", "keys", "bootstrap", "--stack", STACK,
+    run = subprocess.run([sys.executable, "-m", "cli", "keys", "bootstrap", "--stack", STACK,
                           "--endpoint-url", endpoint], capture_output=True, text=True, env=env, cwd=ROOT)
     check(run.returncode == 0 and run.stdout.strip(), f"keys bootstrap failed:\n{run.stderr}")
     return run.stdout.strip()

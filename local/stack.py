@@ -388,13 +388,13 @@ Session service running locally (data lives until you stop it).
   table       {stack.table_name}
   deliveries  webhooks POSTed to {stack.webhook_url}{inbox}
 
-In the shell where you follow the README, paste (curl and python -m infra.cli read these):
+In the shell where you follow the README, paste (curl and python -m cli read these):
 {lines}
 
 Try:
   curl -s -H "$K" "$B/sessions"
   curl -s -H "$K" -H "X-Inbox-Token: $INBOX_TOKEN" "$B/inboxes/local/requests"
-  .venv/bin/python -m infra.cli sessions list
+  .venv/bin/python -m cli sessions list
 
 Ctrl-C stops everything."""
 
