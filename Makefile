@@ -70,10 +70,10 @@ deploy: package
 	aws cloudformation describe-stacks --stack-name session-service-$(STAGE) --query 'Stacks[0].Outputs'
 
 ## make rehearse: the packaged stack translated by SAM, created in moto's CloudFormation, and
-## every function run from the zip as Lambda runs it (infra/rehearse.py; offline, < 1 min once
+## every function run from the zip as Lambda runs it (infra/rehearsal/; offline, < 1 min once
 ## the two environments below exist; tests/test_rehearse.py runs it in make test)
 rehearse: venv rehearse-envs
-	$(PY) -m infra.rehearse
+	$(PY) -m infra.rehearsal
 
 ## rehearse-envs: the SAM translator's environment (its pydantic is older than ours) and one
 ## holding only what Lambda's python3.11 runtime provides (boto3), built once from the pins
@@ -81,13 +81,13 @@ SAM_VENV    ?= .venv-sam
 LAMBDA_VENV ?= .venv-lambda
 rehearse-envs: $(SAM_VENV)/.installed $(LAMBDA_VENV)/.installed
 
-$(SAM_VENV)/.installed: infra/requirements-sam.txt
+$(SAM_VENV)/.installed: infra/rehearsal/requirements-sam.txt
 	rm -rf $(SAM_VENV) && $(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
 	@touch $@
 
 # pip and setuptools leave again: the runtime has neither, so nothing may lean on them
-$(LAMBDA_VENV)/.installed: infra/requirements-lambda-runtime.txt
+$(LAMBDA_VENV)/.installed: infra/rehearsal/requirements-lambda-runtime.txt
 	rm -rf $(LAMBDA_VENV) && $(PYTHON) -m venv $(LAMBDA_VENV)
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
 	$(LAMBDA_VENV)/bin/python -m pip uninstall --quiet --yes pip setuptools
