@@ -42,7 +42,7 @@ screenshots: venv chromium
 ## make audit: pip-audit of requirements*.txt (CI runs it after the tests); fails on any
 ## known vulnerability and lists what could not be audited
 audit: venv
-	$(PY) -m infra.audit
+	$(PY) -m tools.audit
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .pytest_cache
