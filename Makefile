@@ -18,7 +18,7 @@ venv: $(VENV)/.installed
 ## make run: moto server + infra/ deployed into it + the API on http://127.0.0.1:$(PORT)/api
 ## (--foreground: Ctrl-C goes to the stack alone, which stops cleanly, so make exits 0)
 run: venv
-	PORT=$(PORT) $(PY) -m infra.local --foreground
+	PORT=$(PORT) $(PY) -m local.stack --foreground
 
 ## make test: the whole suite (unit, API against moto, local server over HTTP, the dashboard
 ## in headless Chromium, the deploy rehearsal)
@@ -42,7 +42,7 @@ screenshots: venv chromium
 ## make audit: pip-audit of requirements*.txt (CI runs it after the tests); fails on any
 ## known vulnerability and lists what could not be audited
 audit: venv
-	$(PY) -m infra.audit
+	$(PY) -m tools.audit
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) .pytest_cache
@@ -52,7 +52,7 @@ clean:
 ## (local by default; deployed: make redrive URL=https://<api>/api, key in SESSION_SERVICE_API_KEY)
 URL ?= $(or $(SESSION_SERVICE_URL),http://127.0.0.1:$(PORT)/api)
 redrive: venv
-	$(PY) -m infra.cli --url $(URL) redrive
+	$(PY) -m cli --url $(URL) redrive
 
 ## make package: the deployable SAM template + zip in out/package (works offline of AWS)
 package: venv
@@ -70,10 +70,10 @@ deploy: package
 	aws cloudformation describe-stacks --stack-name session-service-$(STAGE) --query 'Stacks[0].Outputs'
 
 ## make rehearse: the packaged stack translated by SAM, created in moto's CloudFormation, and
-## every function run from the zip as Lambda runs it (infra/rehearse.py; offline, < 1 min once
+## every function run from the zip as Lambda runs it (infra/rehearsal/; offline, < 1 min once
 ## the two environments below exist; tests/test_rehearse.py runs it in make test)
 rehearse: venv rehearse-envs
-	$(PY) -m infra.rehearse
+	$(PY) -m infra.rehearsal
 
 ## rehearse-envs: the SAM translator's environment (its pydantic is older than ours) and one
 ## holding only what Lambda's python3.11 runtime provides (boto3), built once from the pins
@@ -81,13 +81,13 @@ SAM_VENV    ?= .venv-sam
 LAMBDA_VENV ?= .venv-lambda
 rehearse-envs: $(SAM_VENV)/.installed $(LAMBDA_VENV)/.installed
 
-$(SAM_VENV)/.installed: infra/requirements-sam.txt
+$(SAM_VENV)/.installed: infra/rehearsal/requirements-sam.txt
 	rm -rf $(SAM_VENV) && $(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
 	@touch $@
 
 # pip and setuptools leave again: the runtime has neither, so nothing may lean on them
-$(LAMBDA_VENV)/.installed: infra/requirements-lambda-runtime.txt
+$(LAMBDA_VENV)/.installed: infra/rehearsal/requirements-lambda-runtime.txt
 	rm -rf $(LAMBDA_VENV) && $(PYTHON) -m venv $(LAMBDA_VENV)
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
 	$(LAMBDA_VENV)/bin/python -m pip uninstall --quiet --yes pip setuptools

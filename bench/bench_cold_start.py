@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
-from infra.lambda_run import read_only_command  # noqa: E402
-from infra.rehearse import LAMBDA_PYTHON  # noqa: E402
+from infra.rehearsal.lambda_run import read_only_command  # noqa: E402
+from infra.rehearsal.rehearse import LAMBDA_PYTHON  # noqa: E402
 
 # wall time, and the process's CPU time (less sensitive to other work on the machine)
 TIMED = ("import sys, time; sys.path.insert(0, {root!r}); wall, cpu = time.perf_counter(), "

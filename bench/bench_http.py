@@ -1,6 +1,6 @@
 """Contention over HTTP: 32 threads, each reporting DONE for a different step of one 40-step
 session at the same instant, on warm keep-alive connections to the local server (`make run`'s
-stack, started here in a subprocess as `python -m infra.local`).
+stack, started here in a subprocess as `python -m local.stack`).
 
     python bench/bench_http.py [rounds]      (default 5 rounds; results: bench/RESULTS.md)
 
@@ -106,13 +106,13 @@ def concurrent_dones(base_url: str, key: str, prefix: str, threads: int = 32, st
 
 
 def start_local_stack() -> tuple[subprocess.Popen, str, str]:
-    """`python -m infra.local` on free ports; (process, API base URL, admin key)."""
+    """`python -m local.stack` on free ports; (process, API base URL, admin key)."""
     key = "ssk_bench_http_admin_key_0001"
     env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "LOCAL_API_KEY": key, "LOCAL_ACCESS_LOG": "0",
            "PYTHONUNBUFFERED": "1"}
     for name in ("AWS_ENDPOINT_URL", "TABLE_NAME", "WEBHOOK_URL", "DELIVERY_QUEUE_URL"):
         env.pop(name, None)
-    proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     api = None

@@ -37,7 +37,7 @@ def call(method: str, url: str, body: Any = None) -> Any:
 
 def main() -> None:
     from chalicelib.domain.clock import from_iso
-    from infra.local import start
+    from local.stack import start
 
     events = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     pace = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1  # seconds between requests

@@ -30,7 +30,7 @@ def stack(parameters: dict[str, str] | None = None) -> Iterator[Any]:
 
     from chalicelib import runtime
     from infra.deploy import deploy
-    from infra.moto_atomic import serialize_in_process_moto
+    from local.moto_server import serialize_in_process_moto
 
     serialize_in_process_moto()
     with mock_aws():
@@ -38,7 +38,7 @@ def stack(parameters: dict[str, str] | None = None) -> Iterator[Any]:
         runtime.bootstrap(deployed.environment())
         from chalicelib.api import auth
         from chalicelib.services import keys
-        from infra import gateway
+        from local import gateway
 
         gateway.install()
         keys.ensure_key(BENCH_KEY, ["admin"], name="bench")

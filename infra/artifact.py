@@ -14,7 +14,7 @@ bytecode, so every cold start compiles every module it imports. `finish()` rewri
     interpreter loads it without comparing it with the source (whose zip timestamp means
     nothing), and never tries to rewrite it. Sources stay, so tracebacks show their lines.
 
-The rehearsal (infra/rehearse.py) imports and runs every handler from the finished zip in a
+The rehearsal (infra/rehearsal/) imports and runs every handler from the finished zip in a
 read-only directory, which is the test that pruning left nothing out.
 """
 

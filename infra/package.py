@@ -24,7 +24,6 @@ from chalicelib.api import auth
 from chalicelib.config import retry_schedule_from_env
 from chalicelib.domain.delivery_policy import safety_net_receive_count
 from infra.artifact import finish_package
-from infra.gateway import AUTHORIZER_FAILURE_BODY
 from infra.monitoring import alarms, dashboard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +43,10 @@ FUNCTIONS = ("APIHandler", "FeedbackHandler", "AnalyticsHandler", "DeliveryHandl
              "DeadLetterHandler")
 # the authorizer reads keys only: it gets the table's name and no secret
 AUTHORIZER = "ApiKeyAuthorizer"
+# API Gateway's answer (GatewayResponse, 503) when the authorizer fails or cannot run; the
+# local gateway (local/gateway.py) answers the same
+AUTHORIZER_FAILURE_BODY = json.dumps({
+    "error": "service_unavailable", "message": "The API key could not be checked; retry shortly."})
 
 
 def _stream_source(patterns: list[dict[str, Any]]) -> dict[str, Any]:

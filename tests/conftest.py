@@ -57,7 +57,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, stack_parameters: dict[str, str]) -> It
     from moto import mock_aws
 
     from infra.deploy import deploy
-    from infra.moto_atomic import serialize_in_process_moto
+    from local.moto_server import serialize_in_process_moto
 
     serialize_in_process_moto()
     with mock_aws():
@@ -89,7 +89,7 @@ def client(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from chalice.test import BaseClient, Client
 
     from app import app
-    from infra import gateway
+    from local import gateway
 
     monkeypatch.setattr(BaseClient, "_patched_env_vars", _environment_as_lambda_sets_it)
     gateway.install()  # 401/403 answered as API Gateway answers them
@@ -205,7 +205,7 @@ def runner(api: Api, aws: Any, receiver: Any, attempts: int, monkeypatch: pytest
     """The local event-source runner (driven by the test: `drain`), webhooks to `receiver`."""
     import app as app_module
     from chalicelib.config import get_settings
-    from infra.runner import Runner
+    from local.runner import Runner
 
     monkeypatch.setenv("WEBHOOK_URL", receiver.url)
     monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
@@ -249,7 +249,7 @@ LOCAL_ADMIN_KEY = "ssk_local_stack_admin_key_for_tests_only_0001"
 
 
 class StackProcess:
-    """`make run`'s stack (python -m infra.local) in a subprocess: its URLs ("api",
+    """`make run`'s stack (python -m local.stack) in a subprocess: its URLs ("api",
     "webhooks"), the admin key it was started with, and its output so far."""
 
     def __init__(self, env: dict[str, str] | None = None, timeout: float = 60) -> None:
@@ -259,7 +259,7 @@ class StackProcess:
                     "DELIVERY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "WEBHOOK_RETRY_SCHEDULE", "PUBLIC_API_URL"):
             environment.pop(key, None)
         environment.update(env or {})
-        self.proc = subprocess.Popen([sys.executable, "-m", "infra.local"], cwd=Path(__file__).resolve().parent.parent,
+        self.proc = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=Path(__file__).resolve().parent.parent,
                                      env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.urls: dict[str, str] = {}

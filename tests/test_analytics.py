@@ -11,7 +11,7 @@ import pytest
 from chalicelib.jobs.analytics import completion_bucket, bucket_value
 from chalicelib.domain.clock import seconds_between
 from chalicelib.db.table import from_item
-from infra.runner import Runner, lambda_stream_record
+from local.runner import Runner, lambda_stream_record
 from tests.conftest import manual_body
 
 

@@ -145,7 +145,7 @@ def test_active_sessions_have_no_summary(api) -> None:
 def test_abandonment_reaches_the_webhook(api, aws, monkeypatch) -> None:
     import app as app_module
     from chalicelib.config import get_settings
-    from infra.runner import Runner
+    from local.runner import Runner
     from tests.receiver import Receiver
 
     receiver = Receiver()

@@ -1,4 +1,4 @@
-"""The operator CLI (infra/cli.py), a client of the HTTP API, tested through real HTTP: the
+"""The operator CLI (cli/), a client of the HTTP API, tested through real HTTP: the
 `make run` stack in a subprocess (the shared `local_stack`) for every command, and the app
 served over HTTP in-process on moto with a scripted receiver where webhooks must die first
 (the local stack's retry schedule takes a day to dead-letter anything)."""
@@ -26,8 +26,9 @@ from click.testing import CliRunner, Result
 from chalicelib.pipeline import queue
 from chalicelib.pipeline.delivery import redrive
 from chalicelib.domain.models import RedriveResult
-from infra import cli as cli_module
-from infra.cli import cli
+import cli as cli_module
+from cli import cli
+from cli.commands import deliveries as deliveries_commands
 from tests.conftest import interrupt, manual_body, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -370,7 +371,7 @@ def test_events_tail_follow_prints_new_events_and_delivery_changes(stack, http, 
     failing_inbox()
     # WHEN `events tail -f` runs (a real process, as an operator runs it)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "--url", stack["api"], "events", "tail", sid,
+        [sys.executable, "-m", "cli", "--url", stack["api"], "events", "tail", sid,
          "--follow", "--interval", "0.2"],
         cwd=ROOT, env={**{k: v for k, v in os.environ.items() if k not in CLEAN_ENV},
                       "SESSION_SERVICE_API_KEY": stack["api_key"]},
@@ -473,8 +474,8 @@ def served(aws: Any) -> Iterator[str]:
     from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
 
     from app import app
-    from infra import gateway
-    from infra.local import _chalice_config, _request_handler
+    from local import gateway
+    from local.stack import _chalice_config, _request_handler
 
     gateway.install()
     config = _chalice_config()
@@ -490,7 +491,7 @@ def served(aws: Any) -> Iterator[str]:
 def test_dead_lettered_webhooks_are_listed_then_redriven_in_order(served, aws, monkeypatch) -> None:
     import app as app_module
     from chalicelib.config import get_settings
-    from infra.runner import Runner
+    from local.runner import Runner
     from tests.conftest import ADMIN_KEY
     from tests.receiver import Receiver, always
 
@@ -557,7 +558,7 @@ def test_redrive_gives_up_on_messages_it_cannot_receive(served, aws, monkeypatch
         queue.enqueue(f'{{"n": {n}}}', group=f"g-{n}", dedup_id=f"d-{n}", queue_url=aws.dead_letter_queue_url)
     held = [m for _ in range(2) for m in queue.receive(aws.dead_letter_queue_url, visibility_timeout=300)]
     assert len(held) == 2  # one group per receive, as SQS may answer
-    monkeypatch.setattr(cli_module, "STALL_PAUSE_SECONDS", 0)
+    monkeypatch.setattr(deliveries_commands, "STALL_PAUSE_SECONDS", 0)
     # WHEN the operator redrives
     result = run(served, "redrive", key=ADMIN_KEY)
     # THEN it stops instead of spinning, says why, and exits 1

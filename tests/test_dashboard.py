@@ -575,7 +575,7 @@ def test_api_errors_are_shown_not_swallowed(page: Page, http: Http, data: dict) 
 
 
 def test_keyboard_navigation_and_root_path(page: Page, http: Http, data: dict) -> None:
-    # served without /api too (infra/local.py): the API base follows the page's location
+    # served without /api too (local/stack.py): the API base follows the page's location
     root = http.api.removesuffix("/api")
     sign_in(page, f"{root}/dashboard#/manuals/{data['manual']}", http.key)
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Manual {data['manual']}")

@@ -52,7 +52,7 @@ def test_deeply_nested_json_is_a_400_on_every_json_write_route(api, session, met
 
 
 def test_the_cli_reads_manual_files_with_the_same_parser(tmp_path) -> None:
-    from infra.cli import InvalidFile, load_manual
+    from cli.commands.manuals import InvalidFile, load_manual
 
     path = tmp_path / "deep.json"
     path.write_text("[" * 10_000 + "]" * 10_000)

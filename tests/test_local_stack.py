@@ -1,4 +1,4 @@
-"""`make run`'s stack (python -m infra.local) in a subprocess, used over real HTTP."""
+"""`make run`'s stack (python -m local.stack) in a subprocess, used over real HTTP."""
 
 from __future__ import annotations
 

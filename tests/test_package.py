@@ -103,7 +103,7 @@ def test_deployment_zip_is_small_and_ships_no_local_code(packaged: Path) -> None
     names = zipfile.ZipFile(archive).namelist()
     tops = {n.split("/")[0] for n in names}
     assert "app.py" in tops and "chalicelib" in tops
-    for forbidden in ("boto3", "botocore", "moto", "infra", "tests", "bench", "pytest"):
+    for forbidden in ("boto3", "botocore", "moto", "infra", "local", "cli", "tools", "tests", "bench", "pytest"):
         assert forbidden not in tops, forbidden
 
 

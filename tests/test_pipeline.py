@@ -14,7 +14,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from chalicelib.pipeline import queue
-from infra.runner import Runner
+from local.runner import Runner
 from tests.conftest import SECRET, drain, event_ids, queue_depth, run_session
 from tests.receiver import always
 
@@ -204,7 +204,7 @@ def test_receiver_timeout_counts_as_a_failed_attempt(api, runner, receiver) -> N
 def test_runner_events_match_lambda_shapes(aws, api, runner) -> None:
     from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel, SqsModel
 
-    from infra.runner import lambda_sqs_record, lambda_stream_record
+    from local.runner import lambda_sqs_record, lambda_stream_record
 
     api.post("/v1/manuals", {"manual_id": "m", "title": "T", "steps": [{"step_number": 1, "title": "a"}]})
     api.post("/v1/sessions", {"session_id": "s-1", "user_id": "u", "manual_id": "m"})

@@ -1,4 +1,4 @@
-"""The deploy rehearsal (`make rehearse`, infra/rehearse.py) passes, and its parts catch what
+"""The deploy rehearsal (`make rehearse`, infra/rehearsal/) passes, and its parts catch what
 they are there to catch: a module missing from the zip, a zip without bytecode, a route the
 key may not call, a record the filter refuses."""
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from infra.lambda_run import Function, InvocationFailed, filter_matches, policy_effect
-from infra.rehearse import LAMBDA_PYTHON, NOT_CHECKED, ROOT, RehearsalFailed, Report, inventory
+from infra.rehearsal.lambda_run import Function, InvocationFailed, filter_matches, policy_effect
+from infra.rehearsal.rehearse import LAMBDA_PYTHON, NOT_CHECKED, ROOT, RehearsalFailed, Report, inventory
 
 ARN = "arn:aws:execute-api:us-east-1:123456789012:api1/api"
 
@@ -27,7 +27,7 @@ def environments() -> None:
 @pytest.fixture(scope="module")
 def rehearsal(environments: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     out = tmp_path_factory.mktemp("rehearsal")
-    run = subprocess.run([sys.executable, "-m", "infra.rehearse", str(out)],
+    run = subprocess.run([sys.executable, "-m", "infra.rehearsal", str(out)],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     return run, out
 

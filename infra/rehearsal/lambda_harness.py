@@ -1,6 +1,6 @@
-"""One Lambda function, run as Lambda's Python runtime runs it (for infra/rehearse.py).
+"""One Lambda function, run as Lambda's Python runtime runs it (for infra/rehearsal/rehearse.py).
 
-    python -I infra/lambda_harness.py TASK_ROOT HANDLER
+    python -I infra/rehearsal/lambda_harness.py TASK_ROOT HANDLER
 
 Run by an interpreter whose site-packages hold only what the runtime provides (boto3 and its
 dependencies), in isolated mode (-I: neither this file's folder nor the caller's environment

@@ -389,7 +389,7 @@ class AtomicMotoServer:
 
 
 class MotoProcess:
-    """moto in a process of its own (`python -m infra.moto_atomic`), so moto's work and the
+    """moto in a process of its own (`python -m local.moto_server`), so moto's work and the
     local stack's (API, runner, inbox) each have an interpreter, and a core, of their own: in
     one process they shared one GIL and the pipeline starved under load. Served by waitress,
     which keeps connections alive (werkzeug's server closes every one: a new connection, and
@@ -400,7 +400,7 @@ class MotoProcess:
         import sys
 
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        self._proc = subprocess.Popen([sys.executable, "-m", "infra.moto_atomic", host, str(port)],
+        self._proc = subprocess.Popen([sys.executable, "-m", "local.moto_server", host, str(port)],
                                       stdout=subprocess.PIPE, text=True, cwd=root)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline().strip()

@@ -1,4 +1,4 @@
-"""Steps 3 and 4 of the rehearsal (infra/rehearse.py): the stack created in moto, then a whole
+"""Steps 3 and 4 of the rehearsal (infra/rehearsal/rehearse.py): the stack created in moto, then a whole
 session life driven through every function, each run from the read-only unzipped package.
 
 What a user of the deployed service would notice is what is asserted: status codes, the
@@ -22,8 +22,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from infra.lambda_run import Function, Gateway, QueueSource, Receiver, StreamSource, drain
-from infra.rehearse import (
+from infra.rehearsal.lambda_run import Function, Gateway, QueueSource, Receiver, StreamSource, drain
+from infra.rehearsal.rehearse import (
     LAMBDA_PYTHON, ROOT, STACK, STAGE, Report, Stack, Wiring, check, create_stack,
     honour_disabled_stream_mappings, of_type, rehearsal_overrides,
 )
@@ -33,7 +33,7 @@ def rehearse_functions(out: Path, archive: Path, translated: dict[str, Any], wir
                        report: Report) -> None:
     import boto3
 
-    from infra.moto_atomic import AtomicMotoServer
+    from local.moto_server import AtomicMotoServer
 
     with ExitStack() as cleanup, warnings.catch_warnings():
         # moto says, once per alarm and call, that it skips AWS::CloudWatch::Alarm: the
@@ -93,7 +93,7 @@ def _unzipped(archive: Path) -> Iterator[Path]:
 def _bootstrap_admin_key(endpoint: str) -> str:
     """The first admin key, as an operator makes it for a new deployment."""
     env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
-    run = subprocess.run([sys.executable, "-m", "infra.cli", "keys", "bootstrap", "--stack", STACK,
+    run = subprocess.run([sys.executable, "-m", "cli", "keys", "bootstrap", "--stack", STACK,
                           "--endpoint-url", endpoint], capture_output=True, text=True, env=env, cwd=ROOT)
     check(run.returncode == 0 and run.stdout.strip(), f"keys bootstrap failed:\n{run.stderr}")
     return run.stdout.strip()
@@ -202,7 +202,7 @@ def _check_imports(functions: dict[str, Function], report: Report) -> None:
         check(runtime_used <= provided,
               f"{function_id} imported from outside the zip: {sorted(runtime_used - provided)}")
         check(function.invocations > 0, f"{function_id} was never invoked: give the session "
-                                        "in infra/rehearse_session.py a step that needs it")
+                                        "in infra/rehearsal/rehearse_session.py a step that needs it")
         rows.append(f"{function_id} ({function.configuration['Handler']}): cold import "
                     f"{function.import_ms:.0f} ms, {function.invocations} invocations")
     report.add("functions", "\n".join(rows))

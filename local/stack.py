@@ -1,4 +1,4 @@
-"""The local stack: `make run` (python -m infra.local).
+"""The local stack: `make run` (python -m local.stack).
 
 Starts a moto server on loopback, deploys infra/resources.json into it with CloudFormation,
 serves the Chalice app over HTTP on 127.0.0.1:PORT, under both `/` and `/api` (the deployed
@@ -78,7 +78,7 @@ def _request_handler() -> type:
     from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalGatewayException
 
     from chalicelib.domain import errors
-    from infra.gateway import AccessDenied
+    from local.gateway import AccessDenied
 
     # What http.server answers by itself (request line too long, too many or too long
     # headers, a bad request line), in the API's error shape. An "HTTP/2.0" request line is
@@ -273,10 +273,10 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     import boto3
     from chalice.local import LocalDevServer, create_local_server
 
-    from infra import gateway
+    from local import gateway
     from infra.deploy import deploy
-    from infra.moto_atomic import Activity, MotoProcess, mark_pipeline_calls
-    from infra.runner import Runner
+    from local.moto_server import Activity, MotoProcess, mark_pipeline_calls
+    from local.runner import Runner
 
     stoppers: list[Any] = []
     moto = MotoProcess(host, moto_port)
@@ -385,13 +385,13 @@ Session service running locally (data lives until you stop it).
   table       {stack.table_name}
   deliveries  webhooks POSTed to {stack.webhook_url}{inbox}
 
-In the shell where you follow the README, paste (curl and python -m infra.cli read these):
+In the shell where you follow the README, paste (curl and python -m cli read these):
 {lines}
 
 Try:
   curl -s -H "$K" "$B/sessions"
   curl -s -H "$K" -H "X-Inbox-Token: $INBOX_TOKEN" "$B/inboxes/local/requests"
-  .venv/bin/python -m infra.cli sessions list
+  .venv/bin/python -m cli sessions list
 
 Ctrl-C stops everything."""
 

@@ -1,4 +1,4 @@
-"""The deploy path, rehearsed offline: `make rehearse` (python -m infra.rehearse [OUT_DIR]).
+"""The deploy path, rehearsed offline: `make rehearse` (python -m infra.rehearsal [OUT_DIR]).
 
 1. Package (infra/package.py) and translate the SAM template with aws-sam-translator, as
    CloudFormation's transform would, after rewriting CodeUri as `aws cloudformation package`
@@ -9,7 +9,7 @@
 3. Create the stack in moto's CloudFormation (moto server on 127.0.0.1, the zip in a moto S3
    bucket) and check what it made against the template: functions, resolved environments,
    mappings on the created stream and queue, the schedule and its permission.
-4. Run every function from the zip as Lambda would (infra/lambda_run.py): a whole session
+4. Run every function from the zip as Lambda would (infra/rehearsal/lambda_run.py): a whole session
    through API Gateway proxy events and the authorizer, the stream batches, the queue batch
    posting signed webhooks to a receiver on 127.0.0.1, and the scheduled cleanup.
 5. Print a short report, with what moto could not check.
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
 LAMBDA_PYTHON = ROOT / ".venv-lambda" / "bin" / "python"
 STACK = "session-service-rehearsal"
@@ -144,7 +144,7 @@ def package_and_translate(out: Path, report: Report) -> tuple[Path, dict[str, An
     translated_path = out / "translated.json"
     env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": os.environ.get("PATH", ""),
            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
-    run = subprocess.run([str(SAM_PYTHON), str(ROOT / "infra" / "sam_translate.py"),
+    run = subprocess.run([str(SAM_PYTHON), str(Path(__file__).with_name("sam_translate.py")),
                           str(uploaded), str(translated_path)],
                          capture_output=True, text=True, env=env)
     check(run.returncode == 0, f"SAM translation failed:\n{run.stderr[-3000:]}")
@@ -549,7 +549,7 @@ def main(out: Path) -> int:
         if not python.exists():
             print(f"{python.parent.parent.name} is missing: run `make rehearse-envs`", file=sys.stderr)
             return 2
-    from infra.lambda_run import InvocationFailed
+    from infra.rehearsal.lambda_run import InvocationFailed
 
     report = Report()
     out.mkdir(parents=True, exist_ok=True)
@@ -557,7 +557,7 @@ def main(out: Path) -> int:
     try:
         archive, translated = package_and_translate(out, report)
         wiring = inventory(translated, report)
-        from infra.rehearse_session import rehearse_functions
+        from infra.rehearsal.rehearse_session import rehearse_functions
 
         rehearse_functions(out, archive, translated, wiring, report)
     except (RehearsalFailed, InvocationFailed) as failed:
@@ -565,11 +565,3 @@ def main(out: Path) -> int:
         return 1
     print("\n" + report.render())
     return 0
-
-
-if __name__ == "__main__":
-    # run through the imported module, so that infra.rehearse_session raises the same
-    # RehearsalFailed class that main() catches (this file is __main__ here)
-    from infra import rehearse
-
-    sys.exit(rehearse.main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "out" / "rehearse"))

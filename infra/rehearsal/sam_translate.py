@@ -1,6 +1,6 @@
-"""SAM template -> CloudFormation template, offline, for infra/rehearse.py.
+"""SAM template -> CloudFormation template, offline, for infra/rehearsal/rehearse.py.
 
-    python infra/sam_translate.py SAM.json OUT.json
+    python infra/rehearsal/sam_translate.py SAM.json OUT.json
 
 Run by the SAM translator's own environment (.venv-sam: aws-sam-translator pins an older
 pydantic than the app's), so this file imports nothing of the project. The translator is the

@@ -9,16 +9,13 @@ the deployed one does. Nothing here ships to Lambda.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from chalice import local
 
 from chalicelib.api import auth
 from chalicelib.domain.errors import ServiceUnavailable
-
-AUTHORIZER_FAILURE_BODY = json.dumps({
-    "error": "service_unavailable", "message": "The API key could not be checked; retry shortly."})
+from infra.package import AUTHORIZER_FAILURE_BODY
 
 
 class AccessDenied(local.ForbiddenError):

@@ -268,7 +268,7 @@ class Runner:
         one thread, and `queue_concurrency` concurrent consumers of the FIFO queue (Lambda
         scales SQS consumers out; FIFO still hands a session's messages to one at a time).
 
-        With `activity` (infra/moto_atomic.py: the table's writes; `queue_activity`: the
+        With `activity` (local/moto_server.py: the table's writes; `queue_activity`: the
         queue's, if apart) an idle consumer waits for the next write instead of polling every
         `interval`, which is then only the longest wait (messages whose visibility timeout
         simply runs out, after a crash).

@@ -1,6 +1,6 @@
-"""Running the deployed functions as Lambda would, for infra/rehearse.py.
+"""Running the deployed functions as Lambda would, for infra/rehearsal/rehearse.py.
 
-- `Function`: one function's process (infra/lambda_harness.py under the interpreter that has
+- `Function`: one function's process (infra/rehearsal/lambda_harness.py under the interpreter that has
   only what the runtime provides), importing its template Handler from the read-only unzipped
   package, with the environment moto holds for it. One cold start, then warm invocations.
 - `Gateway`: what API Gateway does in front of the API function, read from the RestApi body of
@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from infra.runner import lambda_sqs_record, lambda_stream_record
+from local.runner import lambda_sqs_record, lambda_stream_record
 
 HARNESS = Path(__file__).with_name("lambda_harness.py")
 REGION = "us-east-1"

@@ -1,0 +1,99 @@
+"""`keys create|list|revoke` (through the API, with an admin key) and `keys bootstrap` (the
+first admin key of a deployment, with AWS credentials)."""
+
+from __future__ import annotations
+
+import click
+
+from cli.client import seg
+from cli.commands import Cli, every_option
+from cli.output import more_hint, table, when
+
+
+@click.group()
+def keys() -> None:
+    """API keys (needs an admin key)."""
+
+
+@keys.command("create")
+@click.option("--scope", "scopes", type=click.Choice(["agent", "admin", "read"]), multiple=True,
+              required=True, help="What the key may do (repeatable): read, agent (read + a "
+                                  "tutor's writes) or admin (everything).")
+@click.option("--name", default=None, help="A name to recognise the key by.")
+@click.option("--user", "user_id", default=None, help="Bind the key to this user's sessions.")
+@click.pass_obj
+def keys_create(obj: Cli, scopes: tuple[str, ...], name: str | None, user_id: str | None) -> None:
+    """Create an API key. The key is printed once, alone on stdout (details on stderr):
+    store it now, it cannot be shown again."""
+    body = {"scopes": list(dict.fromkeys(scopes)), "name": name, "user_id": user_id}
+    created = obj.client.call("POST", "v1/keys", body={k: v for k, v in body.items() if v})[1]
+    if obj.json_output:
+        obj.emit(created)
+        return
+    click.echo(created["key"])
+    detail = f"scopes {', '.join(created['scopes'])}"
+    if created.get("name"):
+        detail += f", name {created['name']!r}"
+    if created.get("user_id"):
+        detail += f", user {created['user_id']}"
+    click.echo(f"Created key {created['key_id']} ({detail}). It is shown only this once: "
+               "store it now.", err=True)
+
+
+@keys.command("list")
+@every_option
+@click.pass_obj
+def keys_list(obj: Cli, limit: int, every: bool, cursor: str | None) -> None:
+    """API keys (never their values), with revoked ones marked."""
+    items, next_cursor = obj.client.listing("v1/keys", limit=limit, cursor=cursor, every=every)
+    if obj.json_output:
+        obj.emit({"items": items, "next_cursor": next_cursor})
+        return
+    rows = [[k["key_id"], k.get("name"), ",".join(k["scopes"]), k.get("user_id"),
+             when(k["created_at"]), when(k.get("revoked_at")) if k.get("revoked_at") else "-"]
+            for k in items]
+    click.echo(table(["KEY ID", "NAME", "SCOPES", "USER", "CREATED", "REVOKED"], rows)
+               if rows else "(no keys)")
+    more_hint("keys", next_cursor)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.pass_obj
+def keys_revoke(obj: Cli, key_id: str) -> None:
+    """Revoke an API key (it stops working within the service's cache time)."""
+    obj.client.call("DELETE", f"v1/keys/{seg(key_id)}")
+    if obj.json_output:
+        obj.emit({"key_id": key_id, "revoked": True})
+    else:
+        click.echo(f"Revoked key {key_id}.")
+
+
+@keys.command("bootstrap")
+@click.option("--stack", default=None, help="CloudFormation stack whose table to use.")
+@click.option("--table", default=None, help="The table name (instead of --stack).")
+@click.option("--name", default="bootstrap admin key", show_default=True)
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
+              help="AWS endpoint (e.g. the local moto server); default: AWS itself.")
+def keys_bootstrap(stack: str | None, table: str | None, name: str, endpoint_url: str | None) -> None:
+    """The first admin key of a new deployment, written straight into its table with your
+    AWS credentials (every other key is made through the API with an admin key). Printed
+    once, alone on stdout."""
+    import os
+
+    import boto3
+
+    from chalicelib import runtime
+    from chalicelib.services import keys
+
+    if not (stack or table):
+        raise click.UsageError("give --stack or --table")
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+    if table is None:
+        described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        table = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}["TableName"]
+    runtime.bootstrap({"TABLE_NAME": table})
+    created = keys.create_key(keys.KeyCreate(scopes=["admin"], name=name))
+    click.echo(f"Created admin key {created.key_id} in table {table} (shown only now).", err=True)
+    click.echo(created.key)
