@@ -3,14 +3,14 @@ keys is chalicelib/services/keys.py).
 
 Scopes: `read` (every GET), `agent` (read + what a tutor does: sessions, messages, progress),
 `admin` (everything: manuals, deletes, redelivery, redrive, inboxes, keys). Each route
-declares the scope it needs (app.py's `route(..., scope=)`), and the Chalice authorizer turns
-a key's scopes into the list of routes it may call: API Gateway caches that answer per key,
+declares the scope it needs (`route(..., scope=)` in chalicelib/api/routes/), and the Chalice
+authorizer turns a key's scopes into the list of routes it may call: API Gateway caches that answer per key,
 and the keys service caches lookups per process, so a request usually costs no extra round
 trip. A revoked key stops working when those caches expire (keys.CACHE_SECONDS in the
 function, AUTH_TTL_SECONDS at API Gateway).
 
 A key bound to a user_id (per-user isolation) can only touch that user's sessions: it reaches
-only the routes declared per-user (app.py's `route(..., per_user=True)`), whose handlers narrow
+only the routes declared per-user (`route(..., per_user=True)`), whose handlers narrow
 to its user. Binding is for read and agent keys: an admin key cannot be bound (it would hold
 routes, such as keys, redrive and analytics, that no user's binding can narrow). Only an admin
 key reaches POST /v1/keys, and no key mints a key wider than itself (`check_can_mint`).

@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 document, built from the route table and the pydantic models that serve
-requests: `app.py` declares each route's body and responses where it registers the route, so
-a route or model change changes the document (one source of truth)."""
+requests: each route module (chalicelib/api/routes/) declares a route's body and responses
+where it declares the route, so a route or model change changes the document (one source of
+truth)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Domain errors. Each has an HTTP status and a stable machine code; app.py maps them to
+"""Domain errors. Each has an HTTP status and a stable machine code; chalicelib/api/http.py maps them to
 `{"error": code, "message": ..., **details}` responses in one place."""
 
 from __future__ import annotations

@@ -1,0 +1,32 @@
+"""Analytics: totals, popular manuals, activity per hour (fixed-cost reads of counters)."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.api.http import json_response, parse_query
+from chalicelib.api.routing import Resource
+from chalicelib.api.schemas import ActivityQuery, Overview, PopularManuals, PopularQuery, RecentActivity
+from chalicelib.jobs import analytics
+
+bp = Resource(__name__)
+route = bp.declare
+
+
+@route("/v1/analytics/overview", "GET", summary="Totals and completion", responses={200: Overview})
+def analytics_overview() -> Response:
+    return json_response(analytics.overview())
+
+
+@route("/v1/analytics/popular-manuals", "GET", summary="Manuals by sessions started",
+       responses={200: PopularManuals}, query=PopularQuery)
+def analytics_popular_manuals() -> Response:
+    query = parse_query(bp.current_request, PopularQuery)
+    return json_response({"items": analytics.popular_manuals(query.limit)})
+
+
+@route("/v1/analytics/recent-activity", "GET", summary="Activity per hour",
+       responses={200: RecentActivity}, query=ActivityQuery)
+def analytics_recent_activity() -> Response:
+    query = parse_query(bp.current_request, ActivityQuery)
+    return json_response(analytics.recent_activity(query.hours))

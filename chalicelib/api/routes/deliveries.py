@@ -1,0 +1,36 @@
+"""Webhook deliveries: the failed list, one event redelivered, the dead-letter queue redriven."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.api.http import json_response, parse_query, path_id
+from chalicelib.api.routing import Resource
+from chalicelib.api.schemas import DeliveryListQuery, DeliveryPage, Redelivery, RedriveQuery
+from chalicelib.domain.models import RedriveResult
+from chalicelib.pipeline import delivery
+
+bp = Resource(__name__)
+route = bp.declare
+
+
+@route("/v1/events/{event_id}/redeliver", "POST", summary="Queue one event's webhook again",
+       responses={202: Redelivery}, scope="admin")
+def redeliver_event(event_id: str) -> Response:
+    return json_response(delivery.redeliver(path_id(event_id, "event_id")), 202)
+
+
+@route("/v1/deliveries", "GET", summary="Webhooks that failed for good", responses={200: DeliveryPage},
+       query=DeliveryListQuery)
+def list_deliveries() -> Response:
+    query = parse_query(bp.current_request, DeliveryListQuery)
+    return json_response(delivery.list_failed(query.limit, query.cursor))
+
+
+@route("/v1/deliveries/redrive", "POST",
+       summary="Move dead-lettered webhooks back to the delivery queue, in order (a bounded step: "
+               "repeat until remaining is 0)",
+       responses={200: RedriveResult}, query=RedriveQuery, scope="admin")
+def redrive_deliveries() -> Response:
+    query = parse_query(bp.current_request, RedriveQuery)
+    return json_response(delivery.redrive_step(query.limit))

@@ -1,0 +1,24 @@
+"""The OpenAPI document and the documentation page."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.api import openapi
+from chalicelib.api.http import json_response
+from chalicelib.api.routing import Resource
+
+bp = Resource(__name__)
+route = bp.declare
+
+
+@route("/v1/openapi.json", "GET", summary="This document (OpenAPI 3.1)", responses={200: None}, per_user=True)
+def openapi_document() -> Response:
+    return json_response(openapi.document())
+
+
+@route("/docs", "GET", summary="The API documentation page (HTML)", responses={200: None},
+       scope="public")
+def docs_page() -> Response:
+    return Response(body=openapi.DOCS_PAGE, status_code=200,
+                    headers={"Content-Type": "text/html; charset=utf-8"})

@@ -1,0 +1,33 @@
+"""Health: liveness, readiness, and a summary with the version."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.api.http import json_response
+from chalicelib.api.routing import Resource
+from chalicelib.api.schemas import HealthSummary, Live, Ready
+from chalicelib.services import health
+
+bp = Resource(__name__)
+route = bp.declare
+
+
+@route("/health/live", "GET", summary="The process answers", responses={200: Live}, scope="public")
+def health_live() -> Response:
+    return json_response({"status": "ok"})
+
+
+@route("/health/ready", "GET", summary="The table and the queue answer",
+       responses={200: Ready, 503: Ready}, scope="public")
+def health_ready() -> Response:
+    ok, checks = health.ready()
+    return json_response({"status": "ok" if ok else "unavailable", "checks": checks},
+                         200 if ok else 503)
+
+
+@route("/health", "GET", summary="Health summary with version",
+       responses={200: HealthSummary, 503: HealthSummary}, scope="public")
+def health_summary() -> Response:
+    ok, body = health.summary()
+    return json_response(body, 200 if ok else 503)

@@ -1,0 +1,35 @@
+"""API keys: mint (shown once), list, revoke."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.api import auth
+from chalicelib.api.http import json_response, parse_body, parse_query, path_id
+from chalicelib.api.routing import Resource, caller, no_content
+from chalicelib.api.schemas import PageQuery
+from chalicelib.services import keys
+
+bp = Resource(__name__)
+route = bp.declare
+
+
+@route("/v1/keys", "POST", summary="Create an API key (the key is shown only in this answer)",
+       body=keys.KeyCreate, responses={201: keys.ApiKeyCreated}, scope="admin")
+def create_key() -> Response:
+    body = parse_body(bp.current_request, keys.KeyCreate)
+    auth.check_can_mint(caller(bp.current_request), body)
+    return json_response(keys.create_key(body), 201)
+
+
+@route("/v1/keys", "GET", summary="List API keys (never their values)", responses={200: keys.ApiKeyPage},
+       query=PageQuery, scope="admin")
+def list_keys() -> Response:
+    page = parse_query(bp.current_request, PageQuery)
+    return json_response(keys.list_keys(page.limit, page.cursor))
+
+
+@route("/v1/keys/{key_id}", "DELETE", summary="Revoke an API key", responses={204: None}, scope="admin")
+def revoke_key(key_id: str) -> Response:
+    keys.revoke_key(path_id(key_id, "key_id"))
+    return no_content()

@@ -1,0 +1,40 @@
+"""Manuals: create (idempotent by content), list, read with steps, delete when unused."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.api.http import MAX_MANUAL_BODY_BYTES, json_response, parse_body, parse_query, path_id
+from chalicelib.api.routing import Resource, no_content
+from chalicelib.api.schemas import ManualPage, PageQuery
+from chalicelib.domain.models import Manual, ManualCreate
+from chalicelib.services import manuals
+
+bp = Resource(__name__)
+route = bp.declare
+
+
+@route("/v1/manuals", "POST", summary="Create a manual (same body again: 200)", body=ManualCreate,
+       responses={201: Manual, 200: Manual}, scope="admin")
+def create_manual() -> Response:
+    body = parse_body(bp.current_request, ManualCreate, max_bytes=MAX_MANUAL_BODY_BYTES)
+    manual, created = manuals.create_manual(body)
+    return json_response(manual, 201 if created else 200)
+
+
+@route("/v1/manuals", "GET", summary="List manuals", responses={200: ManualPage}, query=PageQuery, per_user=True)
+def list_manuals() -> Response:
+    page = parse_query(bp.current_request, PageQuery)
+    return json_response(manuals.list_manuals(page.limit, page.cursor))
+
+
+@route("/v1/manuals/{manual_id}", "GET", summary="A manual with its steps", responses={200: Manual}, per_user=True)
+def get_manual(manual_id: str) -> Response:
+    return json_response(manuals.get_manual(path_id(manual_id, "manual_id")))
+
+
+@route("/v1/manuals/{manual_id}", "DELETE", summary="Delete a manual no active session uses",
+       responses={204: None}, scope="admin")
+def delete_manual(manual_id: str) -> Response:
+    manuals.delete_manual(path_id(manual_id, "manual_id"))
+    return no_content()

@@ -1,0 +1,49 @@
+"""The conversation: store a chat message (idempotent by message_id), read it back in order."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.api import auth
+from chalicelib.api.http import header, json_response, parse_body, parse_query, path_id, validate
+from chalicelib.api.routing import Resource, caller, check_owner
+from chalicelib.api.schemas import ChildPageQuery, MessagePage, MessageWithSession
+from chalicelib.domain.models import Message, MessageIn
+from chalicelib.services import messages
+
+bp = Resource(__name__)
+route = bp.declare
+
+
+@route("/v1/messages", "POST", summary="Store a chat message", body=MessageWithSession,
+       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent", per_user=True)
+def post_message() -> Response:
+    request = bp.current_request
+    body = parse_body(request, MessageWithSession)
+    return _append(body.session_id, body, header(request, "Idempotency-Key"))
+
+
+@route("/v1/sessions/{session_id}/messages", "POST", summary="Store a chat message", body=MessageIn,
+       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent", per_user=True)
+def post_session_message(session_id: str) -> Response:
+    request = bp.current_request
+    body = parse_body(request, MessageIn)
+    return _append(path_id(session_id, "session_id"), body, header(request, "Idempotency-Key"))
+
+
+@route("/v1/sessions/{session_id}/messages", "GET", summary="The conversation, oldest first",
+       responses={200: MessagePage}, query=ChildPageQuery, per_user=True)
+def list_messages(session_id: str) -> Response:
+    check_owner(bp.current_request, path_id(session_id, "session_id"))
+    page = parse_query(bp.current_request, ChildPageQuery)
+    return json_response(messages.list_messages(session_id, page.limit, page.cursor))
+
+
+def _append(session_id: str, body: MessageIn, key: str | None) -> Response:
+    # the session must be body.user_id's (checked in the write)
+    auth.check_user(caller(bp.current_request), body.user_id)
+    if key and not body.message_id:
+        body = validate(MessageIn, {**body.model_dump(exclude={"session_id"}), "message_id": key})
+    message, stored = messages.append_message(session_id, body)
+    return json_response(message, 201 if stored else 200,
+                         None if stored else {"Idempotent-Replayed": "true"})

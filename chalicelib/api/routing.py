@@ -1,0 +1,90 @@
+"""One declaration per route: the Chalice route, its OpenAPI operation and the API-key scope
+it needs, on a Chalice Blueprint per resource (chalicelib/api/routes/).
+
+A route module declares its routes with `route = bp.declare` at import (so the OpenAPI document
+and the authorizer's policy know every route once app.py has imported the modules); app.py
+hands each blueprint the API-key authorizer and registers it (`bp.bind(authorizer)`). The
+authorizer itself stays in app.py: its Lambda function imports app.py, and with it every
+route its policy must cover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalice import Blueprint, Response
+from chalice.app import ChaliceAuthorizer, Request
+
+from chalicelib.api import auth, openapi
+from chalicelib.api.http import api_route
+from chalicelib.api.schemas import Query
+from chalicelib.services import keys, sessions
+
+
+@dataclass(frozen=True)
+class _Declared:
+    path: str
+    methods: tuple[str, ...]
+    content_types: list[str] | None
+    scope: str
+    per_user: bool
+    view: Callable[..., Response]
+
+
+class Resource(Blueprint):
+    """The routes of one resource (a Chalice Blueprint whose routes carry our declaration)."""
+
+    def __init__(self, import_name: str) -> None:
+        super().__init__(import_name)
+        self._declared: list[_Declared] = []
+
+    def declare(self, path: str, *methods: str, summary: str, body: Any = None,
+                responses: dict[int, Any] | None = None, query: type[Query] | None = None,
+                headers: tuple[str, ...] = (), content_types: list[str] | None = None,
+                scope: str | None = None, per_user: bool = False) -> Callable[..., Any]:
+        """Declare a route and document it in the OpenAPI document.
+
+        `scope` is the API-key scope the route needs: "read" (the default for GET), "agent",
+        "admin", or "public" (no key). Any other method must say which. `per_user` says that a
+        key bound to a user may call it: the route narrows to that user's sessions (or holds no
+        user's data); every other route answers such a key 403."""
+        if scope is None:
+            if set(methods) - {"GET", "HEAD"}:
+                raise ValueError(f"{path} {methods}: say which scope may call it")
+            scope = "read"
+        for method in methods:
+            openapi.register(openapi.Operation(
+                method, path, summary, body, responses or {}, query, headers,
+                raw_body=content_types is not None, scope=scope, bound_keys=per_user))
+
+        def remember(view: Callable[..., Response]) -> Callable[..., Response]:
+            self._declared.append(_Declared(path, methods, content_types, scope, per_user, view))
+            return view
+
+        return remember
+
+    def bind(self, authorizer: ChaliceAuthorizer) -> Resource:
+        """Hand the declared routes to Chalice, each non-public one behind `authorizer`."""
+        for d in self._declared:
+            api_route(self, d.path, list(d.methods), d.content_types, scope=d.scope,
+                      bound_keys=d.per_user, authorizer=None if d.scope == "public" else authorizer)(d.view)
+        self._declared.clear()
+        return self
+
+
+def no_content() -> Response:
+    return Response(body="", status_code=204)
+
+
+def caller(request: Request) -> keys.Principal | None:
+    return auth.caller(request)
+
+
+def check_owner(request: Request, session_id: str) -> None:
+    """Per-user isolation: a key bound to a user touches only that user's sessions (one
+    extra read, for bound keys only)."""
+    principal = caller(request)
+    if principal is not None and principal.user_id:
+        auth.check_user(principal, sessions.get_session(session_id).user_id)
