@@ -48,31 +48,31 @@ for resource in (manuals, sessions, messages, analytics_routes, deliveries, inbo
 
 
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
-def feedback_handler(event: Any) -> dict:
+def feedback_handler(event: Any) -> dict[str, Any]:
     """Stream -> delivery queue (event items only)."""
     return feedback.handle_stream_batch(event.to_dict()["Records"])
 
 
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
-def analytics_handler(event: Any) -> dict:
+def analytics_handler(event: Any) -> dict[str, Any]:
     """Stream -> exact, sharded analytics counters."""
     return analytics.handle_stream_batch(event.to_dict()["Records"])
 
 
 @app.on_sqs_message(queue=DELIVERY_QUEUE, batch_size=10)
-def delivery_handler(event: Any) -> dict:
+def delivery_handler(event: Any) -> dict[str, Any]:
     """Delivery queue -> signed webhook POSTs."""
     return delivery.handle_delivery_batch(event.to_dict())
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
-def dead_letter_handler(event: Any) -> dict:
+def dead_letter_handler(event: Any) -> dict[str, Any]:
     """Dead-letter queue -> every message SQS moved there by itself recorded as failed."""
     return delivery.sweep_dead_letters()
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))
-def cleanup_handler(event: Any) -> dict:
+def cleanup_handler(event: Any) -> dict[str, Any]:
     """Idle sessions -> abandoned; optional retention. Stops before the Lambda timeout."""
     context = event.context
     time_left = (lambda: context.get_remaining_time_in_millis() / 1000) if context else None

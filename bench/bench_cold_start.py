@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
+
 from infra.rehearsal.lambda_run import read_only_command  # noqa: E402
 from infra.rehearsal.rehearse import LAMBDA_PYTHON  # noqa: E402
 

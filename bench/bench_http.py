@@ -25,7 +25,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -138,7 +138,7 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}Z, commit {commit}, load average before: {load_average()}")
+          f"{datetime.now(UTC):%Y-%m-%d %H:%M}Z, commit {commit}, load average before: {load_average()}")
     proc, api, key = start_local_stack()
     try:
         print("\n| round | landed | statuses | p50 | p99 | max | wall |\n|---|---|---|---|---|---|---|")

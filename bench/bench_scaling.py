@@ -14,10 +14,10 @@ from common import AUTH, ReadMeter, machine, stack
 
 def seed(count: int) -> None:
     from chalicelib.db import sessions as session_items
-    from chalicelib.services import manuals
     from chalicelib.db import table as store
     from chalicelib.domain.clock import to_iso, utcnow
     from chalicelib.domain.models import ManualCreate, Session
+    from chalicelib.services import manuals
 
     body = ManualCreate(manual_id="bench", title="Bench", steps=[
         {"step_number": n, "title": f"Step {n}", "content": "..."} for n in range(1, 11)])

@@ -13,7 +13,7 @@ def cells(row: list[Any]) -> list[str]:
 
 
 def line(row: list[str], widths: list[int]) -> str:
-    return "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+    return "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
 
 
 def column_widths(headers: list[str], rows: list[list[Any]]) -> list[int]:

@@ -90,7 +90,7 @@ def _widget(title: str, metrics: list[Any], x: int, y: int, width: int = 12,
 
 def dashboard(functions: tuple[str, ...]) -> dict[str, Any]:
     """One dashboard: the webhook pipeline, progress reports, jobs, and the functions."""
-    lambda_rows = [["AWS/Lambda", kind, "FunctionName", "${%s}" % name, {"stat": "Sum"}]
+    lambda_rows = [["AWS/Lambda", kind, "FunctionName", f"${{{name}}}", {"stat": "Sum"}]
                    for name in functions for kind in ("Errors", "Throttles")]
     widgets = [
         _widget("Webhook attempts by outcome", [_metric(obs.WEBHOOK_ATTEMPTS, Outcome=o) for o in OUTCOMES],
@@ -113,7 +113,7 @@ def dashboard(functions: tuple[str, ...]) -> dict[str, Any]:
             _metric(obs.STREAM_BATCH_FAILURES, Function="feedback"),
             _metric(obs.STREAM_BATCH_FAILURES, Function="analytics")], 0, 12),
         _widget("Stream iterator age (ms)", [
-            ["AWS/Lambda", "IteratorAge", "FunctionName", "${%s}" % name, {"stat": "Maximum"}]
+            ["AWS/Lambda", "IteratorAge", "FunctionName", f"${{{name}}}", {"stat": "Maximum"}]
             for name in STREAM_FUNCTIONS], 12, 12),
         _widget("Function errors and throttles", lambda_rows, 0, 18, width=24),
         _widget("API", [["AWS/ApiGateway", kind, "ApiName", API_NAME, {"stat": "Sum"}]

@@ -14,7 +14,6 @@ writes only when all hold, which is what DynamoDB does, at a cost independent of
 from __future__ import annotations
 
 import heapq
-import io
 import json
 import os
 import threading
@@ -262,8 +261,11 @@ def fast_transactions() -> None:
     cheap_sqs_sends()
     from moto.dynamodb.comparisons import get_filter_expression
     from moto.dynamodb.exceptions import (
-        ConditionalCheckFailed, MultipleTransactionsException, TooManyTransactionsException,
-        TransactionCanceledException, TransactWriteSingleOpException,
+        ConditionalCheckFailed,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
     )
     from moto.dynamodb.models import DynamoDBBackend
 
@@ -422,10 +424,9 @@ class MotoProcess:
 
 def main() -> None:
     """Serve moto on HOST PORT until terminated; prints the URL once it accepts requests."""
+    import logging
     import signal
     import sys
-
-    import logging
 
     from waitress import create_server
 

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger("runner")
@@ -219,7 +219,7 @@ class Runner:
         return self._invoke(name, {
             "version": "0", "id": uuid.uuid4().hex, "detail-type": "Scheduled Event",
             "source": "aws.events", "account": "000000000000", "region": REGION,
-            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "resources": [], "detail": {}})
 
     # ---- driving -----------------------------------------------------------------------

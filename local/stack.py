@@ -4,7 +4,8 @@ Starts a moto server on loopback, deploys infra/resources.json into it with Clou
 serves the Chalice app over HTTP on 127.0.0.1:PORT, under both `/` and `/api` (the deployed
 stage name), so local and deployed base URLs differ only in host, and runs the event-source
 runner (stream -> feedback -> queue -> delivery). Unless WEBHOOK_URL is set, webhooks go to
-the app's own inbox `local`, which verifies their signatures. Data lives as long as the process. Nothing here ships to Lambda.
+the app's own inbox `local`, which verifies their signatures. Data lives as long as the
+process. Nothing here ships to Lambda.
 """
 
 from __future__ import annotations
@@ -273,8 +274,8 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     import boto3
     from chalice.local import LocalDevServer, create_local_server
 
-    from local import gateway
     from infra.deploy import deploy
+    from local import gateway
     from local.moto_server import Activity, MotoProcess, mark_pipeline_calls
     from local.runner import Runner
 

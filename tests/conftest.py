@@ -110,7 +110,7 @@ class Api:
         self.client = client
         self.key = key
 
-    def as_key(self, key: str | None) -> "Api":
+    def as_key(self, key: str | None) -> Api:
         return Api(self.client, key)
 
     def request(self, method: str, path: str, body: Any = None,

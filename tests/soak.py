@@ -158,12 +158,12 @@ def run_soak(sessions: int = 12, steps: int = 9, seed: int = 7, ok: float = 0.5,
         from chalicelib.domain.clock import from_iso
 
         lag_values = []  # change -> first delivery, from the event's own delivery log
-        for event_id, event in all_events.items():
+        for event in all_events.values():
             done = [a for a in event["delivery_attempts"] if a["outcome"] == "delivered"]
             if done:
                 lag_values.append((from_iso(done[0]["at"]) - from_iso(event["occurred_at"])).total_seconds())
         result.lag_p50, result.lag_p99 = _percentile(lag_values, 0.5), _percentile(lag_values, 0.99)
-        for event_id, event in all_events.items():
+        for event_id in all_events:
             if event_id not in first and event_id not in failed:
                 result.violations.append(f"{event_id}: neither delivered nor listed as failed")
             if event_id in first and event_id in failed:

@@ -8,9 +8,9 @@ from collections import Counter, defaultdict
 import boto3
 import pytest
 
-from chalicelib.jobs.analytics import completion_bucket, bucket_value
-from chalicelib.domain.clock import seconds_between
 from chalicelib.db.table import from_item
+from chalicelib.domain.clock import seconds_between
+from chalicelib.jobs.analytics import bucket_value, completion_bucket
 from local.runner import Runner, lambda_stream_record
 from tests.conftest import manual_body
 

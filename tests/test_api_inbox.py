@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -153,7 +153,7 @@ def test_expired_captures_are_never_returned(api, aws, box) -> None:
 def test_signature_verdicts(api, box) -> None:
     body = webhooks.dumps({"event_type": "session_created", "event_id": "evt_1"})
     good = webhooks.signed_headers(SECRET, "evt_1", body)
-    stale = webhooks.signed_headers(SECRET, "evt_1", body, now=datetime.now(timezone.utc) - timedelta(minutes=10))
+    stale = webhooks.signed_headers(SECRET, "evt_1", body, now=datetime.now(UTC) - timedelta(minutes=10))
     cases = [
         (body, good, {"verified": True, "reason": None}),
         (body.replace("created", "hacked"), good, {"verified": False, "reason": "bad_signature"}),

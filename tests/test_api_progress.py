@@ -184,7 +184,7 @@ def test_concurrent_update_when_retries_run_out(api, make_session, monkeypatch) 
     conflicts = [r.json for r in responses if r.status_code == 409]
     assert all(c["error"] == "concurrent_update" for c in conflicts)
     # nothing lost: exactly the accepted steps are recorded
-    accepted = sorted(step for step, r in zip(range(1, 17), responses) if r.status_code == 200)
+    accepted = sorted(step for step, r in zip(range(1, 17), responses, strict=True) if r.status_code == 200)
     assert api.get(f"/v1/sessions/{sid}").json["completed_steps"] == accepted
 
 

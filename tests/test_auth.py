@@ -9,11 +9,11 @@ from collections import Counter
 
 import pytest
 
+from chalicelib.api import auth
 from chalicelib.db import keys as api_keys
 from chalicelib.db import table as store
-from chalicelib.api import auth
-from chalicelib.services import keys as key_service
 from chalicelib.domain.vocabulary import SCOPES
+from chalicelib.services import keys as key_service
 from tests.conftest import ADMIN_KEY, manual_body
 from tests.test_faults import fail_with, heal
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib.services import sessions
-from chalicelib.jobs import cleanup
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.models import SessionCreate
+from chalicelib.jobs import cleanup
+from chalicelib.services import sessions
 from tests.conftest import manual_body
 
 LATER = timedelta(hours=1)  # the job runs "an hour from now": every session is idle by then

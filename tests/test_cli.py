@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+import cli as cli_module
+from chalicelib.domain.models import RedriveResult
 from chalicelib.pipeline import queue
 from chalicelib.pipeline.delivery import redrive
-from chalicelib.domain.models import RedriveResult
-import cli as cli_module
 from cli import cli
 from cli.commands import deliveries as deliveries_commands
 from tests.conftest import interrupt, manual_body, wait_for

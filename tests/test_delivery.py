@@ -13,8 +13,8 @@ import boto3
 import pytest
 
 from chalicelib.db import table as store
-from chalicelib.pipeline import delivery, queue
 from chalicelib.domain.delivery_policy import safety_net_receive_count
+from chalicelib.pipeline import delivery, queue
 from local.runner import lambda_sqs_record
 from tests.conftest import drain, event_ids, queue_depth, run_session
 from tests.receiver import always

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.domain.delivery_policy import (
-    MAX_DELAY_SECONDS, RECEIVE_BATCH, attempt_number, classify, decide, max_attempts,
+    MAX_DELAY_SECONDS,
+    RECEIVE_BATCH,
+    attempt_number,
+    classify,
+    decide,
+    max_attempts,
     safety_net_receive_count,
 )
 

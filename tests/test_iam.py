@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.config import get_settings
 from chalicelib.db import table as store
 from chalicelib.pipeline import queue
-from chalicelib.config import get_settings
-from tests.receiver import always
 from tests.conftest import drain, event_ids, run_session
+from tests.receiver import always
 
 ROOT = Path(__file__).resolve().parent.parent
 _current = threading.local()

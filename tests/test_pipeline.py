@@ -4,7 +4,6 @@ runner against moto, with signatures verified by the `standardwebhooks` library.
 
 from __future__ import annotations
 
-import base64
 import random
 import time
 from collections import defaultdict
@@ -218,7 +217,7 @@ def test_runner_events_match_lambda_shapes(aws, api, runner) -> None:
     assert all(r.eventSourceARN == aws.stream_arn for r in model.Records)
 
     for n in range(3):
-        queue.enqueue('{"x": %d}' % n, group="g-1", dedup_id=f"d-{n}")
+        queue.enqueue(f'{{"x": {n}}}', group="g-1", dedup_id=f"d-{n}")
     messages = queue.receive(aws.delivery_queue_url)
     sqs_event = SqsModel.model_validate({"Records": [lambda_sqs_record(m, "arn:aws:sqs:us-east-1:123456789012:q.fifo") for m in messages]})
     assert len({r.messageId for r in sqs_event.Records}) == len(messages) >= 1

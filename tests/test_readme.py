@@ -43,7 +43,7 @@ def test_every_shell_example_of_the_readme_runs_against_the_local_stack(local_st
     result = subprocess.run(["bash", "-c", "\n".join(script)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     outputs = re.split(r"^::block (\d+)::\n", result.stdout, flags=re.M)[1:]
-    ran = dict(zip(map(int, outputs[0::2]), outputs[1::2]))
+    ran = dict(zip(map(int, outputs[0::2]), outputs[1::2], strict=True))
     last = max(ran) if ran else -1
     assert result.returncode == 0 and "::done::" in result.stdout, (
         f"block {last} failed (exit {result.returncode}):\n{blocks[last] if last >= 0 else ''}\n"
@@ -55,8 +55,8 @@ def test_every_shell_example_of_the_readme_runs_against_the_local_stack(local_st
 
 def test_every_error_code_is_in_the_readme_error_table() -> None:
     import app  # noqa: F401 - imports every module that defines an error
-    from chalicelib.domain.errors import ServiceError
     from chalicelib.api.http import _CHALICE_CODES
+    from chalicelib.domain.errors import ServiceError
 
     def subclasses(cls: type) -> list[type]:
         return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]

@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from chalicelib.services import manuals, sessions
 from chalicelib.db import table as store
+from chalicelib.services import manuals, sessions
 from tests.conftest import manual_body
 
 

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from chalicelib.pipeline import webhooks
 from chalicelib.domain.delivery_policy import classify
-from tests.receiver import Receiver, always
+from chalicelib.pipeline import webhooks
 from tests.conftest import drain
+from tests.receiver import Receiver, always
 
 
 def post(url: str, allow_private: bool = False) -> webhooks.Attempt:
@@ -127,7 +127,7 @@ def tls_server(tmp_path) -> Iterator[str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
             .sign(key, hashes.SHA256()))

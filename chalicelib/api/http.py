@@ -8,14 +8,21 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chalice import Chalice, Response
+from chalice import Blueprint, Chalice, Response
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.api import auth
-from chalicelib.domain.errors import InvalidJson, PayloadTooLarge, ServiceError, ValidationFailed
 from chalicelib.api.json_input import parse_json
-from chalicelib.domain.vocabulary import ResourceId, conforms
 from chalicelib.api.schemas import Query
+from chalicelib.domain.errors import (
+    Forbidden,
+    InvalidJson,
+    NotAuthenticated,
+    PayloadTooLarge,
+    ServiceError,
+    ValidationFailed,
+)
+from chalicelib.domain.vocabulary import ResourceId, conforms
 from chalicelib.observability import logger
 
 M = TypeVar("M", bound=BaseModel)
@@ -44,7 +51,7 @@ def error_response(exc: ServiceError) -> Response:
     return json_response(exc.to_body(), exc.status, exc.headers)
 
 
-def api_route(app: Chalice, path: str, methods: list[str],
+def api_route(app: Chalice | Blueprint, path: str, methods: list[str],
               content_types: list[str] | None = None, *, scope: str = "public",
               bound_keys: bool = False, authorizer: Any = None) -> Callable[[Callable[..., Any]], Any]:
     """`app.route` plus one error boundary: ServiceErrors become their JSON responses and
@@ -59,13 +66,13 @@ def api_route(app: Chalice, path: str, methods: list[str],
                 if authorizer is not None:
                     principal = auth.caller(app.current_request)
                     if principal is None:
-                        raise auth.NotAuthenticated("A valid API key is required: send "
+                        raise NotAuthenticated("A valid API key is required: send "
                                                     "Authorization: Bearer <key>.")
                     if not principal.allows(scope):
-                        raise auth.Forbidden(f"This API key's scopes do not allow this "
+                        raise Forbidden(f"This API key's scopes do not allow this "
                                              f"request (it needs '{scope}').")
                     if principal.user_id and not bound_keys:
-                        raise auth.Forbidden("A key bound to a user cannot call this route: "
+                        raise Forbidden("A key bound to a user cannot call this route: "
                                              "it reads or changes other users' data.")
                 return view(**params)
             except ServiceError as exc:

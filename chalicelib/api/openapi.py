@@ -57,7 +57,7 @@ def document() -> dict[str, Any]:
 def _build() -> dict[str, Any]:
     from pydantic.json_schema import models_json_schema  # only when the document is asked for
 
-    models = {ErrorBody}
+    models: set[type[BaseModel]] = {ErrorBody}
     for op in operations:
         for model in op.responses.values():
             models |= set(model) if isinstance(model, list) else ({model} if model else set())
@@ -71,7 +71,8 @@ def _build() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for op in operations:
         entry: dict[str, Any] = {
-            "summary": op.summary, "operationId": f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', op.path.lower()).strip('_')}",
+            "summary": op.summary,
+            "operationId": f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', op.path.lower()).strip('_')}",
             "tags": [op.path.split("/")[2] if op.path.startswith("/v1/")
                      else "health" if op.path.startswith("/health") else "pages"],
             "responses": {"default": {"description": "Error", "content": {
@@ -162,7 +163,9 @@ pre{background:#f4f6f9;padding:.6rem;overflow:auto;font-size:.8rem}
 <script>
 // The document needs an API key: the same one the dashboard keeps in this tab's sessionStorage.
 const KEY = "session-service-api-key", form = document.getElementById("key"), ops = document.getElementById("ops");
-form.onsubmit = e => { e.preventDefault(); sessionStorage.setItem(KEY, form.elements[0].value.trim()); form.hidden = true; load(); };
+form.onsubmit = e => {
+  e.preventDefault(); sessionStorage.setItem(KEY, form.elements[0].value.trim()); form.hidden = true; load();
+};
 function load() {
 const key = sessionStorage.getItem(KEY);
 fetch("v1/openapi.json", {headers: key ? {Authorization: "Bearer " + key} : {}}).then(async r => {

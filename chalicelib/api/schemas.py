@@ -8,14 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from chalicelib.domain.models import (
-
-    Event, ManualSummary, Message, MessageIn, ProgressOut, Request, SessionOut,
-
-)
-from chalicelib.domain.vocabulary import (
-    Cursor, EndRequest, PageLimit, ResourceId, SessionStatus, UserId, ascii_digits,
-)
+from chalicelib.domain.models import Event, ManualSummary, Message, MessageIn, ProgressOut, Request, SessionOut
+from chalicelib.domain.vocabulary import Cursor, EndRequest, PageLimit, ResourceId, SessionStatus, UserId, ascii_digits
 
 # ---- query strings: validated like bodies -----------------------------------------------
 

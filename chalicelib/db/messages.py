@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.db import sessions
-from chalicelib.db import table
+from chalicelib.db import sessions, table
 
 _absent = "attribute_not_exists(PK)"
 

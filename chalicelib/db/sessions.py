@@ -16,10 +16,10 @@ read here treats it as absent.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
-from chalicelib.db import events
-from chalicelib.db import table
+from chalicelib.db import events, table
 from chalicelib.domain import rules
 from chalicelib.domain.models import Event, Session
 
@@ -123,7 +123,7 @@ def add_change(tx: table.Transaction, old: Session, new: Session, *,
               names={"#status": "status"}, vals=table.values(**vals))
 
 
-def add_events(tx: table.Transaction, new_events: list[Event]) -> None:
+def add_events(tx: table.Transaction, new_events: Sequence[Event]) -> None:
     for event in new_events:
         tx.put(f"event:{event.sequence}", events.item(event), condition=_absent)
 

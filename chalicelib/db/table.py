@@ -184,7 +184,8 @@ def _call(operation: str, **kwargs: Any) -> dict[str, Any]:
     from botocore.exceptions import ClientError
 
     try:
-        return getattr(get_client(), operation)(**kwargs)
+        response: dict[str, Any] = getattr(get_client(), operation)(**kwargs)
+        return response
     except ClientError as exc:
         error = exc.response.get("Error", {})
         code = error.get("Code", "")
@@ -418,4 +419,4 @@ def decode_cursor(cursor: str, scope: str) -> dict[str, Any]:
         valid = False
     if not valid:
         raise InvalidCursor("The cursor is malformed or belongs to another listing.")
-    return key
+    return dict(key)

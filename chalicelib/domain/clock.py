@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _lock = threading.Lock()
-_last = datetime.min.replace(tzinfo=timezone.utc)
+_last = datetime.min.replace(tzinfo=UTC)
 
 
 def utcnow() -> datetime:
     """Now, strictly increasing within this process, so writes in the same instant still order."""
     global _last
     with _lock:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if now <= _last:
             now = _last + _ONE_MICROSECOND
         _last = now
@@ -23,11 +23,11 @@ def utcnow() -> datetime:
 
 
 def to_iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime(_ISO)
+    return moment.astimezone(UTC).strftime(_ISO)
 
 
 def from_iso(text: str) -> datetime:
-    return datetime.strptime(text, _ISO).replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, _ISO).replace(tzinfo=UTC)
 
 
 def seconds_between(start: str, end: datetime | str) -> float:

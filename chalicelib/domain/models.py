@@ -12,9 +12,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chalicelib.domain.vocabulary import (
-    MAX_STEPS, EndedStatus, IdempotencyKey, MessageText, ResourceId, Sender, SessionStatus,
-    StepContent, StepNumber, StepStatus, Title, UserId,
+    MAX_STEPS,
+    IdempotencyKey,
+    MessageText,
+    ResourceId,
+    Sender,
+    SessionStatus,
+    StepContent,
+    StepNumber,
+    StepStatus,
+    Title,
+    UserId,
 )
+
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)

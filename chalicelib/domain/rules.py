@@ -137,8 +137,10 @@ def summarize(session: Session, events: list[Event]) -> dict[str, object]:
     assert session.ended_at is not None
     done = [e for e in sorted(events, key=lambda e: e.sequence)
             if e.event_type == "progress_update" and e.step_status == "DONE" and e.applied]
-    per_step, previous = [], session.started_at
+    per_step: list[dict[str, float]] = []
+    previous = session.started_at
     for event in done:
+        assert event.step is not None  # a progress event names its step
         per_step.append({"step": event.step, "seconds": seconds_between(previous, event.occurred_at)})
         previous = event.occurred_at
     return {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from functools import cache
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
@@ -100,7 +100,7 @@ StepNumber = Annotated[int, Field(strict=True, ge=1, le=MAX_STEPS)]
 PageLimit = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), BeforeValidator(ascii_digits)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _adapter(kind: Any) -> TypeAdapter[Any]:
     return TypeAdapter(kind)
 

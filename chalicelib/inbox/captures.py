@@ -24,10 +24,15 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from chalicelib.db import inbox as records
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import (
-    CaptureNotFound, CaptureTooLarge, HeadersTooLarge, InboxExists, InboxNotFound, TokenRequired,
+    CaptureNotFound,
+    CaptureTooLarge,
+    HeadersTooLarge,
+    InboxExists,
+    InboxNotFound,
+    TokenRequired,
 )
-from chalicelib.domain.vocabulary import CaptureId, InboxId, Name, conforms
 from chalicelib.domain.models import Page, Request
+from chalicelib.domain.vocabulary import CaptureId, InboxId, Name, conforms
 
 MAX_CAPTURE_BYTES = 1024 * 1024
 # Items are sized in bytes (records.item_size), headers and all: a capture is one item when it

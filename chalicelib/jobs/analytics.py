@@ -14,15 +14,15 @@ from __future__ import annotations
 import hashlib
 import statistics
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.db import stats
 from chalicelib.db.table import from_item
-from chalicelib.observability import STREAM_BATCH_FAILURES, logger
-from chalicelib.observability import count as metric
 from chalicelib.domain.clock import seconds_between
 from chalicelib.domain.vocabulary import SESSION_STATUSES
+from chalicelib.observability import STREAM_BATCH_FAILURES, logger
+from chalicelib.observability import count as metric
 
 STATS_SHARDS = stats.SHARDS
 
@@ -72,18 +72,22 @@ def deltas_for(record: dict[str, Any]) -> Deltas:
         hour = stats.hour_key(hour_of(image["occurred_at"]), n)
         manual = stats.manual_key(image["manual_id"], n)
         if image["event_type"] == "session_created":
-            add(glob, "sessions_active"), add(glob, "sessions_started")
-            add(manual, "started"), add(hour, "sessions_started")
+            add(glob, "sessions_active")
+            add(glob, "sessions_started")
+            add(manual, "started")
+            add(hour, "sessions_started")
         elif image["event_type"] == "progress_update":
             if image.get("step_status") == "DONE" and image.get("applied"):
                 add(hour, "steps_completed")
         elif image["event_type"] == "session_ended":
             status = image["session_status"]
-            add(glob, "sessions_active", -1), add(glob, f"sessions_{status}")
+            add(glob, "sessions_active", -1)
+            add(glob, f"sessions_{status}")
             add(hour, "sessions_ended")
             if status == "completed":
                 seconds = seconds_between(image["started_at"], image["ended_at"])
-                add(glob, "completion_ms_sum", round(seconds * 1000)), add(glob, completion_bucket(seconds))
+                add(glob, "completion_ms_sum", round(seconds * 1000))
+                add(glob, completion_bucket(seconds))
                 add(manual, "completed")
     elif kind == "message" and name in ("INSERT", "REMOVE"):
         add(glob, "messages", 1 if name == "INSERT" else -1)
@@ -98,7 +102,8 @@ def deltas_for(record: dict[str, Any]) -> Deltas:
         add(manual, "started", -1)
         if status == "completed":
             seconds = seconds_between(image["started_at"], image["ended_at"])
-            add(glob, "completion_ms_sum", -round(seconds * 1000)), add(glob, completion_bucket(seconds), -1)
+            add(glob, "completion_ms_sum", -round(seconds * 1000))
+            add(glob, completion_bucket(seconds), -1)
             add(manual, "completed", -1)
     return {k: v for k, v in out.items() if v}
 
@@ -174,11 +179,11 @@ def popular_manuals(limit: int) -> list[dict[str, Any]]:
 def recent_activity(hours: int, now: datetime | None = None) -> dict[str, Any]:
     """Hour buckets for the last `hours` hours (UTC), oldest first: BatchGetItem of
     hours x shards keys (one call up to 25 hours)."""
-    end = (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
+    end = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     labels = [(end - timedelta(hours=h)).strftime("%Y-%m-%dT%H") for h in reversed(range(hours))]
     found = stats.counters([stats.hour_key(label, n) for label in labels for n in range(STATS_SHARDS)])
     fields = ("sessions_started", "steps_completed", "messages", "sessions_ended")
-    buckets = []
+    buckets: list[dict[str, Any]] = []
     for label in labels:
         merged = _merged([found[k] for k in (stats.hour_key(label, n)
                                               for n in range(STATS_SHARDS)) if k in found])

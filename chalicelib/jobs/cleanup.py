@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from chalicelib.config import get_settings
 from chalicelib.db import sessions as repository
-from chalicelib.services import sessions
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.vocabulary import ENDED_STATUSES
-from chalicelib.config import get_settings
 from chalicelib.observability import SESSIONS_ABANDONED, count, logger
+from chalicelib.services import sessions
 
 PAGE = 100
 

@@ -29,16 +29,22 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.config import Settings, get_settings
 from chalicelib.db import events
-from chalicelib.pipeline import queue, webhooks
 from chalicelib.domain import delivery_policy
 from chalicelib.domain.clock import from_iso, to_iso, utcnow
-from chalicelib.config import Settings, get_settings
 from chalicelib.domain.errors import EventNotFound
 from chalicelib.domain.models import Page, RedriveResult
 from chalicelib.observability import (
-    WEBHOOK_ATTEMPTS, WEBHOOK_DEAD_LETTERED, WEBHOOK_LAG, WEBHOOK_LATENCY, Unit, count, logger,
+    WEBHOOK_ATTEMPTS,
+    WEBHOOK_DEAD_LETTERED,
+    WEBHOOK_LAG,
+    WEBHOOK_LATENCY,
+    Unit,
+    count,
+    logger,
 )
+from chalicelib.pipeline import queue, webhooks
 
 REDRIVE_SECONDS = 10.0  # per API request: well under API Gateway's 29 s integration timeout
 SWEEP_SECONDS = 20.0

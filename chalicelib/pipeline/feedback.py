@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.db.table import from_item
-from chalicelib.pipeline import queue, webhooks
 from chalicelib.config import get_settings
+from chalicelib.db.table import from_item
 from chalicelib.observability import STREAM_BATCH_FAILURES, count, logger
+from chalicelib.pipeline import queue, webhooks
 
 SEND_BATCH = 10  # SendMessageBatch's limit
 

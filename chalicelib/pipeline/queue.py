@@ -96,7 +96,8 @@ def receive(queue_url: str, max_messages: int = 10, wait_seconds: int = 0,
                               "MessageAttributeNames": ["All"]}
     if visibility_timeout is not None:
         kwargs["VisibilityTimeout"] = visibility_timeout
-    return get_client().receive_message(**kwargs).get("Messages", [])
+    messages: list[dict[str, Any]] = get_client().receive_message(**kwargs).get("Messages", [])
+    return messages
 
 
 def attribute(message: dict[str, Any], name: str) -> str | None:
@@ -104,7 +105,8 @@ def attribute(message: dict[str, Any], name: str) -> str | None:
     found = (message.get("MessageAttributes") or message.get("messageAttributes") or {}).get(name)
     if not found:
         return None
-    return found.get("StringValue", found.get("stringValue"))
+    value = found.get("StringValue", found.get("stringValue"))
+    return value if isinstance(value, str) else None
 
 
 def delete(queue_url: str, receipt_handle: str) -> None:

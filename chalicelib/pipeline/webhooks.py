@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -62,7 +62,7 @@ def signed_headers(secret: str, message_id: str, body: str, now: datetime | None
     """Standard Webhooks headers: webhook-id, webhook-timestamp, webhook-signature (v1)."""
     from standardwebhooks.webhooks import Webhook
 
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     headers = {"webhook-id": message_id, "webhook-timestamp": str(int(moment.timestamp()))}
     if secret:
         headers["webhook-signature"] = Webhook(secret).sign(message_id, moment, body)
@@ -100,7 +100,7 @@ def _connect(host: str, port: int, timeout: float | None, allow_private: bool) -
     DNS answer cannot change between the check and the connection)."""
     error: OSError = TargetRefused(f"{host} did not resolve")
     for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
-        _check_address(ipaddress.ip_address(address[0].split("%")[0]), allow_private)
+        _check_address(ipaddress.ip_address(str(address[0]).split("%")[0]), allow_private)
         sock = socket.socket(family, kind, proto)
         sock.settimeout(timeout)
         try:
@@ -126,7 +126,9 @@ class _Transport:
         class Https(http.client.HTTPSConnection):
             def connect(self) -> None:
                 sock = _connect(self.host, self.port, self.timeout, allow)
-                self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+                # the connection's own SSL context (CPython keeps it in _context; connect()
+                # is the override point, and typeshed does not declare the attribute)
+                self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
         class HttpHandler(urllib.request.HTTPHandler):
             def http_open(self, req: Any) -> Any:
@@ -178,7 +180,7 @@ def post(url: str, body: str, headers: dict[str, str], timeout: float,
             return Attempt(response.status, None, elapsed())
     except urllib.error.HTTPError as exc:
         return Attempt(exc.code, None, elapsed(), _retry_after(exc.headers.get("Retry-After")))
-    except (urllib.error.URLError, socket.timeout, ConnectionError, ssl.SSLError, OSError,
+    except (TimeoutError, urllib.error.URLError, ConnectionError, ssl.SSLError, OSError,
             http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, TargetRefused):
@@ -194,7 +196,7 @@ def _retry_after(value: str | None) -> float | None:
     if value.isdigit():
         return float(value)
     try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return None
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import __version__
+from chalicelib.config import get_settings
 from chalicelib.db import table
 from chalicelib.pipeline import queue
-from chalicelib.config import get_settings
 
 
 def ready() -> tuple[bool, dict[str, Any]]:

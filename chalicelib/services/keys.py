@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -110,7 +110,7 @@ def create_key(body: KeyCreate, token: str | None = None) -> ApiKeyCreated:
 def ensure_key(token: str, scopes: list[str], name: str) -> ApiKey:
     """Create `token` unless it exists already (the local stack's dev key, on every start)."""
     try:
-        return create_key(KeyCreate(scopes=scopes, name=name), token=token)  # type: ignore[arg-type]
+        return create_key(KeyCreate(scopes=scopes, name=name), token=token)
     except KeyExists:
         return _view(records.get(_digest(token)[:16]) or {})
 

@@ -9,8 +9,8 @@ from typing import Any
 from chalicelib.db import manuals as repository
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import ManualExists, ManualInUse, ManualNotFound
-from chalicelib.lru import LRU
 from chalicelib.domain.models import Manual, ManualCreate, ManualSummary, Page, Step
+from chalicelib.lru import LRU
 
 # Steps are immutable per (manual_id, revision): safe to keep for the life of the process.
 _steps: LRU[tuple[str, str, int], Step] = LRU(20_000)

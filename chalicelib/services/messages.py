@@ -10,11 +10,11 @@ from typing import Any
 from chalicelib.db import messages as repository
 from chalicelib.db.sessions import MESSAGES, is_deleting
 from chalicelib.db.table import TransactionCanceled
-from chalicelib.services import sessions
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import IdempotencyKeyReused, MessageTooLarge, SessionNotFound, UserMismatch
-from chalicelib.domain.vocabulary import MAX_MESSAGE_BYTES
 from chalicelib.domain.models import Message, MessageIn, Page
+from chalicelib.domain.vocabulary import MAX_MESSAGE_BYTES
+from chalicelib.services import sessions
 
 
 def append_message(session_id: str, body: MessageIn) -> tuple[Message, bool]:

@@ -11,15 +11,15 @@ import json
 import time
 from typing import Any
 
+from chalicelib.config import get_settings
 from chalicelib.db import manuals as manual_items
 from chalicelib.db import sessions as repository
 from chalicelib.db.table import TransactionCanceled, batch_get, ident
-from chalicelib.services import manuals, sessions
 from chalicelib.domain import rules
 from chalicelib.domain.clock import to_iso, utcnow
-from chalicelib.config import get_settings
 from chalicelib.domain.errors import IdempotencyKeyReused
 from chalicelib.domain.models import NextStep, ProgressIn, ProgressOut, Session
+from chalicelib.services import manuals, sessions
 
 
 class Replay(Exception):

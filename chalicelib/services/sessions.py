@@ -23,11 +23,14 @@ from chalicelib.db.table import Transaction, TransactionCanceled
 from chalicelib.domain import rules
 from chalicelib.domain.clock import seconds_between, to_iso, utcnow
 from chalicelib.domain.errors import (
-    ConcurrentUpdate, ManualNotFound, SessionDeleting, SessionEnded, SessionExists, SessionNotFound,
+    ConcurrentUpdate,
+    ManualNotFound,
+    SessionDeleting,
+    SessionEnded,
+    SessionExists,
+    SessionNotFound,
 )
-from chalicelib.domain.models import (
-    Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut,
-)
+from chalicelib.domain.models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut
 from chalicelib.lru import LRU
 from chalicelib.pipeline import webhooks
 from chalicelib.services import manuals

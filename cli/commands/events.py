@@ -32,7 +32,7 @@ def follow_widths(total_steps: int) -> list[int]:
 
 def fitted(row: list[str], widths: list[int]) -> list[str]:
     return [c if len(c) <= w or i == len(row) - 1 else c[:w - 1] + "…"
-            for i, (c, w) in enumerate(zip(row, widths))]
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))]
 
 
 def event_detail(e: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from cli.client import EXIT_API_ERROR, EXIT_INVALID_FILE, ApiError, CliError, Client, Unreachable
+from cli.client import EXIT_API_ERROR, EXIT_INVALID_FILE, ApiError, Client, CliError, Unreachable
 from cli.commands import Cli
 
 
@@ -46,8 +46,8 @@ def load_manual(path: Path) -> Any:
     """The ManualCreate in a JSON or YAML file, validated as the API validates it."""
     from pydantic import ValidationError
 
-    from chalicelib.domain.errors import InvalidJson
     from chalicelib.api.json_input import parse_json
+    from chalicelib.domain.errors import InvalidJson
     from chalicelib.domain.models import ManualCreate
 
     try:

@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
+from chalicelib.domain.vocabulary import SESSION_STATUSES
 from cli.client import seg
 from cli.commands import Cli, every_option
 from cli.output import duration, more_hint, table, when
-from chalicelib.domain.vocabulary import SESSION_STATUSES
 
 
 @click.group()

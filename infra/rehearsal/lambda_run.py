@@ -239,7 +239,7 @@ class Gateway:
             match = route.pattern.match(path)
             if match:
                 names = re.findall(r"\{([^}]+)\}", route.template)
-                return route, dict(zip(names, match.groups()))
+                return route, dict(zip(names, match.groups(), strict=True))
         return None, {}
 
     def _function_in(self, uri: Any) -> Function:

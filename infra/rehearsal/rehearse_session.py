@@ -24,8 +24,18 @@ from typing import Any
 
 from infra.rehearsal.lambda_run import Function, Gateway, QueueSource, Receiver, StreamSource, drain
 from infra.rehearsal.rehearse import (
-    LAMBDA_PYTHON, ROOT, STACK, STAGE, Report, Stack, Wiring, check, create_stack,
-    honour_disabled_stream_mappings, of_type, rehearsal_overrides,
+    LAMBDA_PYTHON,
+    ROOT,
+    STACK,
+    STAGE,
+    Report,
+    Stack,
+    Wiring,
+    check,
+    create_stack,
+    honour_disabled_stream_mappings,
+    of_type,
+    rehearsal_overrides,
 )
 
 

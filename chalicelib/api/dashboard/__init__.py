@@ -8,7 +8,7 @@ this module costs nothing at cold start.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from chalicelib.domain.errors import AssetNotFound
@@ -26,7 +26,7 @@ PAGE_CACHE_CONTROL = "no-cache"
 ASSET_CACHE_CONTROL = "public, max-age=86400"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read(name: str) -> str:
     return (HERE / name).read_text(encoding="utf-8")
 
@@ -39,13 +39,13 @@ def _version() -> str:
     return digest.hexdigest()[:12]
 
 
-def page() -> tuple[str, dict[str, str]]:
+def page() -> tuple[str, dict[str, str | list[str]]]:
     """The HTML shell and its headers."""
     body = _read("index.html").replace("{{version}}", _version())
     return body, {"Content-Type": ASSETS["index.html"], "Cache-Control": PAGE_CACHE_CONTROL}
 
 
-def asset(name: str) -> tuple[str, dict[str, str]]:
+def asset(name: str) -> tuple[str, dict[str, str | list[str]]]:
     """One asset of the page and its headers; 404 `asset_not_found` for any other name."""
     if name == "index.html":
         return page()

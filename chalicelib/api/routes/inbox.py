@@ -64,11 +64,15 @@ def capture_hook(inbox_id: str) -> Response:
     request = bp.current_request
     status, body, content_type = inbox.capture(
         inbox_id, method=request.method, path=request.context.get("path") or f"/v1/hooks/{inbox_id}",
-        query=request.query_params,
-        headers=dict(request.headers), body=request.raw_body or b"",
+        query=dict(request.query_params or {}),
+        headers=dict(request.headers), body=_bytes(request.raw_body),
         source_ip=(request.context.get("identity") or {}).get("sourceIp"))
     return Response(body=body, status_code=status, headers={"Content-Type": content_type})
 
 
 def _inbox_token() -> str | None:
     return header(bp.current_request, "X-Inbox-Token")
+
+
+def _bytes(raw: str | bytes | None) -> bytes:
+    return raw.encode() if isinstance(raw, str) else raw or b""
