@@ -25,7 +25,7 @@ run: venv
 test: venv chromium rehearse-envs
 	$(PY) -m pytest
 
-## chromium: Debian's browser for tests/test_dashboard.py (playwright drives it; its own
+## chromium: Debian's browser for tests/browser/test_dashboard.py (playwright drives it; its own
 ## browser download is never used). Without apt-get the dashboard tests skip, saying why.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
@@ -37,7 +37,7 @@ chromium:
 
 ## make screenshots: the dashboard's pages as PNGs in tests/screenshots/ (committed)
 screenshots: venv chromium
-	SCREENSHOTS_DIR=tests/screenshots $(PY) -m pytest tests/test_dashboard.py
+	SCREENSHOTS_DIR=tests/screenshots $(PY) -m pytest tests/browser/test_dashboard.py
 
 ## make audit: pip-audit of requirements*.txt (CI runs it after the tests); fails on any
 ## known vulnerability and lists what could not be audited
@@ -71,7 +71,7 @@ deploy: package
 
 ## make rehearse: the packaged stack translated by SAM, created in moto's CloudFormation, and
 ## every function run from the zip as Lambda runs it (infra/rehearsal/; offline, < 1 min once
-## the two environments below exist; tests/test_rehearse.py runs it in make test)
+## the two environments below exist; tests/deploy/test_rehearse.py runs it in make test)
 rehearse: venv rehearse-envs
 	$(PY) -m infra.rehearsal
 

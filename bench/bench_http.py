@@ -4,7 +4,7 @@ stack, started here in a subprocess as `python -m local.stack`).
 
     python bench/bench_http.py [rounds]      (default 5 rounds; results: bench/RESULTS.md)
 
-`concurrent_dones` is also what tests/test_local_stack.py runs once, so the benchmark and the
+`concurrent_dones` is also what tests/e2e/test_local_stack.py runs once, so the benchmark and the
 test measure the same thing.
 """
 

@@ -1,4 +1,4 @@
-"""The webhook soak of tests/test_soak.py, longer: `make run`'s stack over HTTP, a receiver
+"""The webhook soak of tests/pipeline/test_soak.py, longer: `make run`'s stack over HTTP, a receiver
 that fails at random (500s, resets, timeouts, 429 + Retry-After), and the invariant checked
 over every event (delivered in order, or listed as failed; nothing unlisted in the DLQ; a
 redrive delivers every listed one). Prints the numbers for bench/RESULTS.md.

@@ -39,7 +39,7 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # of utilities (REST resolvers with a Swagger UI, parsers, idempotency, ...) of which we use
 # Logger and Metrics (chalicelib/observability.py): 1.8 MB of the zip, 0.2 MB of it used.
 # What the kept parts import is all inside them (the rehearsal imports and runs every
-# handler from the finished zip, and tests/test_artifact.py checks these parts load alone).
+# handler from the finished zip, and tests/deploy/test_artifact.py checks these parts load alone).
 # Not kept, so not available: the Logger's `log_event` option (it needs data_classes).
 PARTS = {
     "aws_lambda_powertools": (

@@ -1,6 +1,6 @@
 """A soak of the webhook pipeline as a user meets it: `make run`'s stack (a subprocess) over
 HTTP, its webhooks going to a receiver on 127.0.0.1 that fails at random (500s, resets,
-timeouts, 429 with Retry-After). Used by tests/test_soak.py (bounded) and
+timeouts, 429 with Retry-After). Used by tests/pipeline/test_soak.py (bounded) and
 bench/bench_soak.py (longer, with numbers).
 
 The promise checked, as an invariant over every event:

@@ -1,4 +1,4 @@
-"""The table layer: the only code that knows DynamoDB's syntax (tests/test_layout.py checks).
+"""The table layer: the only code that knows DynamoDB's syntax (tests/unit/test_layout.py checks).
 
 `table` is the plumbing (client, (de)serialisation, generic calls, named transactions,
 cursors, error translation); one module per entity holds its key builders, index attributes

@@ -46,7 +46,7 @@ PSEUDO = {"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName", "
 NOT_CHECKED = (
     "API Gateway routing and authorizer caching (routes are matched here from the RestApi body, "
     "and every request asks the authorizer)",
-    "IAM enforcement (moto allows every call; tests/test_iam.py checks each call against the "
+    "IAM enforcement (moto allows every call; tests/deploy/test_iam.py checks each call against the "
     "policy files)",
     "event-source filtering and retries (filters are applied here by a matcher of our own; "
     "bisect, retry and record-age limits never trigger)",

@@ -31,7 +31,7 @@ from cli import cli
 from cli.commands import deliveries as deliveries_commands
 from tests.conftest import interrupt, manual_body, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUN = uuid.uuid4().hex[:8]  # the local stack is shared with other test files: unique ids
 CLEAN_ENV = {"SESSION_SERVICE_URL": None, "SESSION_SERVICE_API_KEY": None, "INBOX_TOKEN": None}
 DEFAULT_INBOX_RESPONSE = {"status": 200, "body": '{"ok": true}', "content_type": "application/json"}
@@ -566,7 +566,7 @@ def test_redrive_gives_up_on_messages_it_cannot_receive(served, aws, monkeypatch
     assert "error: redrive_incomplete: 2 message(s)" in result.stderr
 
 
-# ---- the redrive route and function (in-process, tests/test_pipeline.py style) --------------
+# ---- the redrive route and function (in-process, tests/pipeline/test_pipeline.py style) --------------
 
 
 def seed_dead_letters(aws: Any, groups: list[str]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 AUTH: dict[str, str] = {}  # the local stack's dev admin key, set by the `stack` fixture

@@ -15,7 +15,7 @@ from chalicelib.db import table as store
 from chalicelib.domain.vocabulary import SCOPES
 from chalicelib.services import keys as key_service
 from tests.conftest import ADMIN_KEY, manual_body
-from tests.test_faults import fail_with, heal
+from tests.faults import fail_with, heal
 
 # The only routes anyone may call without a key. Adding to this list is a security decision.
 PUBLIC = {

@@ -30,6 +30,6 @@ def test_no_server_errors_and_responses_match_the_document(local_stack, tmp_path
         "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,"
                     "content_type_conformance",
         # a capture answers whatever its inbox's owner configured (any status, any content
-        # type, 5xx included to test senders' retries): tests/test_api_inbox.py covers it
+        # type, 5xx included to test senders' retries): tests/api/test_api_inbox.py covers it
         "--exclude-path", "/docs", "--exclude-path-regex", "^/v1/hooks/")
     assert generated >= 1000

@@ -21,7 +21,7 @@ from chalicelib.pipeline import queue
 from tests.conftest import drain, event_ids, run_session
 from tests.receiver import always
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _current = threading.local()
 
 

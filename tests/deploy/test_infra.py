@@ -8,7 +8,7 @@ from pathlib import Path
 from chalicelib.config import DEFAULT_RETRY_SCHEDULE
 from chalicelib.domain.delivery_policy import safety_net_receive_count
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = json.loads((ROOT / "infra" / "resources.json").read_text())
 CHALICE = json.loads((ROOT / ".chalice" / "config.json").read_text())
 

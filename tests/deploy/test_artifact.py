@@ -1,6 +1,6 @@
 """infra/artifact.py on a small zip laid out as `chalice package` lays one out: distributions
 nobody imports are dropped, every module gets bytecode Python uses without recompiling.
-(The real zip is run from a read-only directory by the rehearsal, tests/test_rehearse.py.)"""
+(The real zip is run from a read-only directory by the rehearsal, tests/deploy/test_rehearse.py.)"""
 
 from __future__ import annotations
 

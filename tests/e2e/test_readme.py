@@ -11,7 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOT_LOCAL = "# not against the local stack"
 ERROR_JSON = re.compile(r'"error"\s*:\s*"')  # an error body (a delivery attempt's "error": null is fine)
 

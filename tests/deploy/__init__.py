@@ -1,0 +1,1 @@
+"""The packaged template, IAM, the zip, and the offline deploy rehearsal."""

@@ -1,0 +1,1 @@
+"""Static checks over the code: bandit, ruff, mypy."""

@@ -1,0 +1,1 @@
+"""Pure rules and the layout: no moto, no network; `pytest tests/unit` runs in seconds."""
