@@ -185,16 +185,26 @@ def run_soak(sessions: int = 12, steps: int = 9, seed: int = 7, ok: float = 0.5,
         sqs = boto3.client("sqs", endpoint_url=moto, region_name="us-east-1",
                            aws_access_key_id="local", aws_secret_access_key="local")
         dlq = next(u for u in sqs.list_queues()["QueueUrls"] if u.endswith("-dlq.fifo"))
-        held, dead = [], set()
-        for _ in range(100):
-            batch = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
-            if not batch:
-                break
-            held += [m["ReceiptHandle"] for m in batch]
-            dead |= {json.loads(m["Body"])["event_id"] for m in batch}
-        for start in range(0, len(held), 10):
-            sqs.change_message_visibility_batch(QueueUrl=dlq, Entries=[
-                {"Id": str(n), "ReceiptHandle": h, "VisibilityTimeout": 0} for n, h in enumerate(held[start:start + 10])])
+        def dead_letters() -> set[str]:
+            held, dead = [], set()
+            for _ in range(100):
+                batch = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
+                if not batch:
+                    break
+                held += [m["ReceiptHandle"] for m in batch]
+                dead |= {json.loads(m["Body"])["event_id"] for m in batch}
+            for start in range(0, len(held), 10):
+                sqs.change_message_visibility_batch(QueueUrl=dlq, Entries=[
+                    {"Id": str(n), "ReceiptHandle": h, "VisibilityTimeout": 0} for n, h in enumerate(held[start:start + 10])])
+            return dead
+
+        # The stack's scheduled dead-letter sweep hides the messages it walks (for up to a
+        # minute, then releases them all): look again until it is out of the way.
+        deadline = time.monotonic() + 90
+        dead = dead_letters()
+        while dead != set(failed) and time.monotonic() < deadline:
+            time.sleep(2)
+            dead = dead_letters()
         if dead != set(failed):
             result.violations.append(f"DLQ holds {len(dead)}, {len(failed)} listed; unlisted: "
                                      f"{sorted(dead - set(failed))[:5]}, listed but not there: "
