@@ -49,7 +49,7 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def moto_connections(pid: int, moto_port: int) -> int:  # noqa: C901
+def moto_connections(pid: int, moto_port: int) -> int:
     """Established TCP connections from the process to its moto server, right now."""
     inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
               if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")}

@@ -207,7 +207,7 @@ def item_sizes(aws: Any) -> dict[str, int]:
 
 
 def cost_model(sizes: dict[str, int], progress_seconds: float, delivery_seconds: float) -> list[str]:
-    kb = lambda n: max(1, -(-n // 1024))  # noqa: E731 - write units: per started KB
+    kb = lambda n: max(1, -(-n // 1024))
     # us-east-1 on-demand list prices (checked 2026-11; change here if they move)
     wru, rru = 0.625, 0.125          # $ per million write / read request units
     lambda_gb_s, lambda_req = 0.0000166667, 0.20

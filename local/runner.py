@@ -233,7 +233,7 @@ class Runner:
         context = LambdaContext(function_name=name, memory_size=256, max_runtime_ms=30_000)
         try:
             result = getattr(self.app_module, name)(event, context)
-        except Exception:  # noqa: BLE001 - a crashed invocation is retried, as on Lambda
+        except Exception:
             log.exception("handler %s failed", name)
             return None
         failures = (result or {}).get("batchItemFailures", []) if isinstance(result, dict) else []
@@ -248,7 +248,7 @@ class Runner:
             seen = activity.version if activity is not None else 0
             try:
                 busy = step()
-            except Exception:  # noqa: BLE001 - keep the local stack alive, say what broke
+            except Exception:
                 log.exception("runner poll failed")
                 busy = 0
             if busy:
@@ -274,7 +274,7 @@ class Runner:
         simply runs out, after a crash).
         Call the returned Stopper's `set()` to stop."""
         stop = threading.Event()
-        never = lambda: float("inf")  # noqa: E731
+        never = lambda: float("inf")
         queue_activity = queue_activity or activity
         loops = [("stream", lambda: self.pump_stream() + self.pump_schedules(), self.next_schedule_due,
                   activity)]

@@ -209,7 +209,7 @@ def _request_handler() -> type:
             if self.command != "HEAD":
                 self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             if os.environ.get("LOCAL_ACCESS_LOG", "0") == "1":
                 super().log_message(format, *args)
 

@@ -433,7 +433,7 @@ class Receiver:
         self.received = received
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 received.append(Webhook({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(200)

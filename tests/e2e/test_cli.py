@@ -502,7 +502,7 @@ def test_dead_lettered_webhooks_are_listed_then_redriven_in_order(served, aws, m
     get_settings.cache_clear()
     runner = Runner(app_module, aws.stream_arn, aws.delivery_queue_url)
     http = Http(served, ADMIN_KEY)
-    admin = lambda *args: run(served, *args, key=ADMIN_KEY)  # noqa: E731
+    admin = lambda *args: run(served, *args, key=ADMIN_KEY)
 
     def pump_until(condition: Any, what: str) -> None:
         deadline = time.monotonic() + 30
