@@ -1,0 +1,1 @@
+"""The HTTP routes: one Chalice Blueprint per resource, registered by app.py."""
