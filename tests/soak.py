@@ -176,7 +176,13 @@ def run_soak(sessions: int = 12, steps: int = 9, seed: int = 7, ok: float = 0.5,
                     result.violations.append(f"{event_id}: failed after attempts {[a['attempt'] for a in log]}")
         for sid, sequences in order.items():
             if sequences != sorted(sequences):
-                result.violations.append(f"{sid}: first deliveries out of order: {sequences}")
+                t0 = requests[0].at if requests else 0.0
+                timeline = [(round(r.at - t0, 2), r.json["sequence"], r.status, r.headers.get("webhook-id", "")[-4:])
+                            for r in requests if r.json["session_id"] == sid]
+                attempts = {e["sequence"]: [(a["attempt"], a["round"], a["outcome"], a["at"][11:23])
+                                            for a in e["delivery_attempts"]] for e in trail[sid]}
+                result.violations.append(f"{sid}: first deliveries out of order: {sequences}; "
+                                         f"arrivals (s, seq, status, id): {timeline}; attempts: {attempts}")
         if set(all_events) != {e for es in trail.values() for e in (x["event_id"] for x in es)} or \
                 len(all_events) != result.events:
             result.violations.append(f"{len(all_events)} events stored, {result.events} expected")
