@@ -15,7 +15,7 @@ from chalicelib import observability
 from chalicelib.api import auth, openapi
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.api.routes import analytics as analytics_routes
-from chalicelib.api.routes import dashboard, deliveries, docs, health, inbox, keys, manuals, messages, sessions
+from chalicelib.api.routes import dashboard, deliveries, docs, health, inbox, keys, manuals, mcp, messages, sessions
 from chalicelib.jobs import analytics, cleanup
 from chalicelib.pipeline import delivery, feedback
 
@@ -40,7 +40,7 @@ def api_key_authorizer(auth_request: Any) -> AuthResponse:
 
 
 for resource in (manuals, sessions, messages, analytics_routes, deliveries, inbox, keys, health,
-                 docs, dashboard):
+                 docs, dashboard, mcp):
     app.register_blueprint(resource.bp.bind(api_key_authorizer))
 
 

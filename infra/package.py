@@ -22,6 +22,7 @@ from typing import Any
 from chalicelib import observability
 from chalicelib.api import auth
 from chalicelib.config import retry_schedule_from_env
+from chalicelib.domain.errors import BEARER_CHALLENGE
 from chalicelib.domain.delivery_policy import safety_net_receive_count
 from infra.artifact import finish_package
 from infra.monitoring import alarms, dashboard
@@ -60,9 +61,10 @@ def _stream_source(patterns: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _gateway_response(status: int, body: str) -> dict[str, Any]:
+def _gateway_response(status: int, body: str, **headers: str) -> dict[str, Any]:
+    values = {"Content-Type": "application/json", **headers}
     return {"StatusCode": status, "ResponseTemplates": {"application/json": body},
-            "ResponseParameters": {"Headers": {"Content-Type": "'application/json'"}}}
+            "ResponseParameters": {"Headers": {name: f"'{value}'" for name, value in values.items()}}}
 
 
 def _resolve_policies(template: dict[str, Any]) -> None:
@@ -130,7 +132,8 @@ def merge_template(schedule: tuple[int, ...] | None = None) -> dict[str, Any]:
     resources["RestAPI"] = {"Properties": {"GatewayResponses": {
         "MISSING_AUTHENTICATION_TOKEN": _gateway_response(
             404, '{"error": "route_not_found", "message": "No such route"}'),
-        "UNAUTHORIZED": _gateway_response(401, auth.UNAUTHORIZED_BODY),
+        # RFC 6750's challenge (MCP clients look for it on a 401): the key is a bearer token
+        "UNAUTHORIZED": _gateway_response(401, auth.UNAUTHORIZED_BODY, **{"WWW-Authenticate": BEARER_CHALLENGE}),
         "ACCESS_DENIED": _gateway_response(403, auth.FORBIDDEN_BODY),
         "AUTHORIZER_FAILURE": _gateway_response(503, AUTHORIZER_FAILURE_BODY),
         "AUTHORIZER_CONFIGURATION_ERROR": _gateway_response(503, AUTHORIZER_FAILURE_BODY),

@@ -14,7 +14,7 @@ from typing import Any
 from chalice import local
 
 from chalicelib.api import auth
-from chalicelib.domain.errors import ServiceUnavailable
+from chalicelib.domain.errors import BEARER_CHALLENGE, ServiceUnavailable
 from infra.package import AUTHORIZER_FAILURE_BODY
 
 
@@ -33,7 +33,8 @@ class ApiKeyGatewayAuthorizer(local.LocalGatewayAuthorizer):
         try:
             return super().authorize(raw_path, lambda_event, lambda_context)
         except (auth.Unauthorized, local.NotAuthorizedError):
-            raise local.NotAuthorizedError(headers, auth.UNAUTHORIZED_BODY.encode()) from None
+            raise local.NotAuthorizedError({**headers, "WWW-Authenticate": BEARER_CHALLENGE},
+                                           auth.UNAUTHORIZED_BODY.encode()) from None
         except local.ForbiddenError:
             raise AccessDenied(headers, auth.FORBIDDEN_BODY.encode()) from None
         except ServiceUnavailable:

@@ -22,14 +22,14 @@ class Query(BaseModel):
 
 
 class PageQuery(Query):
-    limit: PageLimit = 20
-    cursor: Cursor | None = None
+    limit: PageLimit = Field(20, description="Items per page, 1 to 100.")
+    cursor: Cursor | None = Field(None, description="The previous page's next_cursor, to read on.")
 
 
 class ChildPageQuery(PageQuery):
     """A session's events or messages: longer pages by default."""
 
-    limit: PageLimit = 50
+    limit: PageLimit = Field(50, description="Items per page, 1 to 100.")
 
 
 class SessionListQuery(PageQuery):
@@ -59,11 +59,11 @@ class RedriveQuery(Query):
 
 
 class SessionPatch(Request):
-    status: EndRequest
+    status: EndRequest = Field(description="'ended' (finished early) or 'abandoned' (the learner left).")
 
 
 class MessageWithSession(MessageIn):
-    session_id: ResourceId
+    session_id: ResourceId = Field(description="The session the message belongs to.")
 
 
 # ---- response shapes documented in the OpenAPI document -----------------------------------

@@ -6,6 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 
+# The challenge of every 401 for a missing or unusable API key (RFC 6750 section 3)
+BEARER_CHALLENGE = 'Bearer realm="session-service"'
+
+
 class ServiceError(Exception):
     """Base of every error the API reports to its caller."""
 
@@ -143,6 +147,11 @@ class Forbidden(ServiceError):
 class NotAuthenticated(ServiceError):
     status, code = 401, "unauthorized"
 
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        # RFC 6750: a bearer-token resource says how to authenticate (so does API Gateway's 401)
+        self.headers = {"WWW-Authenticate": BEARER_CHALLENGE}
+
 
 class AssetNotFound(ServiceError):
     status, code = 404, "asset_not_found"
@@ -166,3 +175,25 @@ class CaptureTooLarge(ServiceError):
 
 class CaptureNotFound(ServiceError):
     status, code = 404, "request_not_found"
+
+
+class NotAcceptable(ServiceError):
+    """The request's Accept header takes no JSON (the MCP endpoint answers JSON only)."""
+
+    status, code = 406, "not_acceptable"
+
+
+class UnsupportedProtocolVersion(ServiceError):
+    """An MCP-Protocol-Version header naming a revision the MCP endpoint does not speak."""
+
+    status, code = 400, "unsupported_protocol_version"
+
+
+class MethodNotAllowed(ServiceError):
+    """The route exists but not with this method (`allow` lists the methods it takes)."""
+
+    status, code = 405, "method_not_allowed"
+
+    def __init__(self, message: str, allow: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.headers = {"Allow": allow}

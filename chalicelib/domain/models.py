@@ -79,9 +79,11 @@ class Manual(ManualSummary):
 
 
 class SessionCreate(Request):
-    session_id: ResourceId | None = None
-    user_id: UserId
-    manual_id: ResourceId
+    session_id: ResourceId | None = Field(None, description=(
+        "Optional, chosen by the caller (generated otherwise): the same id, user and manual "
+        "again is a safe retry that returns the existing session."))
+    user_id: UserId = Field(description="The learner's id, as the caller's identity system knows it.")
+    manual_id: ResourceId = Field(description="The manual the session follows.")
 
 
 class Session(BaseModel):
@@ -129,10 +131,12 @@ class SessionOut(BaseModel):
 
 
 class ProgressIn(Request):
-    user_id: UserId
-    current_step: StepNumber
-    step_status: StepStatus
-    idempotency_key: IdempotencyKey | None = None
+    user_id: UserId = Field(description="The session's user (another user's id is refused: user_mismatch).")
+    current_step: StepNumber = Field(description="The step reported on, 1..total_steps of the session's manual.")
+    step_status: StepStatus = Field(description="DONE: the step is completed. ONGOING: the learner is working on it.")
+    idempotency_key: IdempotencyKey | None = Field(None, description=(
+        "Optional, unique per report: a retry with the same key and payload answers the first "
+        "result and changes nothing (kept 24 h per session)."))
 
 
 class NextStep(BaseModel):
@@ -189,10 +193,12 @@ class Event(BaseModel):
 
 
 class MessageIn(Request):
-    user_id: UserId
-    message: MessageText
-    sender: Sender
-    message_id: ResourceId | None = None
+    user_id: UserId = Field(description="The session's user (another user's id is refused: user_mismatch).")
+    message: MessageText = Field(description="The message text (up to 32 KB of UTF-8).")
+    sender: Sender = Field(description="Who wrote it: 'user' (the learner) or 'agent' (the tutor).")
+    message_id: ResourceId | None = Field(None, description=(
+        "Optional, chosen by the caller (generated otherwise): the same id with the same content "
+        "again is a safe retry; with other content it is refused (idempotency_key_reused)."))
 
 
 class Message(BaseModel):
