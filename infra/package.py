@@ -22,8 +22,8 @@ from typing import Any
 from chalicelib import observability
 from chalicelib.api import auth
 from chalicelib.config import retry_schedule_from_env
-from chalicelib.domain.errors import BEARER_CHALLENGE
 from chalicelib.domain.delivery_policy import safety_net_receive_count
+from chalicelib.domain.errors import BEARER_CHALLENGE
 from infra.artifact import finish_package
 from infra.monitoring import alarms, dashboard
 

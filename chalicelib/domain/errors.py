@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 # The challenge of every 401 for a missing or unusable API key (RFC 6750 section 3)
 BEARER_CHALLENGE = 'Bearer realm="session-service"'
 

@@ -212,6 +212,8 @@ PER_USER = {
     ("/v1/sessions/{session_id}/next-step", "GET"), ("/v1/sessions/{session_id}/events", "GET"),
     ("/v1/messages", "POST"), ("/v1/sessions/{session_id}/messages", "POST"),
     ("/v1/sessions/{session_id}/messages", "GET"),
+    # the MCP endpoint: each tool narrows to the key's user as its REST route does (test_mcp.py)
+    ("/v1/mcp", "POST"), ("/v1/mcp", "GET"),
 }
 
 

@@ -191,3 +191,14 @@ def test_a_tool_call_costs_its_routes_round_trips(api, make_session) -> None:
             {} if name == "list_manuals" else {"session_id": sid})
         assert used(name, **arguments) == rest("GET", path) == 1, name
     assert used("end_session", session_id=sid, status="ended") == 3  # as PATCH (test_round_trips.py)
+
+
+def test_the_authorizers_policy_lets_every_key_reach_the_endpoint() -> None:
+    import app  # noqa: F401 - declares every route
+    from chalicelib.api import auth, openapi
+    from chalicelib.services.keys import Principal
+
+    # the route needs the lowest scope and admits bound keys: the tools check the rest
+    for scopes, user in (({"read"}, None), ({"read"}, "ann"), ({"agent"}, "ann"), ({"admin"}, None)):
+        allowed = dict(auth.policy_routes(Principal("k", frozenset(scopes), user), openapi.route_policies()))
+        assert sorted(allowed["/v1/mcp"]) == ["GET", "POST"], (scopes, user)

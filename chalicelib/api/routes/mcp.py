@@ -2,8 +2,8 @@
 
 The route needs the lowest scope (`read`) and admits keys bound to a user, so that any key can
 reach the endpoint; each tool call then checks the tool's own scope, and narrows a bound key to
-its user, as the tool's REST route does (chalicelib/api/mcp/tools.py). GET answers 405: there
-is no stream to open.
+its user, as the tool's REST route does (chalicelib/api/mcp/tools.py). GET (with a key, like
+every route) answers 405: there is no stream to open.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def mcp_message() -> Response:
     return json_response(reply)
 
 
-@route("/v1/mcp", "GET", summary="No SSE stream: 405", responses={405: ErrorBody}, scope="public")
+@route("/v1/mcp", "GET", summary="No SSE stream: 405", responses={405: ErrorBody}, per_user=True)
 def mcp_stream() -> Response:
     raise MethodNotAllowed("The MCP endpoint is stateless and answers in JSON: POST one JSON-RPC "
                            "message; there is no SSE stream to open.", allow="POST")
