@@ -9,10 +9,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from chalicelib import __version__
 from chalicelib.api.schemas import ErrorBody
+from chalicelib.domain.vocabulary import CaptureId, InboxId, ResourceId
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,12 @@ class Operation:
     # status -> model, a list of models (any of them), or None (no JSON body)
     responses: dict[int, Any] = field(default_factory=dict)
     query: type[BaseModel] | None = None  # the model that validates the query string
-    headers: tuple[str, ...] = ()
+    # request headers: a name, or (name, the vocabulary type its value must be)
+    headers: tuple[str | tuple[str, Any], ...] = ()
     raw_body: bool = False
     scope: str = "read"  # API-key scope: read, agent, admin, or public
     bound_keys: bool = False  # whether a key bound to a user may call it (per-user routes)
+    operation_id: str = ""  # the declaring view's name (unique: a test checks it)
 
 
 operations: list[Operation] = []
@@ -72,17 +75,18 @@ def _build() -> dict[str, Any]:
     for op in operations:
         entry: dict[str, Any] = {
             "summary": op.summary,
-            "operationId": f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', op.path.lower()).strip('_')}",
+            "operationId": op.operation_id,
             "tags": [op.path.split("/")[2] if op.path.startswith("/v1/")
                      else "health" if op.path.startswith("/health") else "pages"],
             "responses": {"default": {"description": "Error", "content": {
                 "application/json": {"schema": ref[ErrorBody]}}}},
         }
-        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        parameters = [{"name": name, "in": "path", "required": True, "schema": path_schema(name)}
                       for name in re.findall(r"{(\w+)}", op.path)]
         parameters += query_parameters(op.query) if op.query else []
-        parameters += [{"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
-                       for name in op.headers]
+        parameters += [{"name": name, "in": "header", "required": False,
+                        "schema": {"type": "string"} if kind is None else _schema_of(kind)}
+                       for name, kind in (h if isinstance(h, tuple) else (h, None) for h in op.headers)]
         if parameters:
             entry["parameters"] = parameters
         if op.body is not None:
@@ -126,6 +130,21 @@ def _build() -> dict[str, Any]:
         },
         "security": [{"apiKey": []}],
     }
+
+
+# What each path parameter may be: the definition its route checks it against
+# (chalicelib/domain/vocabulary.py): 400 for a bad resource id; 404 for a bad inbox or capture id.
+_PATH_KINDS: dict[str, Any] = {"session_id": ResourceId, "manual_id": ResourceId, "event_id": ResourceId,
+                               "key_id": ResourceId, "inbox_id": InboxId, "request_id": CaptureId}
+
+
+def path_schema(name: str) -> dict[str, Any]:
+    kind = _PATH_KINDS.get(name)
+    return {"type": "string"} if kind is None else _schema_of(kind)
+
+
+def _schema_of(kind: Any) -> dict[str, Any]:
+    return {k: v for k, v in TypeAdapter(kind).json_schema().items() if k != "title"}
 
 
 def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:

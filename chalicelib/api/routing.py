@@ -42,7 +42,7 @@ class Resource(Blueprint):
 
     def declare(self, path: str, *methods: str, summary: str, body: Any = None,
                 responses: dict[int, Any] | None = None, query: type[Query] | None = None,
-                headers: tuple[str, ...] = (), content_types: list[str] | None = None,
+                headers: tuple[str | tuple[str, Any], ...] = (), content_types: list[str] | None = None,
                 scope: str | None = None, per_user: bool = False) -> Callable[..., Any]:
         """Declare a route and document it in the OpenAPI document.
 
@@ -54,12 +54,14 @@ class Resource(Blueprint):
             if set(methods) - {"GET", "HEAD"}:
                 raise ValueError(f"{path} {methods}: say which scope may call it")
             scope = "read"
-        for method in methods:
-            openapi.register(openapi.Operation(
-                method, path, summary, body, responses or {}, query, headers,
-                raw_body=content_types is not None, scope=scope, bound_keys=per_user))
 
         def remember(view: Callable[..., Response]) -> Callable[..., Response]:
+            # the view's name is the operation's id (a generated client's method name)
+            for method in methods:
+                openapi.register(openapi.Operation(
+                    method, path, summary, body, responses or {}, query, headers,
+                    raw_body=content_types is not None, scope=scope, bound_keys=per_user,
+                    operation_id=view.__name__ if len(methods) == 1 else f"{view.__name__}_{method.lower()}"))
             self._declared.append(_Declared(path, methods, content_types, scope, per_user, view))
             return view
 

@@ -96,3 +96,31 @@ def test_docs_page_is_served(api) -> None:
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/html")
     assert b"openapi.json" in response.body
+
+
+def test_operations_have_semantic_ids_and_exact_path_and_header_values(api) -> None:
+    document = api.get("/v1/openapi.json").json
+    operations = {(path, method): op for path, ops in document["paths"].items() for method, op in ops.items()}
+    ids = [op["operationId"] for op in operations.values()]
+    assert len(ids) == len(set(ids))  # unique: a generated client's method names
+    assert operations[("/v1/sessions/{session_id}/progress", "post")]["operationId"] == "report_progress"
+    assert operations[("/v1/sessions/{session_id}/next-step", "get")]["operationId"] == "get_next_step"
+    assert operations[("/v1/hooks/{inbox_id}", "put")]["operationId"] == "capture_hook_put"
+
+    def parameter(path: str, method: str, name: str) -> dict:
+        return next(p for p in operations[(path, method)]["parameters"] if p["name"] == name)
+
+    # every path id says what it may be, as its route checks it
+    for (path, method), op in operations.items():
+        for p in op.get("parameters", []):
+            if p["in"] == "path" and p["name"] != "asset":
+                assert "pattern" in p["schema"], (path, method, p["name"])
+    # an invalid session id is refused as its pattern says; a valid unknown one is a 404
+    pattern = parameter("/v1/sessions/{session_id}", "get", "session_id")["schema"]["pattern"]
+    assert pattern == "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+    assert api.get("/v1/sessions/-bad").status_code == 400
+    assert api.get("/v1/sessions/good-but-unknown").status_code == 404
+    # Idempotency-Key: a message_id for messages, the progress key for progress
+    message_key = parameter("/v1/messages", "post", "Idempotency-Key")["schema"]["pattern"]
+    progress_key = parameter("/v1/sessions/{session_id}/progress", "post", "Idempotency-Key")["schema"]["pattern"]
+    assert (message_key, progress_key) == (pattern, "^[\\x21-\\x7e]{1,255}$")

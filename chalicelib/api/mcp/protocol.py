@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, StringConstraints, model_validator
 
@@ -29,7 +29,8 @@ from chalicelib.observability import logger
 from chalicelib.services.keys import Principal
 
 # Handshake-era revisions whose Streamable HTTP transport this endpoint speaks, oldest first.
-PROTOCOL_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
+ProtocolVersion = Literal["2025-03-26", "2025-06-18", "2025-11-25"]
+PROTOCOL_VERSIONS: tuple[str, ...] = get_args(ProtocolVersion)
 LATEST_VERSION = PROTOCOL_VERSIONS[-1]
 INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32600, -32601, -32602
 

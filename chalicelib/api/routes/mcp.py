@@ -27,7 +27,7 @@ route = bp.declare
        summary="MCP (Model Context Protocol) endpoint: one JSON-RPC message per request",
        body=protocol.JsonRpcMessage,
        responses={200: [protocol.JsonRpcResult, protocol.JsonRpcErrorResponse], 202: None},
-       headers=("MCP-Protocol-Version",), scope="read", per_user=True)
+       headers=(("MCP-Protocol-Version", protocol.ProtocolVersion),), scope="read", per_user=True)
 def mcp_message() -> Response:
     request = bp.current_request
     _check_origin(request)

@@ -9,6 +9,7 @@ from chalicelib.api.http import header, json_response, parse_body, parse_query, 
 from chalicelib.api.routing import Resource, caller, check_owner
 from chalicelib.api.schemas import ChildPageQuery, MessagePage, MessageWithSession
 from chalicelib.domain.models import Message, MessageIn
+from chalicelib.domain.vocabulary import ResourceId
 from chalicelib.services import messages
 
 bp = Resource(__name__)
@@ -16,7 +17,7 @@ route = bp.declare
 
 
 @route("/v1/messages", "POST", summary="Store a chat message", body=MessageWithSession,
-       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent", per_user=True)
+       responses={201: Message, 200: Message}, headers=(("Idempotency-Key", ResourceId),), scope="agent", per_user=True)
 def post_message() -> Response:
     request = bp.current_request
     body = parse_body(request, MessageWithSession)
@@ -24,7 +25,7 @@ def post_message() -> Response:
 
 
 @route("/v1/sessions/{session_id}/messages", "POST", summary="Store a chat message", body=MessageIn,
-       responses={201: Message, 200: Message}, headers=("Idempotency-Key",), scope="agent", per_user=True)
+       responses={201: Message, 200: Message}, headers=(("Idempotency-Key", ResourceId),), scope="agent", per_user=True)
 def post_session_message(session_id: str) -> Response:
     request = bp.current_request
     body = parse_body(request, MessageIn)

@@ -18,6 +18,7 @@ from chalicelib.api.schemas import (
 )
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.models import NextStepOut, ProgressIn, ProgressOut, SessionCreate, SessionOut
+from chalicelib.domain.vocabulary import IdempotencyKey
 from chalicelib.services import progress, sessions
 
 bp = Resource(__name__)
@@ -71,8 +72,8 @@ def delete_session(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}/progress", "POST", summary="Report progress: DONE or ONGOING on a step",
-       body=ProgressIn, responses={200: [ProgressOut, AlreadyProcessed]}, headers=("Idempotency-Key",),
-       scope="agent", per_user=True)
+       body=ProgressIn, responses={200: [ProgressOut, AlreadyProcessed]},
+       headers=(("Idempotency-Key", IdempotencyKey),), scope="agent", per_user=True)
 def report_progress(session_id: str) -> Response:
     request = bp.current_request
     with observability.rejections_counted(observability.PROGRESS_REJECTED, session_id=session_id):
