@@ -9,7 +9,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from chalicelib.domain.models import Event, ManualSummary, Message, MessageIn, ProgressOut, Request, SessionOut
-from chalicelib.domain.vocabulary import Cursor, EndRequest, PageLimit, ResourceId, SessionStatus, UserId, ascii_digits
+from chalicelib.domain.vocabulary import (
+    Cursor,
+    EndRequest,
+    PageLimit,
+    ResourceId,
+    SessionStatus,
+    Timestamp,
+    UserId,
+    ascii_digits,
+)
 
 # ---- query strings: validated like bodies -----------------------------------------------
 
@@ -104,7 +113,7 @@ class DeliveryView(BaseModel):
     event_id: str
     event_type: str
     session_id: str
-    occurred_at: str
+    occurred_at: Timestamp
     delivery_status: str
     delivery_attempts: list[dict[str, Any]]
 

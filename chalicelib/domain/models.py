@@ -21,6 +21,7 @@ from chalicelib.domain.vocabulary import (
     StepContent,
     StepNumber,
     StepStatus,
+    Timestamp,
     Title,
     UserId,
 )
@@ -67,7 +68,7 @@ class ManualSummary(BaseModel):
     manual_id: str
     title: str
     total_steps: int
-    created_at: str
+    created_at: Timestamp
 
 
 class Manual(ManualSummary):
@@ -97,9 +98,9 @@ class Session(BaseModel):
     current_step: int
     total_steps: int
     completed_steps: list[int]
-    started_at: str
-    ended_at: str | None = None
-    last_activity_at: str
+    started_at: Timestamp
+    ended_at: Timestamp | None = None
+    last_activity_at: Timestamp
     end_reason: str | None = None
     message_count: int = 0
     messages_user: int = 0
@@ -117,9 +118,9 @@ class SessionOut(BaseModel):
     current_step: int
     total_steps: int
     completed_steps: list[int]
-    started_at: str
-    ended_at: str | None
-    last_activity_at: str
+    started_at: Timestamp
+    ended_at: Timestamp | None
+    last_activity_at: Timestamp
     duration_seconds: float
     end_reason: str | None
     message_count: int
@@ -181,9 +182,9 @@ class Event(BaseModel):
     out_of_order: bool = False
     reason: str | None = None
     completed_steps: list[int] = []
-    started_at: str
-    ended_at: str | None = None
-    occurred_at: str
+    started_at: Timestamp
+    ended_at: Timestamp | None = None
+    occurred_at: Timestamp
     summary: dict[str, Any] | None = None
     delivery_status: str | None = None
     delivery_attempts: list[dict[str, Any]] = []
@@ -207,7 +208,7 @@ class Message(BaseModel):
     user_id: str
     sender: Sender
     message: str
-    created_at: str
+    created_at: Timestamp
 
 
 class Page(BaseModel):

@@ -97,6 +97,8 @@ StepContent = Annotated[str, StringConstraints(max_length=16_000), AfterValidato
 MessageText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_long_text)]
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CURSOR_CHARS)]
 StepNumber = Annotated[int, Field(strict=True, ge=1, le=MAX_STEPS)]
+# Moments as answered: UTC, ISO 8601 / RFC 3339 with microseconds (clock.to_iso), "...Z"
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 PageLimit = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), BeforeValidator(ascii_digits)]
 
 

@@ -32,7 +32,7 @@ from chalicelib.domain.errors import (
     TokenRequired,
 )
 from chalicelib.domain.models import Page, Request
-from chalicelib.domain.vocabulary import CaptureId, InboxId, Name, conforms
+from chalicelib.domain.vocabulary import CaptureId, InboxId, Name, Timestamp, conforms
 
 MAX_CAPTURE_BYTES = 1024 * 1024
 # Items are sized in bytes (records.item_size), headers and all: a capture is one item when it
@@ -90,7 +90,7 @@ class Inbox(BaseModel):
     verifies_signatures: bool
     ttl_days: int
     paused: bool
-    created_at: str
+    created_at: Timestamp
 
 
 class InboxCreated(Inbox):
@@ -110,7 +110,7 @@ class Capture(BaseModel):
     size_bytes: int
     source_ip: str | None
     user_agent: str | None
-    received_at: str
+    received_at: Timestamp
     signature: dict[str, Any] | None
 
 

@@ -24,7 +24,7 @@ from chalicelib.db import keys as records
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import KeyExists, KeyNotFound
 from chalicelib.domain.models import Request
-from chalicelib.domain.vocabulary import KeyId, Name, Scope, UserId, conforms
+from chalicelib.domain.vocabulary import KeyId, Name, Scope, Timestamp, UserId, conforms
 
 # what each scope grants, as the route scopes it covers
 GRANTS: dict[str, frozenset[str]] = {
@@ -53,8 +53,8 @@ class ApiKey(BaseModel):
     name: str | None
     scopes: list[str]
     user_id: str | None
-    created_at: str
-    revoked_at: str | None
+    created_at: Timestamp
+    revoked_at: Timestamp | None
 
 
 class ApiKeyCreated(ApiKey):
