@@ -319,3 +319,15 @@ def test_a_checkpoint_moved_by_a_concurrent_invocation_is_read_again(api, aws, m
     assert counted_batch(records) == {"batchItemFailures": []}
     assert raced["done"]
     check_all(api, aws)
+
+
+def test_the_packaged_analytics_mapping_hands_a_shard_over_in_order() -> None:
+    # The checkpoints were reasoned for one batch per shard at a time, in order
+    # (chalicelib/jobs/analytics.py): the packaged mapping keeps ParallelizationFactor at 1.
+    from infra.package import merge_template
+
+    (mapping,) = merge_template()["Resources"]["AnalyticsHandler"]["Properties"]["Events"].values()
+    properties = mapping["Properties"]
+    assert properties.get("ParallelizationFactor", 1) == 1
+    assert properties["BisectBatchOnFunctionError"] is True
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
