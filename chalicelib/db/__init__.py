@@ -18,7 +18,7 @@ One table, `PK`/`SK`, five sparse global secondary indexes (each `GSIn PK/SK`):
 | API key (keys)         | APIKEY#<key_id> / #META                   | GSI1 APIKEYS / <key_id>                   | every request (GetItem, cached), GET keys (Query GSI1 + BatchGetItem)   |
 | inbox (inbox)          | INBOX#<id> / #META                        | -                                         | capture, inbox routes (GetItem)                                         |
 | capture (inbox)        | INBOX#<id> / REQ#<request_id>, BODY#<request_id>#<n> | -                              | GET requests (Query), GET request (GetItem + Query of chunks)           |
-| counters (stats)       | STATS#GLOBAL, STATS#MANUALS, STATS#HOUR#<hour> / SHARD#<n> or <manual>#<n>; STATSEVT#<eventID> / # | - | analytics (BatchGetItem of a fixed number of items; Query per manual) |
+| counters (stats)       | STATS#GLOBAL#<n>, STATS#HOUR#<hour>#<n> / #; STATS#MANUALS / <manual>#<n>; STATSCHK#<partition> / # (stream checkpoints) | - | analytics (BatchGetItem of a fixed number of items; Query per manual); the analytics function (BatchGetItem of a batch's checkpoints) |
 
 Writers: every change of a session is one transaction (sessions + events [+ idempotency]
 [+ the manual's counter]); a message is one (session touch + claim + message); the stream

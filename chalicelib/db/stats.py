@@ -1,30 +1,50 @@
-"""Analytics counter items, sharded so no single item takes every write.
+"""Analytics counter items, write-sharded, and the stream checkpoints that make them exact.
 
-    STATS#GLOBAL        / SHARD#<n>         sessions by status, started, manuals, messages,
-                                            webhooks failed for good (listed now),
-                                            completion time sum and histogram (h_*)
-    STATS#MANUALS       / <manual_id>#<n>   sessions started and completed per manual
-    STATS#HOUR#<hour>   / SHARD#<n>         activity per UTC hour
-    STATSEVT#<eventID>  / #                 marker: this stream record was counted (TTL 2 days)
+    STATS#GLOBAL#<n>        / #                 sessions by status, started, manuals, messages,
+                                                webhooks failed for good (listed now),
+                                                completion time sum and histogram (h_*)
+    STATS#HOUR#<hour>#<n>   / #                 activity per UTC hour
+    STATS#MANUALS           / <manual_id>#<n>   sessions started and completed per manual
+    STATSCHK#<partition>    / #                 the stream checkpoint of one table partition
+                                                key (a session's, a manual's): the sequence
+                                                number of the last record counted (TTL 2 days)
+
+The shard `n` is part of the partition key of the global and hourly items (AWS's write
+sharding: items under one partition key share one partition's 1,000 WCU/s until DynamoDB
+splits it for heat, which takes time), so the n shards are n partitions. Per-manual counters
+stay under one partition key so that popular manuals remain ONE Query; they are written only
+by sessions starting, completing or being deleted (see bench/capacity.py for the rates).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.db import table
 
+# Chosen in bench/capacity.py from the target of 50,000 progress updates/s: each counter item
+# is written once per analytics transaction that touches it (one transaction per stream batch,
+# with the shard picked per transaction), so its writes/s are the transactions/s over SHARDS.
+# Never lower it (reads merge the shards 0..SHARDS-1: items of a higher shard would be lost).
+# Raising it costs reads: recent-activity reads hours x SHARDS items (24 h x 4 = 96: one
+# BatchGetItem of at most 100).
 SHARDS = 4
-MARKER_TTL_SECONDS = 2 * 86400  # longer than a stream keeps records (24 h)
 GLOBAL = "STATS#GLOBAL"
 MANUALS = "STATS#MANUALS"
+CHECKPOINT = "STATSCHK#"
+# A checkpoint is needed while Lambda may still deliver a record it covers: DynamoDB keeps
+# stream records 24 h (and the event sources give up on records older than that), so 2 days
+# after its last write a checkpoint can only ever be compared with newer records.
+CHECKPOINT_TTL_SECONDS = 2 * 86400
+MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit (and 4 MB, far off for these items)
 
 Deltas = dict[tuple[str, str], dict[str, float]]
 
 
 def global_key(shard: int) -> tuple[str, str]:
-    return GLOBAL, f"SHARD#{shard}"
+    return f"{GLOBAL}#{shard}", "#"
 
 
 def manual_key(manual_id: str, shard: int) -> tuple[str, str]:
@@ -32,16 +52,65 @@ def manual_key(manual_id: str, shard: int) -> tuple[str, str]:
 
 
 def hour_key(hour: str, shard: int) -> tuple[str, str]:
-    return f"STATS#HOUR#{hour}", f"SHARD#{shard}"
+    return f"STATS#HOUR#{hour}#{shard}", "#"
 
 
-def apply_once(record_id: str, deltas: Deltas) -> bool:
-    """Add `deltas` to the counters in one transaction with a marker for `record_id`; False
-    (nothing added) when the marker exists: a redelivered record is counted once."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """What the analytics function has counted of one table partition key's records, as read.
+    `sequence` is None when nothing was counted yet (or only on another stream: a stream
+    disabled and enabled again is a new stream with sequence numbers of its own)."""
+
+    partition: str
+    stream: str
+    sequence: int | None
+    stored: dict[str, str] | None  # the stored (stream, sequence) the next write is conditional on
+
+    def counted(self, sequence: int) -> bool:
+        return self.sequence is not None and sequence <= self.sequence
+
+
+def _checkpoint_key(partition: str) -> dict[str, str]:
+    return {"PK": f"{CHECKPOINT}{partition}", "SK": "#"}
+
+
+def checkpoints(partitions: list[str], stream: str) -> dict[str, Checkpoint]:
+    """The checkpoints of `partitions` on `stream`, in one BatchGetItem per 100 (strongly
+    consistent: a checkpoint written a moment ago by the previous batch must be seen)."""
+    found = table.batch_get([_checkpoint_key(p) for p in partitions])
+    out: dict[str, Checkpoint] = {}
+    for partition in partitions:
+        item = found.get(table.ident(_checkpoint_key(partition)))
+        stored = None if item is None else {"stream": str(item["stream"]), "sequence": str(item["sequence"])}
+        same_stream = stored is not None and stored["stream"] == stream
+        out[partition] = Checkpoint(partition, stream, int(stored["sequence"]) if stored and same_stream else None,
+                                    stored)
+    return out
+
+
+# checkpoint conditions, by name
+checkpoint_absent = "attribute_not_exists(PK)"
+checkpoint_unchanged = "#stream = :stream AND #sequence = :sequence"
+
+
+def apply_batch(deltas: Deltas, advances: list[tuple[Checkpoint, int]]) -> bool:
+    """Add `deltas` to the counters and move each checkpoint to its new sequence number, in
+    ONE transaction conditional on every checkpoint being as it was read. False (nothing
+    written) when one had moved: another invocation counted some of these records meanwhile,
+    so the caller reads the checkpoints again. At most MAX_TRANSACTION_ITEMS items."""
+    if len(deltas) + len(advances) > MAX_TRANSACTION_ITEMS:
+        raise ValueError(f"{len(deltas) + len(advances)} items do not fit one transaction")
     tx = table.Transaction()
-    tx.put("marker", {"PK": f"STATSEVT#{record_id}", "SK": "#", "type": "stats_marker",
-                      "expires_at": int(time.time()) + MARKER_TTL_SECONDS},
-           condition="attribute_not_exists(PK)")
+    expires = int(time.time()) + CHECKPOINT_TTL_SECONDS
+    for checkpoint, sequence in advances:
+        item = {**_checkpoint_key(checkpoint.partition), "type": "stats_checkpoint",
+                "stream": checkpoint.stream, "sequence": str(sequence), "expires_at": expires}
+        if checkpoint.stored is None:
+            tx.put(f"checkpoint/{checkpoint.partition}", item, condition=checkpoint_absent)
+        else:
+            tx.put(f"checkpoint/{checkpoint.partition}", item, condition=checkpoint_unchanged,
+                   names={"#stream": "stream", "#sequence": "sequence"},
+                   vals=table.values(**checkpoint.stored))
     for (pk, sk), attrs in deltas.items():
         names = {f"#a{i}": a for i, a in enumerate(attrs)}
         vals: dict[str, Any] = {f"v{i}": v for i, v in enumerate(attrs.values())}
@@ -50,10 +119,12 @@ def apply_once(record_id: str, deltas: Deltas) -> bool:
             names["#m"], vals["m"] = "manual_id", sk.rsplit("#", 1)[0]
             expression += " SET #m = :m"
         tx.update(f"{pk}/{sk}", {"PK": pk, "SK": sk}, expression, names=names, vals=table.values(**vals))
+    if not len(tx):
+        return True
     try:
         tx.commit()
     except table.TransactionCanceled as exc:
-        if exc.failed("marker"):
+        if any(exc.failed(f"checkpoint/{c.partition}") for c, _ in advances):
             return False
         raise
     return True

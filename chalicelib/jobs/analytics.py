@@ -1,32 +1,66 @@
-"""Analytics maintained from the table's stream: exact, sharded counters; reads never scan.
+"""Analytics maintained from the table's stream: exact, write-sharded counters, counted once
+per stream BATCH; reads never scan. The items are described in chalicelib/db/stats.py.
 
-Every stream record that changes a number (an event item, a message, a manual, a deleted
-session) becomes ONE transaction: a marker item keyed by the record's eventID (conditional
-put: a record Lambda delivers twice is counted once) plus ADDs on counter items. Counters are
-split over STATS_SHARDS items picked by the record's id, so no single item takes every write
-(one item sustains ~1000 writes/s; with 4 shards the busiest counter sustains ~4000 events/s).
-Reads merge the shards: a fixed number of items, whatever the table's size. The counter
-items are described in chalicelib/db/stats.py.
+A batch's records are turned into counter deltas in memory (`deltas_for`, pure), summed, and
+applied in as few transactions as fit (TransactWriteItems takes 100 items): each transaction
+adds its records' sums to the counters of ONE shard and moves the checkpoints of the records'
+partitions, conditional on the checkpoints it read. A record is counted when its sequence
+number is above its partition's checkpoint, so a record Lambda delivers again (a retried
+batch, a bisected half, a batch overlapping one partly counted) is never counted twice.
+
+Why a checkpoint per table partition KEY (a session's, a manual's) and not per stream shard:
+Lambda's stream records carry the stream's ARN and each record's sequence number, never the
+shard (only tumbling-window invocations do, and they are not used here). One checkpoint for
+the whole stream would be wrong: a table has several shards at once (one per DynamoDB
+partition: an on-demand table starts with four), their pollers run concurrently and their
+sequence numbers interleave, so "count only newer than the last counted" would drop records of
+the slower shards. A partition key is what the ordering guarantees attach to:
+  - every item of one partition key lives in one DynamoDB partition, hence one stream shard
+    at a time; in a shard, sequence numbers increase and (ParallelizationFactor 1, as
+    packaged) Lambda hands its records over in order, one batch at a time, and finishes a
+    parent shard before its children; DynamoDB also keeps each item's records in order
+    across shards;
+  - so the records of one partition key reach this function in increasing sequence order,
+    and one seen again at or below its checkpoint is one already counted.
+The limits, stated honestly:
+  - comparing sequence numbers across a parent shard and its child (a shard rolls over about
+    every 4 hours, or splits) relies on them growing along the lineage, which AWS does not
+    document (the function never compares numbers of two different streams: a checkpoint
+    belongs to the stream ARN it was written on);
+  - DynamoDB may split ONE partition key's items over two partitions (split for heat, only
+    under traffic to that key beyond what a partition takes; a session's own writes are kept
+    well under that, see bench/capacity.py). Two sibling shards could then carry one key's
+    records concurrently, and a record could be skipped as counted while it was not;
+  - in both cases the failure is a record missed, never one counted twice: a checkpoint only
+    moves up, and every move is conditional on the value read.
+Cost: one checkpoint write per partition key per batch (not per record), plus the counters
+once per transaction; one BatchGetItem of the batch's checkpoints. Records that change no
+number (most progress reports: ONGOING, repeated DONE) cost nothing but the read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import statistics
+import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.db import stats
-from chalicelib.db.table import from_item
+from chalicelib.db.table import TransactionCanceled, from_item
 from chalicelib.domain.clock import seconds_between
 from chalicelib.domain.vocabulary import SESSION_STATUSES
 from chalicelib.observability import STREAM_BATCH_FAILURES, logger
 from chalicelib.observability import count as metric
 
 STATS_SHARDS = stats.SHARDS
+ATTEMPTS = 5  # a batch whose checkpoints moved meanwhile, or whose transaction met another, is re-read this often
 
-Deltas = stats.Deltas
+# What a record adds, before a shard is picked: ("global", ""), ("hour", <hour>) or
+# ("manual", <manual_id>) -> attribute -> delta.
+Deltas = dict[tuple[str, str], dict[str, float]]
 
 
 def completion_bucket(seconds: float) -> str:
@@ -43,18 +77,13 @@ def hour_of(iso: str) -> str:
     return iso[:13]  # 2026-11-22T10
 
 
-def _shard(record_id: str) -> int:
-    return int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16) % STATS_SHARDS
-
-
 def deltas_for(record: dict[str, Any]) -> Deltas:
-    """What one stream record adds to which counters (pure)."""
+    """What one stream record adds to which counters, before a shard is picked (pure)."""
     name = record.get("eventName")
     data = record.get("dynamodb", {})
     image = from_item(data.get("OldImage") if name == "REMOVE" else data.get("NewImage")) or {}
     kind = image.get("type")
-    n = _shard(record.get("eventID", ""))
-    glob = stats.global_key(n)
+    glob = ("global", "")
     out: Deltas = defaultdict(dict)
 
     def add(key: tuple[str, str], attr: str, value: float = 1) -> None:
@@ -69,8 +98,8 @@ def deltas_for(record: dict[str, Any]) -> Deltas:
         if image.get("delivery_status") == "failed":
             add(glob, "deliveries_failed", -1)
     elif name == "INSERT" and kind == "event":
-        hour = stats.hour_key(hour_of(image["occurred_at"]), n)
-        manual = stats.manual_key(image["manual_id"], n)
+        hour = ("hour", hour_of(image["occurred_at"]))
+        manual = ("manual", image["manual_id"])
         if image["event_type"] == "session_created":
             add(glob, "sessions_active")
             add(glob, "sessions_started")
@@ -92,13 +121,13 @@ def deltas_for(record: dict[str, Any]) -> Deltas:
     elif kind == "message" and name in ("INSERT", "REMOVE"):
         add(glob, "messages", 1 if name == "INSERT" else -1)
         if name == "INSERT":
-            add(stats.hour_key(hour_of(image["created_at"]), n), "messages")
+            add(("hour", hour_of(image["created_at"])), "messages")
     elif kind == "manual" and name in ("INSERT", "REMOVE"):
         add(glob, "manuals", 1 if name == "INSERT" else -1)
     elif kind == "session" and name == "REMOVE":  # a deleted session leaves the numbers
         status = image["status"]
         add(glob, f"sessions_{status}", -1)
-        manual = stats.manual_key(image["manual_id"], n)
+        manual = ("manual", image["manual_id"])
         add(manual, "started", -1)
         if status == "completed":
             seconds = seconds_between(image["started_at"], image["ended_at"])
@@ -108,26 +137,147 @@ def deltas_for(record: dict[str, Any]) -> Deltas:
     return {k: v for k, v in out.items() if v}
 
 
-def count(record: dict[str, Any]) -> bool:
-    """Apply one record's deltas exactly once; returns False if it was already counted."""
-    deltas = deltas_for(record)
-    if not deltas:
-        return False
-    return stats.apply_once(record["eventID"], deltas)
+def placed(deltas: Deltas, shard: int) -> stats.Deltas:
+    """The counter items of `shard` that `deltas` go to."""
+    out: stats.Deltas = {}
+    for (kind, name), attrs in deltas.items():
+        key = (stats.global_key(shard) if kind == "global" else stats.hour_key(name, shard)
+               if kind == "hour" else stats.manual_key(name, shard))
+        out[key] = attrs
+    return out
+
+
+def summed(into: Deltas, more: Deltas) -> None:
+    for key, attrs in more.items():
+        target = into.setdefault(key, {})
+        for attr, value in attrs.items():
+            target[attr] = target.get(attr, 0) + value
+
+
+def _nonzero(deltas: Deltas) -> Deltas:
+    cleaned = {key: {a: v for a, v in attrs.items() if v} for key, attrs in deltas.items()}
+    return {key: attrs for key, attrs in cleaned.items() if attrs}
+
+
+@dataclass
+class _Counted:
+    """One record that changes a number: where it is in the batch and in its partition."""
+
+    position: int
+    partition: str
+    sequence: int
+    deltas: Deltas
+
+
+@dataclass
+class _Transaction:
+    """Partitions counted together: their records' deltas and the checkpoints they move."""
+
+    advances: list[tuple[stats.Checkpoint, int]] = field(default_factory=list)
+    deltas: Deltas = field(default_factory=dict)
+    records: list[_Counted] = field(default_factory=list)
+
+    def items_with(self, deltas: Deltas) -> int:
+        return len(self.advances) + 1 + len(set(self.deltas) | set(deltas))
+
+    def shard(self, attempt: int) -> int:
+        """The counters' shard for this transaction: spread by its first record, and moved
+        on each attempt (a transaction that met another one on a counter tries another)."""
+        seed = f"{self.records[0].partition}:{self.records[0].sequence}:{attempt}"
+        return int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16) % STATS_SHARDS
+
+
+def _counted_records(records: list[dict[str, Any]]) -> tuple[list[_Counted], dict[str, Any] | None]:
+    """The records that change a number, in batch order; stops at a record that cannot be
+    read (returned second: the batch is retried from it)."""
+    found: list[_Counted] = []
+    for position, record in enumerate(records):
+        try:
+            deltas = deltas_for(record)
+            if not deltas:
+                continue
+            data = record["dynamodb"]
+            found.append(_Counted(position, data["Keys"]["PK"]["S"], int(data["SequenceNumber"]), deltas))
+        except (KeyError, TypeError, ValueError):
+            logger.exception("could not read a stream record; retrying from it",
+                             extra={"sequence_number": record.get("dynamodb", {}).get("SequenceNumber")})
+            return found, record
+    return found, None
+
+
+def plan(counted: list[_Counted], checkpoints: dict[str, stats.Checkpoint]) -> tuple[list[_Transaction], int]:
+    """The transactions that count what the checkpoints do not cover yet, in batch order (by
+    each one's first record), each within TransactWriteItems' limit; and how many records
+    were skipped as already counted. A partition's records all go in one transaction."""
+    fresh: dict[str, list[_Counted]] = {}
+    skipped = 0
+    for record in counted:
+        if checkpoints[record.partition].counted(record.sequence):
+            skipped += 1
+        else:
+            fresh.setdefault(record.partition, []).append(record)
+    transactions: list[_Transaction] = []
+    current = _Transaction()
+    for partition, group in fresh.items():  # dicts keep insertion order: batch order
+        deltas: Deltas = {}
+        for record in group:
+            summed(deltas, record.deltas)
+        if current.records and current.items_with(deltas) > stats.MAX_TRANSACTION_ITEMS:
+            transactions.append(current)
+            current = _Transaction()
+        current.advances.append((checkpoints[partition], max(r.sequence for r in group)))
+        summed(current.deltas, deltas)
+        current.records += group
+    if current.records:
+        transactions.append(current)
+    return transactions, skipped
 
 
 def handle_stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Count a stream batch in order; a failure stops there and is retried from it."""
-    for record in records:
+    """Count a stream batch exactly once: one BatchGetItem of its partitions' checkpoints,
+    then one transaction per up to 100 items (usually one). A failure reports the earliest
+    record not counted; Lambda resumes from it, and what was counted after it is skipped
+    then by its checkpoint."""
+    counted, unreadable = _counted_records(records)
+    stream = records[0].get("eventSourceARN", "") if records else ""
+    pending = counted
+    failure: str | None = None
+    for attempt in range(ATTEMPTS):
+        if not pending:
+            break
         try:
-            count(record)
-        except Exception:  # noqa: BLE001 - retried from this record, like the feedback function
-            sequence = record.get("dynamodb", {}).get("SequenceNumber")
-            logger.exception("could not count a stream record; retrying from it",
-                             extra={"sequence_number": sequence})
-            metric(STREAM_BATCH_FAILURES, Function="analytics")
-            return {"batchItemFailures": [{"itemIdentifier": sequence}]}
+            checkpoints = stats.checkpoints(list(dict.fromkeys(r.partition for r in pending)), stream)
+            transactions, skipped = plan(pending, checkpoints)
+            if skipped:
+                logger.info("stream records already counted, skipped", extra={"skipped": skipped})
+            moved = False
+            for tx in transactions:
+                if not stats.apply_batch(_nonzero(placed(tx.deltas, tx.shard(attempt))), tx.advances):
+                    moved = True  # counted meanwhile by another invocation: read again
+                    break
+                done = {id(r) for r in tx.records}
+                pending = [r for r in pending if id(r) not in done]
+            if not moved:
+                pending = []
+        except TransactionCanceled as exc:
+            if not exc.conflict_only:
+                failure = "refused"
+                break
+            time.sleep(0.01 * (attempt + 1))  # met another transaction on a counter: try another shard
+        except Exception:  # noqa: BLE001 - retried from the earliest record not counted
+            logger.exception("could not count a stream batch; retrying from its earliest record not counted")
+            failure = "error"
+            break
+    if pending or unreadable is not None:
+        first = min([records[r.position] for r in pending] + ([unreadable] if unreadable else []),
+                    key=lambda r: int(r["dynamodb"]["SequenceNumber"]))
+        sequence = first["dynamodb"]["SequenceNumber"]
+        logger.error("could not count stream records; retrying from the earliest not counted",
+                     extra={"sequence_number": sequence, "not_counted": len(pending), "reason": failure})
+        metric(STREAM_BATCH_FAILURES, Function="analytics")
+        return {"batchItemFailures": [{"itemIdentifier": sequence}]}
     return {"batchItemFailures": []}
+
 
 
 # ---- reads ---------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ how many attempts in it); then each message in order:
   - it is POSTed once, and `delivery_policy.decide` says what the answer means;
   - the attempt is appended to the event item's log with the new status (one UpdateItem);
   - delivered, gone: done (the event source deletes the message);
-  - retrying or throttled: hidden for the delay (ChangeMessageVisibility) and reported in
-    batchItemFailures; the rest of its session's messages in this batch wait behind it
-    (made visible again at once: FIFO will not hand them out while their head is hidden,
-    and they lose no attempt, since only real attempts count);
+  - retrying or throttled: hidden for the delay and reported in batchItemFailures; the rest
+    of its session's messages in this batch wait behind it (made visible again at once: FIFO
+    will not hand them out while their head is hidden, and they lose no attempt, since only
+    real attempts count); both in ONE ChangeMessageVisibilityBatch at the end of the batch;
   - failed (its own budget spent): sent to the dead-letter queue explicitly, with its group
     and a `dead_lettered` attribute, and recorded `failed` (listed by
     GET /v1/deliveries?status=failed); the event source deletes the original. A failed
@@ -120,9 +120,7 @@ def deliver(message: Envelope, state: dict[str, Any] | None,
     _report(message, decision, result, fields)
     if decision.outcome == "failed":
         _dead_letter(message, decision, settings)
-    elif not decision.settled:
-        queue.delay(message.receipt_handle, decision.delay)
-    return decision
+    return decision  # not settled: the caller hides the message for decision.delay
 
 
 def record_attempt(message: Envelope, decision: delivery_policy.Decision,
@@ -199,10 +197,10 @@ def handle_delivery_batch(event: dict[str, Any]) -> dict[str, Any]:
     states = events.delivery_states([m.ref for m in messages if m.payload])
     failed: list[str] = []
     blocked: dict[str, str] = {}  # group -> the message id of its head, still being retried
-    held: list[str] = []
+    hidden: list[tuple[str, int]] = []  # (receipt handle, seconds): retries back off, followers come back at once
     for message in messages:
         if message.group in blocked:
-            held.append(message.receipt_handle)
+            hidden.append((message.receipt_handle, 0))
             failed.append(message.message_id)
             continue
         if message.payload is None:  # can never be delivered: out of the way, loudly
@@ -224,8 +222,16 @@ def handle_delivery_batch(event: dict[str, Any]) -> dict[str, Any]:
         if decision is not None and not decision.settled:
             blocked[message.group] = message.message_id
             failed.append(message.message_id)
-    if held:
-        queue.release(held)
+            hidden.append((message.receipt_handle, decision.delay))
+    # One ChangeMessageVisibilityBatch for the whole batch (Lambda's SQS batches hold at most
+    # ten). Messages reported in batchItemFailures are left alone by the event source, so
+    # their visibility is ours to set; the ones that succeeded it deletes itself. A message
+    # SQS refuses here (or all of them, if the invocation dies before this line) comes back
+    # when its visibility timeout runs out: a retry sooner than its schedule, never a loss.
+    if hidden:
+        refused = queue.change_visibility(hidden)
+        if refused:
+            logger.warning("could not change the visibility of received messages", extra={"refused": len(refused)})
     return {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
 
 
@@ -338,6 +344,9 @@ def redrive(dead_letter_url: str, queue_url: str, progress: Any = None, *,
         messages = queue.receive(dead_letter_url, max_messages=wanted, visibility_timeout=120)
         if not messages:
             break
+        # Sent one by one, in order (a partly failed SendMessageBatch could store a group's
+        # later message without its earlier one), then deleted together: a redrive that dies
+        # in between leaves copies in both queues, delivered again under the same webhook-id.
         for message in messages:
             attributes = message.get("Attributes", {})
             group = attributes.get("MessageGroupId", "redrive")
@@ -345,7 +354,10 @@ def redrive(dead_letter_url: str, queue_url: str, progress: Any = None, *,
             round_id = new_round()
             queue.enqueue(message["Body"], group=group, queue_url=queue_url,
                           dedup_id=f"{dedup[:80]}:redrive:{round_id}", attributes={ROUND: round_id})
-            queue.delete(dead_letter_url, message["ReceiptHandle"])
+        refused = queue.delete_batch(dead_letter_url, [m["ReceiptHandle"] for m in messages])
+        if refused:
+            logger.warning("redriven messages not deleted from the dead-letter queue", extra={"refused": len(refused)})
+        for _ in messages:
             moved += 1
             if progress:
                 progress(moved)

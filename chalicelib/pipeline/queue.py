@@ -71,21 +71,27 @@ def enqueue_batch(messages: list[Message], queue_url: str | None = None) -> set[
     return {messages[int(f["Id"])].dedup_id for f in response.get("Failed", [])}
 
 
-def delay(receipt_handle: str, seconds: int, queue_url: str | None = None) -> None:
-    """Hide a message for `seconds` (the retry back-off), at most SQS's 12 hours."""
-    get_client().change_message_visibility(
-        QueueUrl=queue_url or get_settings().delivery_queue_url, ReceiptHandle=receipt_handle,
-        VisibilityTimeout=max(0, min(int(seconds), MAX_VISIBILITY)))
+BATCH = 10  # the most entries SendMessageBatch, DeleteMessageBatch and ChangeMessageVisibilityBatch take
 
 
-def release(receipt_handles: list[str], queue_url: str | None = None) -> None:
-    """Make received messages visible again at once, ten per request."""
+def change_visibility(entries: list[tuple[str, int]], queue_url: str | None = None) -> list[str]:
+    """Hide each received message (receipt handle, seconds) for its seconds (0: visible at
+    once; at most SQS's 12 hours), ten per ChangeMessageVisibilityBatch. Returns the receipt
+    handles SQS refused: those keep their visibility timeout, so the message comes back then."""
     url = queue_url or get_settings().delivery_queue_url
-    for start in range(0, len(receipt_handles), 10):
-        chunk = receipt_handles[start:start + 10]
-        get_client().change_message_visibility_batch(QueueUrl=url, Entries=[
-            {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-            for n, handle in enumerate(chunk)])
+    refused: list[str] = []
+    for start in range(0, len(entries), BATCH):
+        chunk = entries[start:start + BATCH]
+        response = get_client().change_message_visibility_batch(QueueUrl=url, Entries=[
+            {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": max(0, min(int(seconds), MAX_VISIBILITY))}
+            for n, (handle, seconds) in enumerate(chunk)])
+        refused += [chunk[int(f["Id"])][0] for f in response.get("Failed", [])]
+    return refused
+
+
+def release(receipt_handles: list[str], queue_url: str | None = None) -> list[str]:
+    """Make received messages visible again at once, ten per request (see change_visibility)."""
+    return change_visibility([(handle, 0) for handle in receipt_handles], queue_url)
 
 
 def receive(queue_url: str, max_messages: int = 10, wait_seconds: int = 0,
@@ -111,6 +117,18 @@ def attribute(message: dict[str, Any], name: str) -> str | None:
 
 def delete(queue_url: str, receipt_handle: str) -> None:
     get_client().delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle)
+
+
+def delete_batch(queue_url: str, receipt_handles: list[str]) -> list[str]:
+    """Delete received messages, ten per DeleteMessageBatch; returns the receipt handles SQS
+    refused (those messages come back after their visibility timeout)."""
+    refused: list[str] = []
+    for start in range(0, len(receipt_handles), BATCH):
+        chunk = receipt_handles[start:start + BATCH]
+        response = get_client().delete_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(n), "ReceiptHandle": handle} for n, handle in enumerate(chunk)])
+        refused += [chunk[int(f["Id"])] for f in response.get("Failed", [])]
+    return refused
 
 
 def depth(queue_url: str) -> int:

@@ -103,9 +103,16 @@ def test_progress_in_a_cold_process_costs_one_more_read(api, calls) -> None:
 
 
 def test_the_pipeline_handlers_pay_per_batch(api, aws, runner, receiver, calls) -> None:
-    """Feedback: one SendMessageBatch per ten sessions' events of a stream batch, no table
-    call. Delivery: one BatchGetItem per queue batch, then one UpdateItem per attempt."""
+    """Per stream batch (Lambda's, up to 100 records), whatever the number of records in it:
+    feedback: one SendMessageBatch per ten sessions' events, no table call; analytics: one
+    BatchGetItem (the checkpoints of the batch's partitions) and one TransactWriteItems (up to
+    100 items), no SQS call. Delivery: one BatchGetItem per queue batch, then one UpdateItem per
+    attempt, and no SQS call of ours when every message was delivered."""
+    import boto3
+
+    import app as app_module
     from chalicelib.pipeline import queue
+    from local.runner import lambda_stream_record
     from tests.conftest import run_session
 
     sqs: Counter = Counter()
@@ -113,12 +120,31 @@ def test_the_pipeline_handlers_pay_per_batch(api, aws, runner, receiver, calls) 
         "before-call.sqs", lambda event_name, **_: sqs.update([event_name.rsplit(".", 1)[-1]]))
     for n in range(12):  # 12 sessions x 3 events (start, DONE, end), one stream batch
         run_session(api, f"rt-{n}", 1)
+    streams = boto3.client("dynamodbstreams")
+    shard = streams.describe_stream(StreamArn=aws.stream_arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(StreamArn=aws.stream_arn, ShardId=shard["ShardId"],
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = [lambda_stream_record(r, aws.stream_arn)
+               for r in streams.get_records(ShardIterator=iterator, Limit=100)["Records"]]
+    assert 36 < len(records) <= 100  # one Lambda batch
+    batch = {"Records": records}
+
     calls.clear()
-    runner.pump_stream()
-    feedback_sqs = Counter(sqs)
-    # 36 messages, at most one per session in a batch: 12 sessions -> 10 + 2, three times
-    assert feedback_sqs == {"SendMessageBatch": 6}, feedback_sqs
-    assert calls["TransactWriteItems"] == 0 or set(calls) <= {"TransactWriteItems", "BatchGetItem"}  # analytics only
+    assert app_module.feedback_handler(batch, None) == {"batchItemFailures": []}
+    # 36 messages, at most one per session in a request: 12 sessions -> 10 + 2, three times
+    assert (dict(calls), dict(sqs)) == ({}, {"SendMessageBatch": 6})
+
+    calls.clear()
+    sqs.clear()
+    assert app_module.analytics_handler(batch, None) == {"batchItemFailures": []}
+    # 12 sessions' starts, DONEs and ends plus the manual: counted in one transaction
+    assert (dict(calls), dict(sqs)) == ({"BatchGetItem": 1, "TransactWriteItems": 1}, {})
+    assert api.get("/v1/analytics/overview").json["sessions"]["by_status"]["completed"] == 12
+    calls.clear()
+    assert app_module.analytics_handler(batch, None) == {"batchItemFailures": []}  # delivered again
+    assert dict(calls) == {"BatchGetItem": 1}  # all counted already: nothing written
+    assert api.get("/v1/analytics/overview").json["sessions"]["by_status"]["completed"] == 12
+
     calls.clear()
     sqs.clear()
     handled = runner.pump_queue()  # one receive: one session's messages (up to ten)

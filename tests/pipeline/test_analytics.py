@@ -133,3 +133,201 @@ def test_analytics_parameters(api) -> None:
     assert api.get("/v1/analytics/popular-manuals?limit=0").status_code == 400
     empty = api.get("/v1/analytics/overview").json
     assert empty["sessions"]["total"] == 0 and empty["median_completion_seconds"] is None
+
+
+# ---- exactly once per batch, under every way Lambda hands records over again ---------------
+
+
+def recorded(aws) -> list[dict]:
+    """Every record of the table's stream so far, Lambda-shaped, in stream order (moto: one shard)."""
+    streams = boto3.client("dynamodbstreams")
+    shard = streams.describe_stream(StreamArn=aws.stream_arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(StreamArn=aws.stream_arn, ShardId=shard["ShardId"],
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records: list[dict] = []
+    while True:
+        page = streams.get_records(ShardIterator=iterator, Limit=1000)
+        records += [lambda_stream_record(r, aws.stream_arn) for r in page["Records"]]
+        if not page["Records"]:
+            return records
+        iterator = page["NextShardIterator"]
+
+
+def counted_batch(records: list[dict]) -> dict:
+    import app as app_module
+
+    return app_module.analytics_handler({"Records": records}, None)
+
+
+def data_records(api, aws) -> list[dict]:
+    """The records of build_data (and nothing counted yet: the runner is not pumped)."""
+    build_data(api)
+    records = recorded(aws)
+    assert len(records) > 50
+    return records
+
+
+def check_all(api, aws) -> None:
+    check(api, aws)
+    expected = truth(aws)
+    totals = api.get("/v1/analytics/recent-activity?hours=3").json["totals"]
+    assert totals["messages"] == len(expected["message_items"])
+    assert totals["steps_completed"] == sum(
+        e["event_type"] == "progress_update" and e["step_status"] == "DONE" and e["applied"]
+        for e in expected["events"])
+
+
+def test_a_batch_redelivered_after_it_was_counted_counts_once(api, aws) -> None:
+    records = data_records(api, aws)
+    # GIVEN a batch counted, whose invocation then timed out (Lambda never saw the answer)
+    assert counted_batch(records) == {"batchItemFailures": []}
+    # WHEN Lambda delivers it again, twice
+    assert counted_batch(records) == {"batchItemFailures": []}
+    assert counted_batch(records) == {"batchItemFailures": []}
+    # THEN every number is counted once
+    check_all(api, aws)
+
+
+def test_bisected_halves_of_a_counted_batch_count_once(api, aws) -> None:
+    records = data_records(api, aws)
+    half = len(records) // 2
+    # GIVEN the first half counted, then the whole batch (whose invocation failed after counting)
+    assert counted_batch(records[:half]) == {"batchItemFailures": []}
+    assert counted_batch(records) == {"batchItemFailures": []}
+    # WHEN Lambda bisects the batch and retries each half
+    assert counted_batch(records[:half]) == {"batchItemFailures": []}
+    assert counted_batch(records[half:]) == {"batchItemFailures": []}
+    check_all(api, aws)
+
+
+def test_overlapping_batches_count_once(api, aws) -> None:
+    records = data_records(api, aws)
+    n = len(records)
+    for start, end in ((0, n // 3), (n // 4, 2 * n // 3), (n // 2, n), (0, n)):
+        assert counted_batch(records[start:end]) == {"batchItemFailures": []}
+    check_all(api, aws)
+    # and nothing is left of the per-record markers: one checkpoint per partition counted
+    items = everything(aws)
+    assert not [i for i in items if str(i["PK"]).startswith("STATSEVT#")]
+    checkpoints = [i for i in items if i.get("type") == "stats_checkpoint"]
+    partitions = {r["dynamodb"]["Keys"]["PK"]["S"] for r in records}
+    assert {i["PK"].removeprefix("STATSCHK#") for i in checkpoints} <= partitions
+    assert all(i["expires_at"] > 0 and i["stream"] == aws.stream_arn for i in checkpoints)
+
+
+def _lose_transaction_answers() -> None:
+    """Every TransactWriteItems from now on is applied, but its answer is a 500 (tests/faults.py)."""
+    from tests.faults import fail_with
+
+    fail_with("InternalServerError", "TransactWriteItems")
+
+
+def _refuse_transactions_after(passes: int, monkeypatch) -> None:
+    """Every TransactWriteItems after the first `passes` is refused (throttled), unapplied."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original, calls = DynamoDBBackend.transact_write_items, {"n": 0}
+
+    def refusing(self, items):
+        calls["n"] += 1
+        if calls["n"] > passes:
+            raise JsonRESTError("ProvisionedThroughputExceededException", "injected")
+        return original(self, items)
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", refusing)
+
+
+def many_sessions(api, aws, n: int = 110) -> list[dict]:
+    """A batch whose records touch more partitions than one transaction holds (100 items)."""
+    api.post("/v1/manuals", manual_body("m-many", steps=2))
+    for k in range(n):
+        assert api.post("/v1/sessions", {"session_id": f"w-{k}", "user_id": "u", "manual_id": "m-many"}).status_code == 201
+    return recorded(aws)
+
+
+def resume_point(records: list[dict], answer: dict) -> int:
+    (failure,) = answer["batchItemFailures"]
+    return next(n for n, r in enumerate(records) if r["dynamodb"]["SequenceNumber"] == failure["itemIdentifier"])
+
+
+def check_many(api, n: int = 110) -> None:
+    overview = api.get("/v1/analytics/overview").json
+    assert overview["sessions"] == {"total": n, "by_status": {"active": n, "completed": 0, "ended": 0, "abandoned": 0}}
+    assert overview["manuals"] == 1
+    assert api.get("/v1/analytics/popular-manuals?limit=5").json["items"][0]["sessions_started"] == n
+
+
+def test_a_batch_over_one_transaction_fails_midway_and_resumes_exactly(api, aws, monkeypatch) -> None:
+    from chalicelib.db import table as store
+
+    records = many_sessions(api, aws)
+    calls: Counter = Counter()
+    store.get_client().meta.events.register(
+        "before-call.dynamodb", lambda event_name, **_: calls.update([event_name.rsplit(".", 1)[-1]]))
+    # WHEN its first transaction lands and the second is refused
+    with monkeypatch.context() as patched:
+        _refuse_transactions_after(1, patched)
+        answer = counted_batch(records)
+    assert calls["TransactWriteItems"] == 2, dict(calls)
+    # THEN what landed is counted, and Lambda is told to resume from the earliest record not counted
+    resume = resume_point(records, answer)
+    assert records[resume]["dynamodb"]["NewImage"]["event_type"]["S"] == "session_created"
+    assert 0 < api.get("/v1/analytics/overview").json["sessions"]["total"] < 110
+    # ... and resuming there (records already counted after it included) is exact, in one transaction
+    calls.clear()
+    assert counted_batch(records[resume:]) == {"batchItemFailures": []}
+    assert calls["BatchGetItem"] == 1 and calls["TransactWriteItems"] == 1, dict(calls)
+    check_many(api)
+    assert counted_batch(records) == {"batchItemFailures": []}  # and the whole batch again
+    check_many(api)
+
+
+def test_a_transaction_whose_answer_was_lost_is_not_counted_again(api, aws) -> None:
+    from tests.faults import heal
+
+    records = many_sessions(api, aws)
+    # GIVEN the first transaction applied but its answer lost: the function stops there and
+    # reports its first record as not counted
+    _lose_transaction_answers()
+    answer = counted_batch(records)
+    heal("TransactWriteItems")
+    assert 0 < api.get("/v1/analytics/overview").json["sessions"]["total"] < 110
+    resume = resume_point(records, answer)
+    assert records[resume]["dynamodb"]["NewImage"]["type"]["S"] == "manual"  # the batch's first counted record
+    # WHEN Lambda resumes from it
+    assert counted_batch(records[resume:]) == {"batchItemFailures": []}
+    # THEN nothing counts twice
+    check_many(api)
+
+
+def test_a_checkpoint_moved_by_a_concurrent_invocation_is_read_again(api, aws, monkeypatch) -> None:
+    from chalicelib.db import stats
+
+    records = data_records(api, aws)
+    read = stats.checkpoints
+    raced = {"done": False}
+
+    def racing(partitions, stream):
+        found = read(partitions, stream)
+        if not raced["done"]:  # another invocation counts the same records between our read and write
+            raced["done"] = True
+            assert counted_batch(records) == {"batchItemFailures": []}
+        return found
+
+    monkeypatch.setattr(stats, "checkpoints", racing)
+    assert counted_batch(records) == {"batchItemFailures": []}
+    assert raced["done"]
+    check_all(api, aws)
+
+
+def test_the_packaged_analytics_mapping_hands_a_shard_over_in_order() -> None:
+    # The checkpoints were reasoned for one batch per shard at a time, in order
+    # (chalicelib/jobs/analytics.py): the packaged mapping keeps ParallelizationFactor at 1.
+    from infra.package import merge_template
+
+    (mapping,) = merge_template()["Resources"]["AnalyticsHandler"]["Properties"]["Events"].values()
+    properties = mapping["Properties"]
+    assert properties.get("ParallelizationFactor", 1) == 1
+    assert properties["BisectBatchOnFunctionError"] is True
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

@@ -240,3 +240,45 @@ def test_a_progress_report_logs_one_json_record_with_the_key_and_the_session(api
     assert accepted[0]["function_name"] and accepted[0]["function_request_id"]
     assert rejected[0]["error_code"] == refused.json["error"] == "invalid_step" and rejected[0]["status"] == 400
     assert rejected[0]["api_key_id"] == key_id
+
+
+def sqs_calls() -> Counter:
+    calls: Counter = Counter()
+    queue.get_client().meta.events.register(
+        "before-call.sqs", lambda event_name, **_: calls.update([event_name.rsplit(".", 1)[-1]]))
+    return calls
+
+
+def test_a_batch_hides_its_retries_and_releases_their_followers_in_one_request(api, aws, runner, receiver,
+                                                                              monkeypatch) -> None:
+    from chalicelib.config import get_settings
+
+    # GIVEN a receiver that is down, retries 30 s apart, and a session of four webhooks
+    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", "30,30")
+    get_settings.cache_clear()
+    receiver.behaviour = always(500)
+    run_session(api, "s-1", 2)
+    runner.pump_stream()
+    calls = sqs_calls()
+    # WHEN one queue batch holds the head and its followers
+    assert runner.pump_queue() == 4
+    # THEN one attempt was made, and the head hidden for 30 s with the followers released,
+    # all in the function's one SQS request (the runner's receive is the event source's)
+    assert len(receiver.requests) == 1
+    assert calls == {"ChangeMessageVisibilityBatch": 1}, calls
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=aws.delivery_queue_url, AttributeNames=["ApproximateNumberOfMessages",
+                                                         "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    assert (attributes["ApproximateNumberOfMessagesNotVisible"], attributes["ApproximateNumberOfMessages"]) == ("1", "3")
+    assert runner.pump_queue() == 0  # FIFO: nothing of the session while its head waits out its delay
+
+
+def test_a_redrive_deletes_what_it_moved_in_batches(aws) -> None:
+    for n in range(12):
+        queue.enqueue(json.dumps({"n": n}), group=f"g-{n % 3}", dedup_id=f"d-{n}", queue_url=aws.dead_letter_queue_url)
+    calls = sqs_calls()
+    assert delivery.redrive(aws.dead_letter_queue_url, aws.delivery_queue_url) == 12
+    # one DeleteMessageBatch per receive that returned messages (the last one returns none)
+    assert calls["DeleteMessageBatch"] == calls["ReceiveMessage"] - 1 < 12 and calls["SendMessage"] == 12, calls
+    assert "DeleteMessage" not in calls
+    assert queue_depth(aws.dead_letter_queue_url) == 0 and queue_depth(aws.delivery_queue_url) == 12
