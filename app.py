@@ -12,7 +12,7 @@ from typing import Any
 from chalice import AuthResponse, AuthRoute, Chalice, Rate
 
 from chalicelib import observability
-from chalicelib.api import auth, openapi
+from chalicelib.api import auth, headers, openapi
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.api.routes import analytics as analytics_routes
 from chalicelib.api.routes import dashboard, deliveries, docs, health, inbox, keys, manuals, mcp, messages, sessions
@@ -26,6 +26,7 @@ app = Chalice(app_name="session-service", configure_logs=False)
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/session-service/stream/local"
 DELIVERY_QUEUE = "session-service-deliveries.fifo"
 app.register_middleware(normalise_chalice_errors, "http")
+app.register_middleware(headers.security_headers, "http")  # CSP, nosniff, framing, caching
 app.register_middleware(observability.observe, "all")  # JSON logs with Lambda context, EMF metrics
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import observability
-from chalicelib.api import auth
+from chalicelib.api import auth, headers
 from chalicelib.config import retry_schedule_from_env
 from chalicelib.domain.delivery_policy import safety_net_receive_count
 from chalicelib.domain.errors import BEARER_CHALLENGE
@@ -61,10 +61,20 @@ def _stream_source(patterns: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _gateway_response(status: int, body: str, **headers: str) -> dict[str, Any]:
-    values = {"Content-Type": "application/json", **headers}
-    return {"StatusCode": status, "ResponseTemplates": {"application/json": body},
-            "ResponseParameters": {"Headers": {name: f"'{value}'" for name, value in values.items()}}}
+def _gateway_response(status: int | None, body: str | None, **extra: str) -> dict[str, Any]:
+    """A GatewayResponse with the security headers (chalicelib/api/headers.py) and `extra`,
+    as static values, each in single quotes (the CSP's own quotes stay inside). Without a
+    status and body, API Gateway's own are kept (DEFAULT_4XX, DEFAULT_5XX: throttling,
+    timeouts, too large...)."""
+    values = {**headers.API_HEADERS, **extra}
+    if status is not None and body is not None:
+        values["Content-Type"] = "application/json"
+    response: dict[str, Any] = {"ResponseParameters": {"Headers": {
+        name: f"'{value}'" for name, value in values.items()}}}
+    if status is not None and body is not None:
+        response["StatusCode"] = status
+        response["ResponseTemplates"] = {"application/json": body}
+    return response
 
 
 def _resolve_policies(template: dict[str, Any]) -> None:
@@ -129,6 +139,7 @@ def merge_template(schedule: tuple[int, ...] | None = None) -> dict[str, Any]:
     # Each function's role comes from its policy file in .chalice/ (see _resolve_policies).
     # API Gateway's own answers in our error shape: unknown routes (403 "Missing
     # Authentication Token") are a JSON 404; the authorizer's 401/403 carry auth's bodies.
+    # All of them carry the security headers the function adds to its own answers.
     resources["RestAPI"] = {"Properties": {"GatewayResponses": {
         "MISSING_AUTHENTICATION_TOKEN": _gateway_response(
             404, '{"error": "route_not_found", "message": "No such route"}'),
@@ -137,6 +148,9 @@ def merge_template(schedule: tuple[int, ...] | None = None) -> dict[str, Any]:
         "ACCESS_DENIED": _gateway_response(403, auth.FORBIDDEN_BODY),
         "AUTHORIZER_FAILURE": _gateway_response(503, AUTHORIZER_FAILURE_BODY),
         "AUTHORIZER_CONFIGURATION_ERROR": _gateway_response(503, AUTHORIZER_FAILURE_BODY),
+        # every other answer of API Gateway's own keeps its status and body, with our headers
+        "DEFAULT_4XX": _gateway_response(None, None),
+        "DEFAULT_5XX": _gateway_response(None, None),
     }}}
     # Without it SAM's Deployment also makes a stage named "Stage" next to ours ("api").
     resources["RestAPI"]["Properties"]["OpenApiVersion"] = "2.0"

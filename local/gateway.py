@@ -3,8 +3,8 @@
 Chalice's local gateway runs our authorizer and applies its policy, but differs from API
 Gateway in two ways we rely on: an authorizer that raises `Unauthorized` is a 401 on AWS
 (here: an exception), and the 401/403 bodies are API Gateway's own (on AWS replaced by the
-GatewayResponses that infra/package.py adds). `install()` makes the local gateway answer as
-the deployed one does. Nothing here ships to Lambda.
+GatewayResponses that infra/package.py adds, with the security headers). `install()` makes
+the local gateway answer as the deployed one does. Nothing here ships to Lambda.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from chalice import local
 
 from chalicelib.api import auth
+from chalicelib.api.headers import API_HEADERS
 from chalicelib.domain.errors import BEARER_CHALLENGE, ServiceUnavailable
 from infra.package import AUTHORIZER_FAILURE_BODY
 
@@ -28,7 +29,7 @@ class AuthorizerFailure(local.LocalGatewayException):
 
 class ApiKeyGatewayAuthorizer(local.LocalGatewayAuthorizer):
     def authorize(self, raw_path: str, lambda_event: Any, lambda_context: Any) -> Any:
-        headers = {"Content-Type": "application/json",
+        headers = {"Content-Type": "application/json", **API_HEADERS,  # as the GatewayResponses
                    "x-amzn-RequestId": lambda_context.aws_request_id}
         try:
             return super().authorize(raw_path, lambda_event, lambda_context)

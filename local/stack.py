@@ -78,6 +78,7 @@ class FramingError(Exception):
 def _request_handler() -> type:
     from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalGatewayException
 
+    from chalicelib.api.headers import API_HEADERS, add_missing
     from chalicelib.domain import errors
     from local.gateway import AccessDenied
 
@@ -130,10 +131,7 @@ def _request_handler() -> type:
             headers = response["headers"].copy()
             headers.update(response["multiValueHeaders"])
             response = self._handle_binary(response)
-            # A HEAD answer has no body (API Gateway drops it too); sending one would corrupt
-            # the next response on a kept-alive connection.
-            body = None if self.command == "HEAD" else response["body"]
-            self._send_http_response(response["statusCode"], headers, body)
+            self._send_http_response(response["statusCode"], headers, response["body"])
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
@@ -143,6 +141,21 @@ def _request_handler() -> type:
             if name.startswith("do_"):
                 return self._generic_handle
             raise AttributeError(name)
+
+        def _send_http_response(self, code: int, headers: dict[str, Any], body: str | bytes | None) -> None:
+            """Every answer, the gateway's own (401, 403, 404, 503) as the function's: with
+            the security headers (as the deployed GatewayResponses carry them). A HEAD answer
+            says its length but has no body (API Gateway drops it too); sending one would
+            corrupt the next response on a kept-alive connection."""
+            add_missing(headers, API_HEADERS)
+            if self.command != "HEAD" or body is None:
+                super()._send_http_response(code, headers, body)
+                return
+            payload = body.encode() if isinstance(body, str) else body
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+            self._send_headers(headers)
 
         def _parse_payload(self) -> tuple[dict[str, str], bytes | None]:
             """The headers and the body, read by Content-Length or chunked transfer coding
@@ -205,6 +218,8 @@ def _request_handler() -> type:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Connection", "close")
+            for name, value in API_HEADERS.items():
+                self.send_header(name, value)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)

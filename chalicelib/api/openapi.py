@@ -31,6 +31,7 @@ class Operation:
     scope: str = "read"  # API-key scope: read, agent, admin, or public
     bound_keys: bool = False  # whether a key bound to a user may call it (per-user routes)
     operation_id: str = ""  # the declaring view's name (unique: a test checks it)
+    documented: bool = True  # False for the HEAD every GET answers too (HTTP says what it is)
 
 
 operations: list[Operation] = []
@@ -73,6 +74,8 @@ def _build() -> dict[str, Any]:
     ref = {m: keyed[(m, mode)] for (m, mode) in keyed}
     paths: dict[str, Any] = {}
     for op in operations:
+        if not op.documented:
+            continue
         entry: dict[str, Any] = {
             "summary": op.summary,
             "operationId": op.operation_id,
@@ -160,54 +163,3 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
                            "schema": {k: v for k, v in prop.items()
                                       if k != "title" and not (k == "default" and v is None)}})
     return parameters
-
-
-DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Session service API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:960px;padding:1rem 2rem;color:#1c2330}
-h1{font-size:1.6rem} h2{font-size:1.15rem;margin-top:2rem;text-transform:capitalize}
-details{border:1px solid #d6dbe3;border-radius:6px;margin:.4rem 0;padding:.3rem .8rem}
-summary{cursor:pointer} code{font-size:.9rem} .m{display:inline-block;min-width:4.5rem;font-weight:700}
-.get{color:#0a6b3a}.post{color:#1f56b8}.patch{color:#8a5a00}.delete{color:#a11d1d}
-pre{background:#f4f6f9;padding:.6rem;overflow:auto;font-size:.8rem}
-#key{background:#fbf0d9;padding:.6rem 1rem;border-radius:6px} #key p{color:#a11d1d;margin:0 0 .4rem}
-</style></head><body>
-<header><h1>Session service API</h1>
-<p>The machine-readable document: <a href="v1/openapi.json">v1/openapi.json</a> (OpenAPI 3.1).</p>
-<form id="key" hidden><p id="key-why" role="alert"></p><label for="key-input">API key</label>
-<input id="key-input" type="password" autocomplete="off" required> <button>Use this key</button></form></header>
-<main id="ops" aria-live="polite">Loading…</main>
-<script>
-// The document needs an API key: the same one the dashboard keeps in this tab's sessionStorage.
-const KEY = "session-service-api-key", form = document.getElementById("key"), ops = document.getElementById("ops");
-form.onsubmit = e => {
-  e.preventDefault(); sessionStorage.setItem(KEY, form.elements[0].value.trim()); form.hidden = true; load();
-};
-function load() {
-const key = sessionStorage.getItem(KEY);
-fetch("v1/openapi.json", {headers: key ? {Authorization: "Bearer " + key} : {}}).then(async r => {
-  const body = await r.json().catch(() => null);
-  if (!r.ok) throw Object.assign(new Error((body && body.message) || "HTTP " + r.status), {status: r.status});
-  return body;
-}).then(doc => {
-  const byTag = {};
-  for (const [path, ops] of Object.entries(doc.paths))
-    for (const [method, op] of Object.entries(ops)) (byTag[op.tags[0]] ||= []).push([method, path, op]);
-  const esc = s => String(s).replace(/[&<>]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;"}[c]));
-  document.getElementById("ops").innerHTML = Object.entries(byTag).map(([tag, ops]) =>
-    `<h2>${esc(tag)}</h2>` + ops.map(([m, p, op]) => `<details><summary><span class="m ${m}">${m.toUpperCase()}</span>
-     <code>${esc(p)}</code> — ${esc(op.summary)}</summary>
-     ${op.requestBody ? `<p>Body:</p><pre>${esc(JSON.stringify(op.requestBody.content, null, 1))}</pre>` : ""}
-     <p>Responses: ${Object.keys(op.responses).map(esc).join(", ")}</p></details>`).join("")).join("");
-}).catch(e => {
-  ops.textContent = "Could not load v1/openapi.json: " + e.message;
-  if (e.status === 401 || e.status === 403) {
-    form.hidden = false; document.getElementById("key-why").textContent = e.message; form.elements[0].focus();
-  }
-});
-}
-load();
-</script></body></html>
-"""

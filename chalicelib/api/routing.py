@@ -47,13 +47,16 @@ class Resource(Blueprint):
         """Declare a route and document it in the OpenAPI document.
 
         `scope` is the API-key scope the route needs: "read" (the default for GET), "agent",
-        "admin", or "public" (no key). Any other method must say which. `per_user` says that a
+        "admin", or "public" (no key). Any other method must say which. A GET route answers
+        HEAD too (same view, same scope; the gateway drops the body). `per_user` says that a
         key bound to a user may call it: the route narrows to that user's sessions (or holds no
         user's data); every other route answers such a key 403."""
         if scope is None:
             if set(methods) - {"GET", "HEAD"}:
                 raise ValueError(f"{path} {methods}: say which scope may call it")
             scope = "read"
+        # HEAD works wherever GET does: same view and scope, undocumented (HTTP defines it)
+        served = (*methods, "HEAD") if "GET" in methods and "HEAD" not in methods else methods
 
         def remember(view: Callable[..., Response]) -> Callable[..., Response]:
             # the view's name is the operation's id (a generated client's method name)
@@ -62,7 +65,11 @@ class Resource(Blueprint):
                     method, path, summary, body, responses or {}, query, headers,
                     raw_body=content_types is not None, scope=scope, bound_keys=per_user,
                     operation_id=view.__name__ if len(methods) == 1 else f"{view.__name__}_{method.lower()}"))
-            self._declared.append(_Declared(path, methods, content_types, scope, per_user, view))
+            if served != methods:
+                openapi.register(openapi.Operation(
+                    "HEAD", path, summary, None, responses or {}, query, headers, scope=scope,
+                    bound_keys=per_user, operation_id=f"{view.__name__}_head", documented=False))
+            self._declared.append(_Declared(path, served, content_types, scope, per_user, view))
             return view
 
         return remember

@@ -51,9 +51,29 @@ _STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _BASE_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)*/?$")
 
 
+# What a capture may answer: types no browser runs script in. Everything else (HTML, SVG,
+# XHTML, XML of any kind, JavaScript, multipart/x-mixed-replace, ...) is refused when an inbox
+# is configured: a capture URL is on the API's origin, the dashboard's, which holds the key.
+INERT_TYPES = ("text/plain", "text/csv", "application/json", "application/x-www-form-urlencoded")
+FALLBACK_TYPE = "text/plain; charset=utf-8"
+
+
+def is_inert(content_type: str) -> bool:
+    """Whether a browser shows this type as data (never as a document that runs script)."""
+    essence = content_type.split(";", 1)[0].strip().lower()
+    return essence in INERT_TYPES or (essence.startswith("application/") and essence.endswith("+json"))
+
+
+def served_type(content_type: str) -> str:
+    """The type a capture answers with: the configured one, or plain text for a script-capable
+    type stored before such types were refused."""
+    return content_type if is_inert(content_type) else FALLBACK_TYPE
+
+
 class InboxResponse(Request):
     """What a capture answers. Statuses that cannot carry a body (1xx, 204, 205, 304) are
-    refused, and the content type must be a valid header value."""
+    refused, the content type must be a valid header value and an inert type (INERT_TYPES,
+    or application/*+json)."""
 
     status: Annotated[int, Field(strict=True, ge=200, le=599)] = 200
     body: Annotated[str, StringConstraints(max_length=64 * 1024)] = '{"ok": true}'
@@ -66,6 +86,16 @@ class InboxResponse(Request):
         if status in (204, 205, 304):
             raise ValueError("this status cannot carry the configured body")
         return status
+
+    @field_validator("content_type")
+    @classmethod
+    def _inert(cls, content_type: str) -> str:
+        if not is_inert(content_type):
+            raise ValueError(
+                "a capture answers on the API's origin, so it cannot serve a type a browser may "
+                "run script in (HTML, SVG, XML, JavaScript...); use one of "
+                f"{', '.join(INERT_TYPES)} or application/*+json")
+        return content_type
 
 
 class InboxCreate(Request):
@@ -126,7 +156,8 @@ def _hash(token: str) -> str:
 def _view(item: dict[str, Any]) -> Inbox:
     return Inbox(
         inbox_id=item["inbox_id"], name=item.get("name"),
-        capture_path=f"/v1/hooks/{item['inbox_id']}", response=InboxResponse(**item["response"]),
+        capture_path=f"/v1/hooks/{item['inbox_id']}", response=InboxResponse(**{
+            **item["response"], "content_type": served_type(item["response"]["content_type"])}),
         verifies_signatures=bool(item.get("signing_secret")), ttl_days=item["ttl_days"],
         paused=item.get("paused", False), created_at=item["created_at"])
 
@@ -232,7 +263,8 @@ def _is_text(content_type: str, body: bytes) -> bool:
 
 def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | None,
             headers: dict[str, str], body: bytes, source_ip: str | None) -> tuple[int, str, str]:
-    """Store one request; returns the inbox's configured (status, body, content type)."""
+    """Store one request; returns the inbox's configured (status, body, content type), the
+    type never one a browser runs script in (served_type)."""
     item = records.get(inbox_id, consistent=False) if conforms(InboxId, inbox_id) else None
     if item is None:
         raise InboxNotFound(f"Inbox '{inbox_id}' not found.")
@@ -270,7 +302,7 @@ def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | No
         record["body_chunks"] = len(chunks)
     records.put_capture(record, chunks if record["body_chunks"] else [])
     response = item["response"]
-    return response["status"], response["body"], response["content_type"]
+    return response["status"], response["body"], served_type(response["content_type"])
 
 
 def utf8_chunks(text: str, max_bytes: int) -> list[str]:

@@ -271,7 +271,8 @@ class Gateway:
 
     def _gateway_response(self, kind: str) -> Response:
         response = self.responses[kind]
-        headers = {k.removeprefix("gatewayresponse.header."): v.strip("'")
+        # static values are quoted once: 'sandbox; default-src 'none'' keeps its inner quotes
+        headers = {k.removeprefix("gatewayresponse.header."): v[1:-1]
                    for k, v in response.get("responseParameters", {}).items()}
         return Response(int(response["statusCode"]), headers,
                         json.loads(response["responseTemplates"]["application/json"]))

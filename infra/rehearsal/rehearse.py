@@ -52,6 +52,8 @@ NOT_CHECKED = (
     "bisect, retry and record-age limits never trigger)",
     "alarms (moto's CloudFormation skips AWS::CloudWatch::Alarm)",
     "TTL (moto stores the setting and never expires an item)",
+    "the security headers of API Gateway's own answers as it sends them (the GatewayResponses' "
+    "values, the CSP's inner quotes included, are checked as the template writes them)",
 )
 
 
@@ -318,6 +320,14 @@ def _api(template: dict[str, Any], app: Any, function_of: dict[str, str], wiring
               f"gateway response {kind}: not our JSON error body")
         check(response["responseParameters"].get("gatewayresponse.header.Content-Type")
               == "'application/json'", f"gateway response {kind}: not JSON")
+    from chalicelib.api.headers import API_HEADERS
+
+    for kind in ("UNAUTHORIZED", "ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN", "AUTHORIZER_FAILURE",
+                 "DEFAULT_4XX", "DEFAULT_5XX"):
+        parameters = responses.get(kind, {}).get("responseParameters", {})
+        for name, value in API_HEADERS.items():
+            check(parameters.get(f"gatewayresponse.header.{name}") == f"'{value}'",
+                  f"gateway response {kind}: no {name}: {value}")
     # stages come from Stage resources and from a Deployment's StageName (SAM's "Stage")
     stages = [r["Properties"]["StageName"] for r in template["Resources"].values()
               if r["Type"] in ("AWS::ApiGateway::Stage", "AWS::ApiGateway::Deployment")

@@ -22,6 +22,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from chalicelib.api.headers import API_HEADERS
 from infra.rehearsal.lambda_run import Function, Gateway, QueueSource, Receiver, StreamSource, drain
 from infra.rehearsal.rehearse import (
     LAMBDA_PYTHON,
@@ -129,6 +130,9 @@ def _run_session(session: Any, endpoint: str, translated: dict[str, Any], stack:
 
     def expect(response: Any, status: int, what: str) -> Any:
         check(response.status == status, f"{what}: {response.status} {response.body}")
+        answered = {k.lower(): v for k, v in response.headers.items()}
+        for name, value in API_HEADERS.items():  # the function's answers and the gateway's own
+            check(answered.get(name.lower()) == value, f"{what}: {name} is {answered.get(name.lower())!r}")
         return response.body
 
     admin = _bootstrap_admin_key(endpoint)

@@ -19,8 +19,8 @@ from tests.faults import fail_with, heal
 
 # The only routes anyone may call without a key. Adding to this list is a security decision.
 PUBLIC = {
-    ("/health", "GET"), ("/health/live", "GET"), ("/health/ready", "GET"),
-    ("/docs", "GET"), ("/dashboard", "GET"), ("/dashboard/{asset}", "GET"),
+    *{(path, method) for path in ("/health", "/health/live", "/health/ready", "/docs", "/dashboard",
+                                  "/dashboard/{asset}") for method in ("GET", "HEAD")},
     *{("/v1/hooks/{inbox_id}", m) for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")},
 }
 
@@ -215,6 +215,7 @@ PER_USER = {
     # the MCP endpoint: each tool narrows to the key's user as its REST route does (test_mcp.py)
     ("/v1/mcp", "POST"), ("/v1/mcp", "GET"),
 }
+PER_USER |= {(path, "HEAD") for path, method in PER_USER if method == "GET"}  # HEAD: as GET
 
 
 def bound_key(api, scopes: list[str], user: str = "u-A") -> str:

@@ -155,15 +155,31 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+# Every Content-Security-Policy violation of a page, as the page itself sees it (its
+# `securitypolicyviolation` events), reported to the test before the page's own scripts run.
+REPORT_CSP = """document.addEventListener("securitypolicyviolation", e => window.__cspViolation({
+  directive: e.effectiveDirective, blocked: e.blockedURI, page: document.URL, sample: e.sample}));"""
+
+
 class Seen:
-    """What the page did: JS errors, the hosts it reached, and the API requests it sent."""
+    """What the page did: JS errors, the hosts it reached, the API requests it sent, and every
+    Content-Security-Policy violation (its events, and the browser's console messages, which
+    also cover documents that run no script at all, such as a sandboxed capture)."""
 
     def __init__(self, page: Page) -> None:
         self.errors: list[str] = []
         self.hosts: set[str] = set()
         self.api_requests: list[tuple[str, str, dict[str, str]]] = []
+        self.csp: list[Any] = []
+        self.console: list[str] = []
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         page.on("request", self.saw)
+        page.on("console", lambda message: self.console.append(message.text))
+        page.context.expose_binding("__cspViolation", lambda _source, violation: self.csp.append(violation))
+        page.context.add_init_script(REPORT_CSP)
+
+    def policy_messages(self) -> list[str]:
+        return [m for m in self.console if "Content Security Policy" in m or "sandboxed" in m]
 
     def saw(self, request: Any) -> None:
         self.hosts.add(urllib.parse.urlsplit(request.url).hostname or request.url.split(":")[0])
@@ -189,6 +205,7 @@ def page(browser: Browser) -> Iterator[Page]:
     what = SEEN.pop(page)
     context.close()
     assert what.errors == [], what.errors
+    assert what.csp == [] and what.policy_messages() == [], (what.csp, what.policy_messages())
     assert what.hosts <= {"127.0.0.1"}, what.hosts  # no CDN, no font service: works offline
 
 
@@ -654,3 +671,61 @@ def test_the_overview_counts_failed_deliveries_and_links_to_their_list(page: Pag
     page.go_back()
     expect(page.get_by_role("heading", level=1)).to_have_text("Failed deliveries")
     shot(page, "deliveries-failed")
+
+
+SCRIPT = ("<title>captured</title><script>document.title = 'owned'; window.owned = sessionStorage.getItem("
+          f"'{KEY_STORAGE}')</script><img src=\"x\" onerror=\"document.title = 'owned'\">")
+
+
+def test_the_pages_policy_refuses_script_injected_into_the_dashboard(page: Page, http: Http) -> None:
+    sign_in(page, dashboard_url(http, "/overview"), http.key)
+    assert seen(page).csp == []  # the dashboard itself breaks no rule of its policy
+    # WHEN markup with inline script reaches the page (as an XSS would put it there)
+    page.evaluate("""() => {
+      const s = document.createElement("script"); s.textContent = "window.injected = 1"; document.body.append(s);
+      const div = document.createElement("div"); div.setAttribute("onclick", "window.injected = 2");
+      document.body.append(div); div.click();
+    }""")
+    # THEN none of it runs, and each refusal is reported
+    assert page.evaluate("typeof window.injected") == "undefined"
+    wanted = {"script-src-elem", "script-src-attr"}
+    # (the reports arrive while playwright waits: wait_for_timeout lets them in)
+    wait_for(lambda: page.wait_for_timeout(50) or wanted <= {v["directive"] for v in seen(page).csp}, 5,
+             f"{wanted} reported")
+    seen(page).csp.clear()
+    seen(page).console.clear()
+
+
+def test_a_capture_url_cannot_run_script_on_the_dashboards_origin(page: Page, http: Http) -> None:
+    # an inbox cannot be made to answer HTML (or any type a browser runs script in)
+    status, refused = http.call("POST", "v1/inboxes", {"response": {"content_type": "text/html", "body": SCRIPT}})
+    assert (status, refused["error"]) == (400, "validation_error"), refused
+    assert refused["fields"][0]["field"] == "response.content_type"
+    # GIVEN an inbox that answers the script as text, and an operator signed in to the dashboard
+    box = http.ok("POST", "v1/inboxes", {"name": f"{RUN} script", "response": {
+        "status": 200, "content_type": "text/plain", "body": SCRIPT}})
+    assert box["capture_url"].startswith(http.api)  # the dashboard's origin
+    sign_in(page, dashboard_url(http, "/overview"), http.key)
+    # WHEN the same tab follows a link to the capture URL
+    answer = page.goto(box["capture_url"])
+    # THEN the script is shown as text, never run, and could not have read the key anyway
+    assert answer is not None and answer.status == 200
+    assert answer.headers["content-security-policy"].startswith("sandbox; default-src 'none'")
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    expect(page.locator("body")).to_contain_text("<script>document.title = 'owned'")
+    assert page.title() != "owned" and page.evaluate("typeof window.owned") == "undefined"
+    storage = page.evaluate(f"""() => {{ try {{ return sessionStorage.getItem("{KEY_STORAGE}"); }}
+                                         catch (e) {{ return e.name; }} }}""")
+    assert storage == "SecurityError"  # the sandbox gives the capture an origin of its own
+
+    # AND had the body been HTML (an inbox stored before types were checked is served as
+    # text; this is the capture's own answer with an HTML type), its policy stops the script
+    headers = {**answer.headers, "content-type": "text/html"}
+    page.route(box["capture_url"], lambda route, _request: route.fulfill(status=200, headers=headers, body=SCRIPT))
+    page.goto(box["capture_url"])
+    expect(page).to_have_title("captured")
+    assert page.evaluate("typeof window.owned") == "undefined"
+    reported = seen(page).policy_messages()
+    assert any("sandboxed" in m and "allow-scripts" in m for m in reported), seen(page).console
+    assert any("Content Security Policy" in m and "img" in m.lower() for m in reported), reported
+    seen(page).console.clear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from chalice import Response
 
 from chalicelib.api import dashboard
@@ -14,12 +16,19 @@ route = bp.declare
 @route("/dashboard", "GET", summary="The operator dashboard (HTML)", responses={200: None},
        scope="public")
 def dashboard_page() -> Response:
+    request = bp.current_request
+    if (request.context.get("path") or "").endswith("/"):
+        # .../dashboard/ would resolve the page's relative URLs one level too deep: send the
+        # browser to .../dashboard (the fragment, the dashboard's own route, is kept by it)
+        query = urlencode(request.query_params or {})
+        return Response(body="", status_code=308,
+                        headers={"Location": "../dashboard" + (f"?{query}" if query else "")})
     body, headers = dashboard.page()
     return Response(body=body, status_code=200, headers=headers)
 
 
-@route("/dashboard/{asset}", "GET", summary="A file of the dashboard (app.js, style.css)",
-       responses={200: None}, scope="public")
+@route("/dashboard/{asset}", "GET", responses={200: None}, scope="public",
+       summary="A file of the dashboard or the docs page (app.js, style.css, docs.js, docs.css)")
 def dashboard_asset(asset: str) -> Response:
     body, headers = dashboard.asset(asset)
     return Response(body=body, status_code=200, headers=headers)

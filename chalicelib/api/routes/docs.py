@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Response
 
-from chalicelib.api import openapi
+from chalicelib.api import dashboard, openapi
 from chalicelib.api.http import json_response
 from chalicelib.api.routing import Resource
 
@@ -20,5 +20,5 @@ def openapi_document() -> Response:
 @route("/docs", "GET", summary="The API documentation page (HTML)", responses={200: None},
        scope="public")
 def docs_page() -> Response:
-    return Response(body=openapi.DOCS_PAGE, status_code=200,
-                    headers={"Content-Type": "text/html; charset=utf-8"})
+    body, headers = dashboard.page("docs.html")  # its script and style: dashboard/docs.{js,css}
+    return Response(body=body, status_code=200, headers=headers)

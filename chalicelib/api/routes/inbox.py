@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chalice import Response
 
+from chalicelib.api.headers import API_HEADERS
 from chalicelib.api.http import header, json_response, parse_body, parse_query
 from chalicelib.api.routing import Resource, no_content
 from chalicelib.api.schemas import CaptureListQuery
@@ -67,7 +68,8 @@ def capture_hook(inbox_id: str) -> Response:
         query=dict(request.query_params or {}),
         headers=dict(request.headers), body=_bytes(request.raw_body),
         source_ip=(request.context.get("identity") or {}).get("sourceIp"))
-    return Response(body=body, status_code=status, headers={"Content-Type": content_type})
+    # inert whatever the inbox says: sandboxed, nosniff, never cached (API_HEADERS)
+    return Response(body=body, status_code=status, headers={**API_HEADERS, "Content-Type": content_type})
 
 
 def _inbox_token() -> str | None:
