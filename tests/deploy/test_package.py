@@ -97,6 +97,21 @@ def test_alarms_outputs_and_json_404(template: dict) -> None:
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == 404
 
 
+def test_api_gateways_own_answers_carry_the_security_headers(template: dict) -> None:
+    from chalicelib.api.headers import API_HEADERS
+
+    responses = template["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "UNAUTHORIZED", "ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN",
+            "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"} <= set(responses)
+    for kind, response in responses.items():
+        headers = response["ResponseParameters"]["Headers"]
+        # static values in single quotes, the policy's own quotes inside
+        assert headers["Content-Security-Policy"] == "'sandbox; default-src 'none'; frame-ancestors 'none''", kind
+        assert {name: headers[name] for name in API_HEADERS} == {n: f"'{v}'" for n, v in API_HEADERS.items()}, kind
+    # the catch-alls keep API Gateway's own status and body (throttled, timeout, too large...)
+    assert "StatusCode" not in responses["DEFAULT_4XX"] and "ResponseTemplates" not in responses["DEFAULT_5XX"]
+
+
 def test_deployment_zip_is_small_and_ships_no_local_code(packaged: Path) -> None:
     archive = packaged / "deployment.zip"
     assert archive.stat().st_size < 5 * 1024 * 1024

@@ -121,7 +121,7 @@ def raw(base_url: str, data: bytes, timeout: float = 10) -> tuple[int, dict[str,
     where = urlsplit(base_url)
     with socket.create_connection((where.hostname, where.port), timeout=timeout) as sock:
         sock.sendall(data)
-        response = http.client.HTTPResponse(sock)
+        response = http.client.HTTPResponse(sock, method=data.split(b" ", 1)[0].decode("latin-1"))
         response.begin()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
 
@@ -138,6 +138,36 @@ def assert_json_error(answer: tuple[int, dict[str, str], bytes], status: int, co
     assert headers["content-type"].startswith("application/json"), headers
     parsed = json.loads(body)
     assert parsed["error"] == code and parsed["message"], parsed
+
+
+def test_every_answer_over_http_carries_the_security_headers_and_head_has_no_body(base_url: str) -> None:
+    from urllib.parse import urlsplit
+
+    from chalicelib.api.headers import API_HEADERS, PAGE_HEADERS
+
+    key, path = dict(AUTH), urlsplit(base_url).path  # the stage: /api
+    answers = {
+        "page": raw(base_url, request_bytes("GET", f"{path}/dashboard", {})),
+        "json": raw(base_url, request_bytes("GET", f"{path}/v1/manuals", key)),
+        "401 (gateway)": raw(base_url, request_bytes("GET", f"{path}/v1/manuals", {})),
+        "404 (gateway)": raw(base_url, request_bytes("GET", f"{path}/v1/nothing-here", key)),
+        "400 (server)": raw(base_url, request_bytes("POST", f"{path}/v1/manuals", {**key, "Content-Length": "abc"})),
+    }
+    assert answers["page"][0] == 200 and answers["json"][0] == 200
+    assert [answers[k][0] for k in ("401 (gateway)", "404 (gateway)", "400 (server)")] == [401, 404, 400]
+    for what, (_, headers, _) in answers.items():
+        expected = PAGE_HEADERS if what == "page" else API_HEADERS
+        assert {n.lower(): v for n, v in expected.items()}.items() <= headers.items(), (what, headers)
+    # HEAD: the GET's status and headers, its length, no body (the next answer on the same
+    # connection stays intact)
+    for target, headers in ((f"{path}/dashboard", {}), (f"{path}/v1/manuals", key), (f"{path}/health/live", {})):
+        get = raw(base_url, request_bytes("GET", target, headers))
+        head = raw(base_url, request_bytes("HEAD", target, headers))
+        assert head[0] == get[0] == 200 and head[2] == b"", (target, head)
+        assert head[1]["content-length"] == str(len(get[2])) and head[1]["content-type"] == get[1]["content-type"]
+        assert head[1]["content-security-policy"] == get[1]["content-security-policy"]
+    status, headers, _ = raw(base_url, request_bytes("GET", f"{path}/dashboard/?a=1", {}))
+    assert (status, headers["location"]) == (308, "../dashboard?a=1")  # relative URLs stay right
 
 
 def test_a_burst_of_64_new_connections_is_all_answered(base_url: str) -> None:
