@@ -732,3 +732,19 @@ def test_a_capture_url_cannot_run_script_on_the_dashboards_origin(page: Page, ht
     assert any("sandboxed" in m and "allow-scripts" in m for m in reported), seen(page).console
     assert any("Content Security Policy" in m and "img" in m.lower() for m in reported), reported
     seen(page).console.clear()
+    page.unroute(box["capture_url"])
+
+    # AND a captured request whose body is that script is shown by the dashboard as text
+    request = urllib.request.Request(box["capture_url"], data=SCRIPT.encode(), method="POST",
+                                     headers={"Content-Type": "text/html"})
+    with urllib.request.urlopen(request, timeout=10) as captured:
+        assert captured.status == 200
+    page.goto(dashboard_url(http, "/inbox"))
+    page.get_by_label("Inbox id").fill(box["inbox_id"])
+    page.get_by_label("Read token").fill(box["read_token"])
+    page.get_by_label("Method").select_option("POST")
+    page.get_by_role("button", name="Show requests").click()
+    page.get_by_role("link", name=re.compile("^Details of POST")).click()
+    expect(page.get_by_label("Body")).to_have_text(SCRIPT)
+    expect(page).to_have_title(re.compile("^(?!owned)"))
+    assert page.locator("main img").count() == 0 and page.evaluate("typeof window.owned") == "undefined"
