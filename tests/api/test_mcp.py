@@ -201,4 +201,4 @@ def test_the_authorizers_policy_lets_every_key_reach_the_endpoint() -> None:
     # the route needs the lowest scope and admits bound keys: the tools check the rest
     for scopes, user in (({"read"}, None), ({"read"}, "ann"), ({"agent"}, "ann"), ({"admin"}, None)):
         allowed = dict(auth.policy_routes(Principal("k", frozenset(scopes), user), openapi.route_policies()))
-        assert sorted(allowed["/v1/mcp"]) == ["GET", "POST"], (scopes, user)
+        assert sorted(allowed["/v1/mcp"]) == ["GET", "HEAD", "POST"], (scopes, user)  # HEAD: as GET
