@@ -1,0 +1,1 @@
+"""The API's routes: one Blueprint per resource (chalicelib/api/routing.py declares them)."""
