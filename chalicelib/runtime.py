@@ -17,8 +17,8 @@ def reset() -> None:
     """Forget cached clients, settings and per-process caches."""
     from chalicelib import config
     from chalicelib.db import table
-    from chalicelib.pipeline import queue, webhooks
     from chalicelib.inbox import captures
+    from chalicelib.pipeline import queue, webhooks
     from chalicelib.services import keys, manuals, sessions, usage_plans
 
     config.get_settings.cache_clear()

@@ -96,11 +96,15 @@ def limit_parameters() -> dict[str, Any]:
                                 "Default usage plan: requests per second per API key (steady rate).", 1),
         "KeyBurstLimit": _number(defaults.KEY_BURST, "Default usage plan: burst per API key.", 1),
         "KeyDailyQuota": _number(defaults.KEY_DAILY_QUOTA, "Default usage plan: requests per API key per day.", 1),
-        "StageRateLimit": _number(defaults.ROUTE_RATE_PER_SECOND, "Per method of the stage, all callers: requests per second.", 1),
+        "StageRateLimit": _number(defaults.ROUTE_RATE_PER_SECOND,
+                                  "Per method of the stage, all callers: requests per second.", 1),
         "StageBurstLimit": _number(defaults.ROUTE_BURST, "Per method of the stage, all callers: burst.", 1),
-        "WriteRateLimit": _number(defaults.WRITE_RATE_PER_SECOND, "Per write method (POST, PUT, PATCH, DELETE): requests per second.", 1),
+        "WriteRateLimit": _number(defaults.WRITE_RATE_PER_SECOND,
+                                  "Per write method (POST, PUT, PATCH, DELETE): requests per second.", 1),
         "WriteBurstLimit": _number(defaults.WRITE_BURST, "Per write method: burst.", 1),
-        "CaptureRateLimit": _number(defaults.HOOK_RATE_PER_SECOND, "Per method of the public capture route /v1/hooks/{inbox_id}: requests per second.", 1),
+        "CaptureRateLimit": _number(defaults.HOOK_RATE_PER_SECOND,
+                                    "Per method of the public capture route /v1/hooks/{inbox_id}: "
+                                    "requests per second.", 1),
         "CaptureBurstLimit": _number(defaults.HOOK_BURST, "Per method of the capture route: burst.", 1),
     }
     for function, reserved in RESERVED_CONCURRENCY.items():

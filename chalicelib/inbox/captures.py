@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from chalicelib.db import inbox as records
-from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain import limits
+from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import (
     CaptureNotFound,
     CaptureTooLarge,

@@ -6,9 +6,9 @@ caller's API Gateway key (its `usageIdentifierKey`: chalicelib.domain.limits.usa
 of the key_id, not a secret, since callers cannot send it themselves). So every key needs its
 API Gateway key, attached to a usage plan, before API Gateway lets it through:
 
-  - minting a key creates its API Gateway key in the default plan (USAGE_PLAN_NAME, the stack's
-    DefaultUsagePlan, found by name once per process) or, with limits of its own, in a plan of its own (`<default plan>-<key_id>`,
-    on the same API stage);
+  - minting a key creates its API Gateway key in the default plan (USAGE_PLAN_NAME, the
+    stack's DefaultUsagePlan, found by name once per process) or, with limits of its own, in
+    a plan of its own (`<default plan>-<key_id>`, on the same API stage);
   - PATCH /v1/keys/{key_id} moves it between the default plan and its own plan, or updates
     its own plan;
   - revoking deletes its API Gateway key (and its own plan).

@@ -73,12 +73,17 @@ def keys_revoke(obj: Cli, key_id: str) -> None:
 @click.option("--stack", default=None, help="CloudFormation stack whose table to use.")
 @click.option("--table", default=None, help="The table name (instead of --stack).")
 @click.option("--name", default="bootstrap admin key", show_default=True)
+@click.option("--usage-plan", default=None,
+              help="API Gateway usage plan for the key (default with --stack: <stack>-default, "
+                   "the stack's DefaultUsagePlan; with --table alone: none).")
 @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
               help="AWS endpoint (e.g. the local moto server); default: AWS itself.")
-def keys_bootstrap(stack: str | None, table: str | None, name: str, endpoint_url: str | None) -> None:
+def keys_bootstrap(stack: str | None, table: str | None, name: str, usage_plan: str | None,
+                   endpoint_url: str | None) -> None:
     """The first admin key of a new deployment, written straight into its table with your
-    AWS credentials (every other key is made through the API with an admin key). Printed
-    once, alone on stdout."""
+    AWS credentials (every other key is made through the API with an admin key), with its
+    API Gateway key in the stack's default usage plan (without one, API Gateway refuses the
+    key). Printed once, alone on stdout."""
     import os
 
     import boto3
@@ -93,7 +98,8 @@ def keys_bootstrap(stack: str | None, table: str | None, name: str, endpoint_url
     if table is None:
         described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
         table = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}["TableName"]
-    runtime.bootstrap({"TABLE_NAME": table})
+    plan = usage_plan or (f"{stack}-default" if stack else "")
+    runtime.bootstrap({"TABLE_NAME": table, "USAGE_PLAN_NAME": plan})
     created = keys.create_key(keys.KeyCreate(scopes=["admin"], name=name))
     click.echo(f"Created admin key {created.key_id} in table {table} (shown only now).", err=True)
     click.echo(created.key)
