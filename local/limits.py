@@ -8,6 +8,12 @@ THROTTLED / QUOTA_EXCEEDED (infra/package.py). Here: the same numbers
 in memory, checked before a request takes one of the local API's turns, answering the same
 429 JSON with Retry-After. Health routes are not limited. LOCAL_RATE_LIMITS=0 turns it off.
 
+One difference, on purpose: a refused request's 429 is held for REFUSAL_DELAY_SECONDS (0.1 s,
+LOCAL_REFUSAL_DELAY_MS; never longer than its Retry-After) before it is sent. API Gateway
+answers at once, on machines of its own; the local stack shares a developer's few cores with
+the client, and a client in a tight retry loop would otherwise take the CPU that other keys'
+requests need (bench/bench_rate_limits.py measures both).
+
 Called from local/stack.py's request handler (one call), kept apart from local/gateway.py.
 Nothing here ships to Lambda.
 """
@@ -26,6 +32,9 @@ from chalicelib.domain import limits
 from chalicelib.services import keys
 
 
+REFUSAL_DELAY_SECONDS = 0.1
+
+
 class Throttled(LocalGatewayException):
     CODE = 429
 
@@ -35,8 +44,10 @@ class LocalLimits:
 
     def __init__(self, app: Any, *, enabled: bool = True,
                  route_limit: Callable[[str, str], limits.RouteLimit | None] = limits.route_limit,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 refusal_delay: float = 0.0) -> None:
         self.enabled = enabled
+        self.refusal_delay = refusal_delay
         self._app = app
         self._matcher = RouteMatcher(list(app.routes))
         self._route_limit = route_limit
@@ -50,6 +61,13 @@ class LocalLimits:
         and keys pass: the gateway answers those (404, 401) as usual."""
         if not self.enabled:
             return
+        try:
+            self._admit(method, path, headers)
+        except Throttled as refused:
+            time.sleep(min(self.refusal_delay, float(refused.headers["Retry-After"])))
+            raise
+
+    def _admit(self, method: str, path: str, headers: dict[str, str]) -> None:
         try:
             route = self._matcher.match_route(path).route
         except ValueError:

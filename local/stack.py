@@ -326,7 +326,8 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     create_local_server(app, config, host, 0).server.server_close()
     from local.limits import LocalLimits
 
-    limiter = LocalLimits(app, enabled=os.environ.get("LOCAL_RATE_LIMITS", "1") != "0")
+    limiter = LocalLimits(app, enabled=os.environ.get("LOCAL_RATE_LIMITS", "1") != "0",
+                          refusal_delay=float(os.environ.get("LOCAL_REFUSAL_DELAY_MS", "100")) / 1000)
     server = LocalDevServer(app, config, host, port, handler_cls=_request_handler(limiter),
                             server_cls=_server_class())
     thread = threading.Thread(target=server.server.serve_forever, daemon=True, name="api")
