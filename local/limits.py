@@ -8,8 +8,8 @@ THROTTLED / QUOTA_EXCEEDED (infra/package.py). Here: the same numbers
 in memory, checked before a request takes one of the local API's turns, answering the same
 429 JSON with Retry-After. Health routes are not limited. LOCAL_RATE_LIMITS=0 turns it off.
 
-One difference, on purpose: a refused request's 429 is held for REFUSAL_DELAY_SECONDS (0.1 s,
-LOCAL_REFUSAL_DELAY_MS; never longer than its Retry-After) before it is sent. API Gateway
+One difference, on purpose: a refused request's 429 is held for LOCAL_REFUSAL_DELAY_MS (100 by
+default, set in local/stack.py; never longer than its Retry-After) before it is sent. API Gateway
 answers at once, on machines of its own; the local stack shares a developer's few cores with
 the client, and a client in a tight retry loop would otherwise take the CPU that other keys'
 requests need (bench/bench_rate_limits.py measures both).
@@ -30,9 +30,6 @@ from chalice.local import LocalGatewayException, RouteMatcher
 from chalicelib.api import auth
 from chalicelib.domain import limits
 from chalicelib.services import keys
-
-
-REFUSAL_DELAY_SECONDS = 0.1
 
 
 class Throttled(LocalGatewayException):
