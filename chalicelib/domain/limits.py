@@ -49,7 +49,8 @@ THROTTLED_RETRY_AFTER = 1
 # API Gateway's header is static; the local gateway counts the seconds to midnight UTC
 QUOTA_RETRY_AFTER = 3600
 
-RatePerSecond = Annotated[float, Field(strict=False, gt=0, le=10_000)]
+# at least 0.01/s (a value DynamoDB and API Gateway store exactly enough), at most 10,000/s
+RatePerSecond = Annotated[float, Field(strict=False, ge=0.01, le=10_000, allow_inf_nan=False)]
 Burst = Annotated[int, Field(strict=True, ge=1, le=5_000)]
 DailyQuota = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
 

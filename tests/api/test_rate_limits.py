@@ -36,7 +36,8 @@ def test_limits_set_when_minting_changed_with_patch_and_cleared_with_null(api) -
 
 
 @pytest.mark.parametrize("body", [{"burst": 0}, {"rate_per_second": -1}, {"daily_quota": "many"},
-                                  {"burst": 1.5}, {"rate_per_second": 10_001}])
+                                  {"burst": 1.5}, {"rate_per_second": 10_001},
+                                  {"rate_per_second": 5e-324}, {"rate_per_second": 0}])
 def test_bad_limits_are_a_400_naming_the_field(api, body) -> None:
     key_id = api.post("/v1/keys", {"scopes": ["read"]}).json["key_id"]
     minted = api.post("/v1/keys", {"scopes": ["read"], **body})
