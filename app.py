@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import AuthResponse, AuthRoute, Chalice, Rate
+from chalice import AuthRoute, Chalice, Rate
 
 from chalicelib import observability
 from chalicelib.api import auth, headers, openapi
@@ -31,13 +31,15 @@ app.register_middleware(observability.observe, "all")  # JSON logs with Lambda c
 
 
 @app.authorizer(ttl_seconds=auth.AUTH_TTL_SECONDS)
-def api_key_authorizer(auth_request: Any) -> AuthResponse:
+def api_key_authorizer(auth_request: Any) -> auth.UsageAuthResponse:
     """API Gateway asks this once per key per AUTH_TTL_SECONDS: the routes the key's scopes
-    allow (401 for a missing/unknown/revoked key, 403 for a route outside its scopes)."""
+    allow (401 for a missing/unknown/revoked key, 403 for a route outside its scopes), and the
+    key's usage identifier, which picks the usage plan that limits it."""
     principal = auth.authenticate(auth_request.token)
     routes = auth.policy_routes(principal, openapi.route_policies())
-    return AuthResponse(routes=[AuthRoute(path, methods) for path, methods in routes],
-                        principal_id=principal.key_id, context=principal.context())
+    return auth.UsageAuthResponse(routes=[AuthRoute(path, methods) for path, methods in routes],
+                                  principal_id=principal.key_id, context=principal.context(),
+                                  usage_identifier_key=principal.usage_identifier)
 
 
 for resource in (manuals, sessions, messages, analytics_routes, deliveries, inbox, keys, health,

@@ -29,6 +29,7 @@ class Settings:
     dead_letter_queue_url: str
     idle_timeout_seconds: int
     retention_days: int
+    usage_plan_name: str  # API Gateway's default usage plan (set on AWS; empty: no API Gateway keys)
 
     @property
     def max_attempts(self) -> int:
@@ -73,4 +74,5 @@ def get_settings() -> Settings:
         dead_letter_queue_url=env("DEAD_LETTER_QUEUE_URL", ""),
         idle_timeout_seconds=int(env("SESSION_IDLE_TIMEOUT_SECONDS", "1800")),
         retention_days=int(env("RETENTION_DAYS", "0")),
+        usage_plan_name=env("USAGE_PLAN_NAME", ""),
     )

@@ -17,8 +17,9 @@ def reset() -> None:
     """Forget cached clients, settings and per-process caches."""
     from chalicelib import config
     from chalicelib.db import table
+    from chalicelib.inbox import captures
     from chalicelib.pipeline import queue, webhooks
-    from chalicelib.services import keys, manuals, sessions
+    from chalicelib.services import keys, manuals, sessions, usage_plans
 
     config.get_settings.cache_clear()
     table.reset_client()
@@ -27,6 +28,8 @@ def reset() -> None:
     manuals.forget_steps()
     sessions.forget_bindings()
     keys.forget_cached_keys()
+    usage_plans.reset_client()
+    captures.forget_inboxes()
 
 
 def bootstrap(environment: Mapping[str, str] | None = None) -> None:

@@ -5,7 +5,7 @@ The merge template is made here from two parts, so nothing is written twice:
     `make run` deploy into moto);
   - the wiring below: each function's environment (by Ref), its event source bound to the
     real stream or queue (with partial batch responses, filters, retries), alarms, the JSON
-    404 for unknown routes, and outputs.
+    404 for unknown routes, the request limits (see `limits()`), and outputs.
 
     python -m infra.package [OUT_DIR]      (make package)
 """
@@ -22,6 +22,7 @@ from typing import Any
 from chalicelib import observability
 from chalicelib.api import auth, headers
 from chalicelib.config import retry_schedule_from_env
+from chalicelib.domain import limits as defaults
 from chalicelib.domain.delivery_policy import safety_net_receive_count
 from chalicelib.domain.errors import BEARER_CHALLENGE
 from infra.artifact import finish_package
@@ -75,6 +76,119 @@ def _gateway_response(status: int | None, body: str | None, **extra: str) -> dic
         response["StatusCode"] = status
         response["ResponseTemplates"] = {"application/json": body}
     return response
+
+
+def _gateway_429(body: str, retry_after: int) -> dict[str, Any]:
+    response = _gateway_response(429, body)
+    response["ResponseParameters"]["Headers"]["Retry-After"] = f"'{retry_after}'"
+    return response
+
+
+# Reserved concurrency per function (-1: none). The API's share is also its ceiling, so a
+# flooded API cannot take the instances the pipeline needs; the stream functions need about
+# one instance per shard each. Together 164 of the account's default 1,000 (AWS keeps 100
+# unreserved: an account with a lower limit sets these to -1).
+RESERVED_CONCURRENCY = {"APIHandler": 100, "ApiKeyAuthorizer": 20, "DeliveryHandler": 20,
+                        "FeedbackHandler": 10, "AnalyticsHandler": 10, "CleanupHandler": 2,
+                        "DeadLetterHandler": 2}
+
+
+def _number(default: float, description: str, minimum: float = 0) -> dict[str, Any]:
+    return {"Type": "Number", "Default": default, "MinValue": minimum, "Description": description}
+
+
+DEFAULT_PLAN_NAME = {"Fn::Sub": "${AWS::StackName}-default"}
+
+
+def limit_parameters() -> dict[str, Any]:
+    """Every limit of the stack, a parameter with its default (chalicelib/domain/limits.py,
+    which the local stack enforces too)."""
+    params = {
+        "KeyRateLimit": _number(defaults.KEY_RATE_PER_SECOND,
+                                "Default usage plan: requests per second per API key (steady rate).", 1),
+        "KeyBurstLimit": _number(defaults.KEY_BURST, "Default usage plan: burst per API key.", 1),
+        "KeyDailyQuota": _number(defaults.KEY_DAILY_QUOTA, "Default usage plan: requests per API key per day.", 1),
+        "StageRateLimit": _number(defaults.ROUTE_RATE_PER_SECOND,
+                                  "Per method of the stage, all callers: requests per second.", 1),
+        "StageBurstLimit": _number(defaults.ROUTE_BURST, "Per method of the stage, all callers: burst.", 1),
+        "WriteRateLimit": _number(defaults.WRITE_RATE_PER_SECOND,
+                                  "Per write method (POST, PUT, PATCH, DELETE): requests per second.", 1),
+        "WriteBurstLimit": _number(defaults.WRITE_BURST, "Per write method: burst.", 1),
+        "CaptureRateLimit": _number(defaults.HOOK_RATE_PER_SECOND,
+                                    "Per method of the public capture route /v1/hooks/{inbox_id}: "
+                                    "requests per second.", 1),
+        "CaptureBurstLimit": _number(defaults.HOOK_BURST, "Per method of the capture route: burst.", 1),
+    }
+    for function, reserved in RESERVED_CONCURRENCY.items():
+        params[f"{function}ReservedConcurrency"] = _number(
+            reserved, f"Reserved concurrency of {function} (-1: none).", -1)
+    return params
+
+
+def _stage_path(path: str) -> str:
+    return "/" + path.replace("/", "~1")  # API Gateway: /v1/keys -> /~1v1~1keys
+
+
+def method_settings() -> list[dict[str, Any]]:
+    """Stage throttling: a default per method, stricter on every write method and on every
+    method of the public capture route (the Chalice routes, as API Gateway names them)."""
+    from app import app
+
+    def throttle(path: str, method: str, kind: str) -> dict[str, Any]:
+        return {"ResourcePath": path, "HttpMethod": method,
+                "ThrottlingRateLimit": {"Ref": f"{kind}RateLimit"},
+                "ThrottlingBurstLimit": {"Ref": f"{kind}BurstLimit"}}
+
+    settings = [throttle("/*", "*", "Stage")]
+    for path in sorted(app.routes):
+        for method in sorted(app.routes[path]):
+            if path == defaults.HOOK_ROUTE:
+                settings.append(throttle(_stage_path(path), method, "Capture"))
+            elif method in defaults.WRITE_METHODS:
+                settings.append(throttle(_stage_path(path), method, "Write"))
+    return settings
+
+
+def limits(template: dict[str, Any]) -> None:
+    """The request limits, enforced by API Gateway before our code runs:
+
+    - per key: usage plans. The API takes API keys from the authorizer (ApiKeySourceType
+      AUTHORIZER, also as the body's x-amazon-apigateway-api-key-source), every keyed route
+      requires one (Chalice's api_key_required), the authorizer names the caller's
+      (usageIdentifierKey: auth.UsageAuthResponse, since Chalice's AuthResponse has no such
+      field) and the keys service puts each key in DefaultUsagePlan or a plan of its own
+      (chalicelib/services/usage_plans.py, given USAGE_PLAN_NAME). None of this is expressible
+      in Chalice's config, hence here.
+    - per route: stage method throttling (MethodSettings);
+    - over a limit: 429 in our JSON error shape with Retry-After (GatewayResponses);
+    - per function: reserved concurrency.
+    """
+    resources = template["Resources"]
+    template["Parameters"].update(limit_parameters())
+    api = resources["RestAPI"]["Properties"]
+    api["ApiKeySourceType"] = "AUTHORIZER"
+    api["DefinitionBody"] = {"x-amazon-apigateway-api-key-source": "AUTHORIZER"}
+    api["MethodSettings"] = method_settings()
+    api["GatewayResponses"].update({
+        "THROTTLED": _gateway_429(defaults.THROTTLED_BODY, defaults.THROTTLED_RETRY_AFTER),
+        "QUOTA_EXCEEDED": _gateway_429(defaults.QUOTA_BODY, defaults.QUOTA_RETRY_AFTER),
+    })
+    resources["DefaultUsagePlan"] = {"Type": "AWS::ApiGateway::UsagePlan", "Properties": {
+        "UsagePlanName": DEFAULT_PLAN_NAME,
+        "Description": "Limits of every API key without limits of its own.",
+        "ApiStages": [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}],
+        "Throttle": {"RateLimit": {"Ref": "KeyRateLimit"}, "BurstLimit": {"Ref": "KeyBurstLimit"}},
+        "Quota": {"Limit": {"Ref": "KeyDailyQuota"}, "Period": "DAY"},
+    }}
+    # by name: a Ref would make a cycle (plan -> stage -> API -> API function -> plan)
+    resources["APIHandler"]["Properties"]["Environment"]["Variables"]["USAGE_PLAN_NAME"] = DEFAULT_PLAN_NAME
+    conditions = template.setdefault("Conditions", {})
+    for function in RESERVED_CONCURRENCY:
+        condition = f"{function}HasReservedConcurrency"
+        conditions[condition] = {"Fn::Not": [{"Fn::Equals": [{"Ref": f"{function}ReservedConcurrency"}, -1]}]}
+        resources[function]["Properties"]["ReservedConcurrentExecutions"] = {
+            "Fn::If": [condition, {"Ref": f"{function}ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    template["Outputs"]["UsagePlanId"] = {"Value": {"Ref": "DefaultUsagePlan"}}
 
 
 def _resolve_policies(template: dict[str, Any]) -> None:
@@ -154,6 +268,7 @@ def merge_template(schedule: tuple[int, ...] | None = None) -> dict[str, Any]:
     }}}
     # Without it SAM's Deployment also makes a stage named "Stage" next to ours ("api").
     resources["RestAPI"]["Properties"]["OpenApiVersion"] = "2.0"
+    limits(template)
     resources.update(alarms(FUNCTIONS + (AUTHORIZER,)))
     resources["OperationsDashboard"] = dashboard(FUNCTIONS + (AUTHORIZER,))
     template["Outputs"].update({

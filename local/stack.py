@@ -61,6 +61,7 @@ class LocalStack:
     inbox_token: str | None
     api_key: str
     _stoppers: list[Any]
+    limits: str = ""
 
     def stop(self) -> None:
         for stop in reversed(self._stoppers):
@@ -75,7 +76,7 @@ class FramingError(Exception):
         self.error = error
 
 
-def _request_handler() -> type:
+def _request_handler(limiter: Any = None) -> type:
     from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalGatewayException
 
     from chalicelib.api.headers import API_HEADERS, add_missing
@@ -111,6 +112,12 @@ def _request_handler() -> type:
                 self.close_connection = True
                 self._send_json_error(refused.error)
                 return
+            if limiter is not None:  # API Gateway's per-key and per-route limits (local/limits.py)
+                try:
+                    limiter.admit(self.command, self.path, headers)
+                except LocalGatewayException as throttled:
+                    self._send_http_response(throttled.CODE, throttled.headers, throttled.body)
+                    return
             gate = contextlib.nullcontext() if _PIPELINE.on else _API_TURNS
             try:
                 with gate:
@@ -332,7 +339,11 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
     api_key = _dev_key()
     # create_local_server makes app.current_request thread-local for the threaded server.
     create_local_server(app, config, host, 0).server.server_close()
-    server = LocalDevServer(app, config, host, port, handler_cls=_request_handler(),
+    from local.limits import LocalLimits
+
+    limiter = LocalLimits(app, enabled=os.environ.get("LOCAL_RATE_LIMITS", "1") != "0",
+                          refusal_delay=float(os.environ.get("LOCAL_REFUSAL_DELAY_MS", "100")) / 1000)
+    server = LocalDevServer(app, config, host, port, handler_cls=_request_handler(limiter),
                             server_cls=_server_class())
     thread = threading.Thread(target=server.server.serve_forever, daemon=True, name="api")
     thread.start()
@@ -353,6 +364,7 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
         api_url=api_url, moto_url=moto.url, table_name=stack.table_name,
         stream_arn=stack.stream_arn, webhook_url=os.environ["WEBHOOK_URL"],
         inbox_url=inbox_url, inbox_token=inbox_token, api_key=api_key, _stoppers=stoppers,
+        limits=limiter.describe(),
     )
 
 
@@ -400,6 +412,7 @@ Session service running locally (data lives until you stop it).
   moto        {stack.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)
   table       {stack.table_name}
   deliveries  webhooks POSTed to {stack.webhook_url}{inbox}
+  limits      {stack.limits}
 
 In the shell where you follow the README, paste (curl and python -m cli read these):
 {lines}

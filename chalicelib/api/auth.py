@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from chalice import AuthResponse
+
 from chalicelib.domain.errors import Forbidden, NotAuthenticated
 from chalicelib.services import keys
 from chalicelib.services.keys import GRANTS, KeyCreate, Principal
@@ -41,6 +43,20 @@ class Unauthorized(Exception):
 
     def __init__(self) -> None:
         super().__init__("Unauthorized")
+
+
+class UsageAuthResponse(AuthResponse):
+    """Chalice's AuthResponse plus `usageIdentifierKey`, which Chalice has no field for: the
+    API Gateway API key whose usage plan limits this caller (the API's key source is
+    AUTHORIZER, see infra/package.py and chalicelib/services/usage_plans.py)."""
+
+    def __init__(self, routes: list[Any], principal_id: str, context: dict[str, str],
+                 usage_identifier_key: str) -> None:
+        super().__init__(routes=routes, principal_id=principal_id, context=context)
+        self.usage_identifier_key = usage_identifier_key
+
+    def to_dict(self, request: Any) -> dict[str, Any]:
+        return {**super().to_dict(request), "usageIdentifierKey": self.usage_identifier_key}
 
 
 # ---- checking a request --------------------------------------------------------------------

@@ -84,7 +84,9 @@ def api_route(app: Chalice | Blueprint, path: str, methods: list[str],
 
         options: dict[str, Any] = {"content_types": content_types} if content_types else {}
         if authorizer is not None:
-            options["authorizer"] = authorizer
+            # apiKeyRequired: API Gateway applies usage plans (per-key limits) only to such
+            # methods; the key comes from the authorizer (ApiKeySourceType AUTHORIZER)
+            options.update(authorizer=authorizer, api_key_required=True)
         return app.route(path, methods=methods, **options)(handle)
 
     return register

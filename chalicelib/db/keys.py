@@ -46,3 +46,20 @@ def revoke(key_id: str, now: str) -> bool:
     except table.ConditionFailed:
         return False
     return True
+
+
+def set_limits(key_id: str, limits: dict[str, Any], gateway: dict[str, str]) -> bool:
+    """Store a key's own limits ({}: none, the default plan's) and its API Gateway key and
+    plan; False for an unknown key."""
+    fields = {**gateway, **({"limits": limits} if limits else {})}
+    names = {f"#{k}": k for k in fields}
+    expression = ("SET " + ", ".join(f"#{k} = :{k}" for k in fields)) if fields else ""
+    if not limits:
+        expression += " REMOVE #limits"
+        names["#limits"] = "limits"
+    try:
+        table.update_item(key(key_id), expression.strip(), condition="attribute_exists(PK)",
+                          names=names, vals=table.values(**fields) if fields else None)
+    except table.ConditionFailed:
+        return False
+    return True

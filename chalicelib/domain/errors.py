@@ -126,6 +126,28 @@ class ServiceUnavailable(ServiceError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+class RateLimited(ServiceError):
+    """Too many requests for a limit (a key's, a route's, an inbox's or a source address's).
+    API Gateway answers the same code itself (GatewayResponse THROTTLED) for the limits it
+    enforces."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, retry_after: int = 1, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class QuotaExceeded(ServiceError):
+    """A key's daily quota is used up (GatewayResponse QUOTA_EXCEEDED on AWS)."""
+
+    status, code = 429, "quota_exceeded"
+
+    def __init__(self, message: str, retry_after: int = 3600, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class EventNotFound(ServiceError):
     status, code = 404, "event_not_found"
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from chalicelib.db import inbox as records
+from chalicelib.domain import limits
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import (
     CaptureNotFound,
@@ -29,10 +30,12 @@ from chalicelib.domain.errors import (
     HeadersTooLarge,
     InboxExists,
     InboxNotFound,
+    RateLimited,
     TokenRequired,
 )
 from chalicelib.domain.models import Page, Request
 from chalicelib.domain.vocabulary import CaptureId, InboxId, Name, Timestamp, conforms
+from chalicelib.lru import LRU
 
 MAX_CAPTURE_BYTES = 1024 * 1024
 # Items are sized in bytes (records.item_size), headers and all: a capture is one item when it
@@ -43,6 +46,15 @@ DEFAULT_TTL_DAYS, MAX_TTL_DAYS = 7, 30
 ALWAYS_MASKED = ("authorization", "cookie", "x-api-key", "proxy-authorization", "x-inbox-token")
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded",
               "application/javascript", "+json", "+xml")
+
+# The capture route is public: per inbox and per source address, requests beyond a token
+# bucket are refused (429) before any read, and an inbox's record is read at most once per
+# INBOX_CACHE_SECONDS per process, so a flood of captures at a paused, deleted or unknown
+# inbox costs no write and (almost) no read. Per process: on AWS, per Lambda instance, so the
+# route's stage throttle (infra/package.py) bounds the total.
+INBOX_CACHE_SECONDS = 5.0
+_capture_buckets = limits.Buckets()
+_inboxes: LRU[str, tuple[float, dict[str, Any] | None]] = LRU(1024)
 
 log = logging.getLogger(__name__)
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -172,6 +184,7 @@ def create_inbox(body: InboxCreate, read_token: str | None = None) -> tuple[Inbo
             "token_hash": _hash(token)}
     if not records.put_new(item):
         raise InboxExists(f"Inbox '{inbox_id}' already exists.", inbox_id=inbox_id)
+    _inboxes.put(inbox_id, (0.0, None))  # an earlier miss is forgotten
     return _view(item), token
 
 
@@ -222,12 +235,14 @@ def update_inbox(inbox_id: str, token: str | None, body: InboxPatch) -> Inbox:
     if not changes:
         return _view(item)
     records.set_fields(inbox_id, changes)
+    _inboxes.put(inbox_id, (0.0, None))  # this process sees the change at once
     return _view({**item, **changes})
 
 
 def delete_inbox(inbox_id: str, token: str | None) -> None:
     _authorised(inbox_id, token)
     records.delete(inbox_id)
+    _inboxes.put(inbox_id, (0.0, None))
 
 
 # ---- capture -------------------------------------------------------------------------------
@@ -261,11 +276,48 @@ def _is_text(content_type: str, body: bytes) -> bool:
     return False
 
 
+def forget_inboxes() -> None:
+    _inboxes.clear()
+    _capture_buckets.clear()
+
+
+def _admit(inbox_id: str, source_ip: str | None) -> None:
+    """The source address's bucket first (a flooding sender spends no token of the inbox's),
+    then the inbox's. Env CAPTURE_RATE_LIMITS=0 turns both off (as LOCAL_RATE_LIMITS=0 does
+    for the local stack)."""
+    if os.environ.get("CAPTURE_RATE_LIMITS", "1") == "0" or os.environ.get("LOCAL_RATE_LIMITS") == "0":
+        return
+    now = time.monotonic()
+    wait = _capture_buckets.take(f"source:{source_ip}", limits.SOURCE_RATE_PER_SECOND,
+                                 limits.SOURCE_BURST, now) if source_ip else 0.0
+    if not wait:
+        wait = _capture_buckets.take(f"inbox:{inbox_id}", limits.INBOX_RATE_PER_SECOND,
+                                     limits.INBOX_BURST, now)
+    if wait:
+        raise RateLimited("Too many requests: slow down and retry after the seconds in the "
+                          "Retry-After header.", retry_after=limits.retry_after(wait))
+
+
+def _inbox(inbox_id: str) -> dict[str, Any] | None:
+    """The inbox's record, read at most once per INBOX_CACHE_SECONDS (unknown ones too)."""
+    now = time.monotonic()
+    cached = _inboxes.get(inbox_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    item = records.get(inbox_id, consistent=False)
+    _inboxes.put(inbox_id, (now + INBOX_CACHE_SECONDS, item))
+    return item
+
+
 def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | None,
             headers: dict[str, str], body: bytes, source_ip: str | None) -> tuple[int, str, str]:
     """Store one request; returns the inbox's configured (status, body, content type), the
-    type never one a browser runs script in (served_type)."""
-    item = records.get(inbox_id, consistent=False) if conforms(InboxId, inbox_id) else None
+    type never one a browser runs script in (served_type). A paused inbox answers 410 and
+    stores nothing; limits first, then at most one read."""
+    if not conforms(InboxId, inbox_id):
+        raise InboxNotFound(f"Inbox '{inbox_id}' not found.")
+    _admit(inbox_id, source_ip)
+    item = _inbox(inbox_id)
     if item is None:
         raise InboxNotFound(f"Inbox '{inbox_id}' not found.")
     if item.get("paused"):

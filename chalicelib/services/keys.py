@@ -6,6 +6,12 @@ from the hash, so resolving a key is one GetItem, and the key_id (a prefix of th
 it for `keys list` / `keys revoke` without revealing it. Lookups are cached per process
 (CACHE_SECONDS; unknown keys briefly too), so a request usually costs no extra round trip.
 What a key may call is the API's business (chalicelib/api/auth.py).
+
+Each key has limits (rate, burst, daily quota): the default plan's, or its own, set when it is
+minted or with PATCH. They are stored on the key's record and travel with its principal, so
+the authorizer hands them on without another read; on AWS, API Gateway enforces them through
+the key's API Gateway API key in a usage plan (chalicelib/services/usage_plans.py keeps those
+in step when a key is minted, changed or revoked).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import hmac
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -23,8 +29,10 @@ from pydantic import BaseModel, Field, model_validator
 from chalicelib.db import keys as records
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import KeyExists, KeyNotFound
+from chalicelib.domain.limits import Burst, DailyQuota, EffectiveLimits, KeyLimits, RatePerSecond, usage_identifier
 from chalicelib.domain.models import Request
 from chalicelib.domain.vocabulary import KeyId, Name, Scope, Timestamp, UserId, conforms
+from chalicelib.services import usage_plans
 
 # what each scope grants, as the route scopes it covers
 GRANTS: dict[str, frozenset[str]] = {
@@ -40,12 +48,28 @@ class KeyCreate(Request):
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)]
     name: Name | None = None
     user_id: UserId | None = None
+    rate_per_second: RatePerSecond | None = None
+    burst: Burst | None = None
+    daily_quota: DailyQuota | None = None
+
+    def limits(self) -> KeyLimits:
+        return KeyLimits(rate_per_second=self.rate_per_second, burst=self.burst,
+                         daily_quota=self.daily_quota)
 
     @model_validator(mode="after")
     def _admin_is_never_bound(self) -> KeyCreate:
         if self.user_id is not None and "admin" in self.scopes:
             raise ValueError("an admin key cannot be bound to a user (bind read or agent keys)")
         return self
+
+
+class KeyPatch(Request):
+    """A key's own limits: a field sent with a number sets it, sent as null goes back to
+    the default plan's value, left out stays as it is."""
+
+    rate_per_second: RatePerSecond | None = None
+    burst: Burst | None = None
+    daily_quota: DailyQuota | None = None
 
 
 class ApiKey(BaseModel):
@@ -55,6 +79,10 @@ class ApiKey(BaseModel):
     user_id: str | None
     created_at: Timestamp
     revoked_at: Timestamp | None
+    # the key's own limits; null: the default plan's (README, "Rate limits")
+    rate_per_second: float | None
+    burst: int | None
+    daily_quota: int | None
 
 
 class ApiKeyCreated(ApiKey):
@@ -71,14 +99,25 @@ class Principal:
     key_id: str
     scopes: frozenset[str]
     user_id: str | None
+    limits: KeyLimits = field(default_factory=KeyLimits)
+
+    @property
+    def usage_identifier(self) -> str:
+        return usage_identifier(self.key_id)
+
+    def effective_limits(self) -> EffectiveLimits:
+        return self.limits.effective()
 
     def allows(self, route_scope: str) -> bool:
         return route_scope == "public" or any(route_scope in GRANTS[s] for s in self.scopes)
 
     def context(self) -> dict[str, str]:
         """What the authorizer hands to the API function (strings only, as API Gateway wants)."""
+        own = self.limits
         return {"key_id": self.key_id, "scopes": " ".join(sorted(self.scopes)),
-                "user_id": self.user_id or ""}
+                "user_id": self.user_id or "",
+                # the key's own limits ("" = the default plan's), for the local gateway
+                **{name: "" if value is None else str(value) for name, value in own.model_dump().items()}}
 
 
 # ---- managing keys ----------------------------------------------------------------------------------
@@ -88,23 +127,54 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _limits(item: dict[str, Any]) -> KeyLimits:
+    return KeyLimits(**{k: v for k, v in (item.get("limits") or {}).items() if v is not None})
+
+
 def _view(item: dict[str, Any]) -> ApiKey:
     return ApiKey(key_id=item["key_id"], name=item.get("name"), scopes=list(item["scopes"]),
                   user_id=item.get("user_id"), created_at=item["created_at"],
-                  revoked_at=item.get("revoked_at"))
+                  revoked_at=item.get("revoked_at"), **_limits(item).model_dump())
 
 
 def create_key(body: KeyCreate, token: str | None = None) -> ApiKeyCreated:
     """A new key (or `token` given by the operator, e.g. the local stack's LOCAL_API_KEY)."""
+    given = token is not None
     token = token or KEY_PREFIX + secrets.token_urlsafe(32)
     digest = _digest(token)
     key_id = digest[:16]
-    item = {"key_id": key_id, "hash": digest, "scopes": sorted(set(body.scopes)),
-            "name": body.name, "user_id": body.user_id, "created_at": to_iso(utcnow())}
+    limits = body.limits()
+    item: dict[str, Any] = {"key_id": key_id, "hash": digest, "scopes": sorted(set(body.scopes)),
+                            "name": body.name, "user_id": body.user_id, "created_at": to_iso(utcnow())}
+    if limits.overridden():
+        item["limits"] = limits.model_dump(exclude_none=True)
+    if given and records.get(key_id) is not None:  # a random token never collides
+        raise KeyExists(f"API key '{key_id}' exists already.")
+    # API Gateway's key first: a record without one would be refused by the usage plan
+    item.update(usage_plans.attach(key_id, limits))
     if not records.put_new(item):
+        usage_plans.detach(item)
         raise KeyExists(f"API key '{key_id}' exists already.")
     _cache.forget(digest)
     return ApiKeyCreated(**_view(item).model_dump(), key=token)
+
+
+def update_limits(key_id: str, body: KeyPatch) -> ApiKey:
+    """Set or clear a key's own limits (PATCH /v1/keys/{key_id}); 404 for an unknown key."""
+    item = records.get(key_id) if conforms(KeyId, key_id) else None
+    if item is None:
+        raise KeyNotFound(f"No API key '{key_id}'.")
+    current = _limits(item).model_dump()
+    current.update({name: getattr(body, name) for name in body.model_fields_set})
+    limits = KeyLimits(**current)
+    if not item.get("revoked_at"):
+        item.update(usage_plans.attach(key_id, limits, item))
+    stored = limits.model_dump(exclude_none=True)
+    gateway = {k: item[k] for k in usage_plans.FIELDS if k in item}
+    if not records.set_limits(key_id, stored, gateway):
+        raise KeyNotFound(f"No API key '{key_id}'.")
+    _cache.clear()  # this process applies them at once; others within CACHE_SECONDS
+    return _view({**item, "limits": stored})
 
 
 def ensure_key(token: str, scopes: list[str], name: str) -> ApiKey:
@@ -124,8 +194,10 @@ def revoke_key(key_id: str) -> None:
     """Revoke (kept, with revoked_at, for the record); 404 for an unknown key."""
     if not conforms(KeyId, key_id):
         raise KeyNotFound(f"No API key '{key_id}'.")
-    if not records.revoke(key_id, to_iso(utcnow())):
+    item = records.get(key_id)
+    if item is None or not records.revoke(key_id, to_iso(utcnow())):
         raise KeyNotFound(f"No API key '{key_id}'.")
+    usage_plans.detach(item)
     _cache.clear()  # this process stops honouring it at once; others within CACHE_SECONDS
 
 
@@ -177,7 +249,8 @@ def principal_for(token: str) -> Principal | None:
         item = records.get(digest[:16], consistent=False)
         principal = None
         if item and hmac.compare_digest(item["hash"], digest) and not item.get("revoked_at"):
-            principal = Principal(item["key_id"], frozenset(item["scopes"]), item.get("user_id"))
+            principal = Principal(item["key_id"], frozenset(item["scopes"]), item.get("user_id"),
+                                  _limits(item))
         # unknown keys are remembered briefly too, so a flood of bad keys costs few reads
         _cache.put(digest, principal, CACHE_SECONDS if principal else 5.0)
     return principal

@@ -1,4 +1,4 @@
-"""`keys create|list|revoke` (through the API, with an admin key) and `keys bootstrap` (the
+"""`keys create|list|limits|revoke` (through the API, with an admin key) and `keys bootstrap` (the
 first admin key of a deployment, with AWS credentials)."""
 
 from __future__ import annotations
@@ -21,11 +21,17 @@ def keys() -> None:
                                   "tutor's writes) or admin (everything).")
 @click.option("--name", default=None, help="A name to recognise the key by.")
 @click.option("--user", "user_id", default=None, help="Bind the key to this user's sessions.")
+@click.option("--rate", "rate_per_second", type=float, default=None,
+              help="Its own limit: requests per second (default: the default plan's).")
+@click.option("--burst", type=int, default=None, help="Its own burst (default: the default plan's).")
+@click.option("--daily-quota", type=int, default=None, help="Its own requests a day (default: the default plan's).")
 @click.pass_obj
-def keys_create(obj: Cli, scopes: tuple[str, ...], name: str | None, user_id: str | None) -> None:
+def keys_create(obj: Cli, scopes: tuple[str, ...], name: str | None, user_id: str | None,
+                rate_per_second: float | None, burst: int | None, daily_quota: int | None) -> None:
     """Create an API key. The key is printed once, alone on stdout (details on stderr):
     store it now, it cannot be shown again."""
-    body = {"scopes": list(dict.fromkeys(scopes)), "name": name, "user_id": user_id}
+    body = {"scopes": list(dict.fromkeys(scopes)), "name": name, "user_id": user_id,
+            "rate_per_second": rate_per_second, "burst": burst, "daily_quota": daily_quota}
     created = obj.client.call("POST", "v1/keys", body={k: v for k, v in body.items() if v})[1]
     if obj.json_output:
         obj.emit(created)
@@ -57,6 +63,34 @@ def keys_list(obj: Cli, limit: int, every: bool, cursor: str | None) -> None:
     more_hint("keys", next_cursor)
 
 
+@keys.command("limits")
+@click.argument("key_id")
+@click.option("--rate", "rate_per_second", default=None, help="Requests per second, or 'default'.")
+@click.option("--burst", default=None, help="Burst, or 'default'.")
+@click.option("--daily-quota", default=None, help="Requests a day, or 'default'.")
+@click.pass_obj
+def keys_limits(obj: Cli, key_id: str, rate_per_second: str | None, burst: str | None,
+                daily_quota: str | None) -> None:
+    """Set an API key's own limits ('default': back to the default plan's; left out: unchanged)."""
+    given = {"rate_per_second": rate_per_second, "burst": burst, "daily_quota": daily_quota}
+
+    def number(name: str, value: str) -> float | int | None:
+        if value == "default":
+            return None
+        try:
+            return float(value) if name == "rate_per_second" else int(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a number or 'default'", param_hint=name) from None
+
+    body = {k: number(k, v) for k, v in given.items() if v is not None}
+    updated = obj.client.call("PATCH", f"v1/keys/{seg(key_id)}", body=body)[1]
+    if obj.json_output:
+        obj.emit(updated)
+        return
+    shown = ", ".join(f"{k} {updated[k] if updated[k] is not None else 'default'}" for k in given)
+    click.echo(f"Key {key_id}: {shown}.")
+
+
 @keys.command("revoke")
 @click.argument("key_id")
 @click.pass_obj
@@ -73,12 +107,17 @@ def keys_revoke(obj: Cli, key_id: str) -> None:
 @click.option("--stack", default=None, help="CloudFormation stack whose table to use.")
 @click.option("--table", default=None, help="The table name (instead of --stack).")
 @click.option("--name", default="bootstrap admin key", show_default=True)
+@click.option("--usage-plan", default=None,
+              help="API Gateway usage plan for the key (default with --stack: <stack>-default, "
+                   "the stack's DefaultUsagePlan; with --table alone: none).")
 @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
               help="AWS endpoint (e.g. the local moto server); default: AWS itself.")
-def keys_bootstrap(stack: str | None, table: str | None, name: str, endpoint_url: str | None) -> None:
+def keys_bootstrap(stack: str | None, table: str | None, name: str, usage_plan: str | None,
+                   endpoint_url: str | None) -> None:
     """The first admin key of a new deployment, written straight into its table with your
-    AWS credentials (every other key is made through the API with an admin key). Printed
-    once, alone on stdout."""
+    AWS credentials (every other key is made through the API with an admin key), with its
+    API Gateway key in the stack's default usage plan (without one, API Gateway refuses the
+    key). Printed once, alone on stdout."""
     import os
 
     import boto3
@@ -93,7 +132,8 @@ def keys_bootstrap(stack: str | None, table: str | None, name: str, endpoint_url
     if table is None:
         described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
         table = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}["TableName"]
-    runtime.bootstrap({"TABLE_NAME": table})
+    plan = usage_plan or (f"{stack}-default" if stack else "")
+    runtime.bootstrap({"TABLE_NAME": table, "USAGE_PLAN_NAME": plan})
     created = keys.create_key(keys.KeyCreate(scopes=["admin"], name=name))
     click.echo(f"Created admin key {created.key_id} in table {table} (shown only now).", err=True)
     click.echo(created.key)

@@ -204,6 +204,7 @@ class Gateway:
         # most specific first: a literal segment wins over a parameter, as in API Gateway
         self.routes.sort(key=lambda r: (r.template.count("{"), -len(r.template)))
         self.authorized: list[tuple[str, str, str]] = []  # (key, method arn, Allow | Deny)
+        self.usage_identifiers: set[str] = set()  # what the authorizer named for usage plans
 
     def request(self, method: str, path: str, body: Any = None, key: str | None = None,
                 query: dict[str, str] | None = None) -> Response:
@@ -217,11 +218,19 @@ class Gateway:
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
         authorizer_context: dict[str, Any] | None = None
-        for requirement in operation.get("security", []):
-            for name in requirement:
-                authorizer_context = self._authorize(name, headers, method_arn)
-                if isinstance(authorizer_context, Response):
-                    return authorizer_context
+        names = [name for requirement in operation.get("security", []) for name in requirement]
+        for name in names:
+            if "x-amazon-apigateway-authorizer" not in self.authorizers[name]:
+                continue  # the API key requirement: checked below
+            authorizer_context = self._authorize(name, headers, method_arn)
+            if isinstance(authorizer_context, Response):
+                return authorizer_context
+        usage_key = authorizer_context.pop("usageIdentifierKey", None) if authorizer_context else None
+        if any("x-amazon-apigateway-authorizer" not in self.authorizers[n] for n in names):
+            # apiKeyRequired with the key source AUTHORIZER: API Gateway takes the key the
+            # authorizer named (usageIdentifierKey) and refuses the request without one
+            if not usage_key:
+                raise AssertionError(f"{method} {path} requires an API key and the authorizer named none")
         function = self._integration(operation)
         event = self._proxy_event(method.upper(), path, route, values, headers, body, query,
                                   authorizer_context)
@@ -265,9 +274,12 @@ class Gateway:
         result = answer["result"]
         effect = policy_effect(result["policyDocument"], method_arn)
         self.authorized.append((token, method_arn, effect))
+        if "usageIdentifierKey" in result:
+            self.usage_identifiers.add(result["usageIdentifierKey"])
         if effect != "Allow":
             return self._gateway_response("ACCESS_DENIED")
-        return {"principalId": result["principalId"], **result.get("context", {})}
+        return {"principalId": result["principalId"], **result.get("context", {}),
+                "usageIdentifierKey": result.get("usageIdentifierKey")}
 
     def _gateway_response(self, kind: str) -> Response:
         response = self.responses[kind]

@@ -9,6 +9,7 @@ analytics function kept, and the webhooks the receiver got, each with a valid si
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import os
 import secrets
@@ -136,8 +137,11 @@ def _run_session(session: Any, endpoint: str, translated: dict[str, Any], stack:
         return response.body
 
     admin = _bootstrap_admin_key(endpoint)
-    agent = expect(gateway.request("POST", "/v1/keys", {"scopes": ["agent"], "name": "rehearsal"},
-                                   key=admin), 201, "admin creates an agent key")["key"]
+    minted = expect(gateway.request("POST", "/v1/keys", {"scopes": ["agent"], "name": "rehearsal"},
+                                    key=admin), 201, "admin creates an agent key")
+    agent = minted["key"]
+    _check_usage_plan(session, endpoint, stack, minted["key_id"])
+    _check_usage_plan(session, endpoint, stack, hashlib.sha256(admin.encode()).hexdigest()[:16])  # bootstrap's
     # the authorizer: a valid key is let through to the routes of its scopes only
     expect(gateway.request("GET", "/v1/sessions", key="ssk_" + "x" * 43), 401, "unknown key")
     expect(gateway.request("GET", "/v1/sessions"), 401, "no key")
@@ -148,6 +152,9 @@ def _run_session(session: Any, endpoint: str, translated: dict[str, Any], stack:
                              "methodArn": f"arn:aws:execute-api:us-east-1:{account}:x/{STAGE}/GET/v1/sessions"})
     check(bad.get("error", {}).get("errorMessage") == "Unauthorized", f"bad key: {bad}")
     check(any(effect == "Allow" for _, _, effect in gateway.authorized), "no key was allowed")
+    # the authorizer names the caller's API Gateway key: the usage plan that limits it
+    check(f"ssk-usage-{minted['key_id']}" in gateway.usage_identifiers,
+          f"the authorizer did not name the agent key's usage identifier: {gateway.usage_identifiers}")
 
     steps = [{"step_number": n, "title": f"Step {n}", "content": f"Do {n}."} for n in (1, 2)]
     expect(gateway.request("POST", "/v1/manuals", {"manual_id": "rehearsal-manual", "title": "Rehearsal",
@@ -200,6 +207,15 @@ def _run_session(session: Any, endpoint: str, translated: dict[str, Any], stack:
                           f"schedule; {sum(s.delivered for s in sources)} records and messages through "
                           f"the mappings ({filtered} filtered out); {len(received)} webhooks to "
                           f"{receiver.url}, every signature verified")
+
+
+def _check_usage_plan(session: Any, endpoint: str, stack: Stack, key_id: str) -> None:
+    """The key minted through the API function (from the zip) has its API Gateway key, in the
+    stack's default usage plan: the keys service found the plan by its name and attached it."""
+    apigw = session.client("apigateway", endpoint_url=endpoint)
+    (plan_id,) = stack.usage_plans.values()
+    values = {k["value"] for k in apigw.get_usage_plan_keys(usagePlanId=plan_id)["items"]}
+    check(f"ssk-usage-{key_id}" in values, f"key {key_id} has no API Gateway key in the default usage plan: {values}")
 
 
 def _check_imports(functions: dict[str, Function], report: Report) -> None:

@@ -122,6 +122,9 @@ def test_deployment_zip_is_small_and_ships_no_local_code(packaged: Path) -> None
         assert forbidden not in tops, forbidden
 
 
+APIGATEWAY = "arn:${AWS::Partition}:apigateway:${AWS::Region}::"
+
+
 def _statements(role: dict) -> list[dict]:
     return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
 
@@ -146,10 +149,14 @@ def test_each_function_has_its_own_least_privilege_role(template: dict) -> None:
                 assert resource != "*" and isinstance(resource, dict), statement
                 text = resource.get("Fn::Sub", "")
                 assert text.startswith(("${SessionTable.", "${DeliveryQueue.", "${DeadLetterQueue.",
-                                        "arn:${AWS::Partition}:logs:")), statement
+                                        "arn:${AWS::Partition}:logs:", APIGATEWAY)), statement
                 if "*" in text:
                     assert text in ("${SessionTable.Arn}/index/*", "arn:${AWS::Partition}:logs:"
-                                    "${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/${AWS::StackName}-*"), text
+                                    "${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/${AWS::StackName}-*",
+                                    # the keys' own usage plans get ids only when they are made
+                                    f"{APIGATEWAY}/apikeys/*", f"{APIGATEWAY}/usageplans/*"), text
+                if text.startswith(APIGATEWAY):
+                    assert role_name == "ApiHandlerRole", "only the API function (the keys service) manages API keys"
     authorizer = {a for s in _statements(resources[roles["ApiKeyAuthorizer"]]) for a in s["Action"]}
     assert authorizer == {"dynamodb:GetItem", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
     feedback = {a for s in _statements(resources[roles["FeedbackHandler"]]) for a in s["Action"]}
@@ -203,3 +210,58 @@ def test_functions_log_and_emit_metrics_under_one_service(template: dict) -> Non
         env = function["Properties"]["Environment"]["Variables"]
         assert env["POWERTOOLS_SERVICE_NAME"] == "session-service", name
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "SessionService", name
+
+
+def test_limits_usage_plan_stage_throttles_429s_and_reserved_concurrency(template: dict) -> None:
+    from app import app
+    from chalicelib.domain import limits
+    from infra.package import RESERVED_CONCURRENCY
+
+    resources, parameters = template["Resources"], template["Parameters"]
+    api = resources["RestAPI"]["Properties"]
+    # per key: API keys from the authorizer, required on every keyed route, one default plan
+    assert api["ApiKeySourceType"] == "AUTHORIZER"
+    assert api["DefinitionBody"]["x-amazon-apigateway-api-key-source"] == "AUTHORIZER"
+    for path, ops in api["DefinitionBody"]["paths"].items():
+        for method, op in ops.items():
+            keyed = app.routes[path][method.upper()].authorizer is not None
+            assert ({"api_key": []} in op.get("security", [])) == keyed, (path, method)
+    plan = resources["DefaultUsagePlan"]
+    assert plan["Type"] == "AWS::ApiGateway::UsagePlan"
+    assert plan["Properties"]["ApiStages"] == [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}]
+    assert plan["Properties"]["Throttle"] == {"RateLimit": {"Ref": "KeyRateLimit"}, "BurstLimit": {"Ref": "KeyBurstLimit"}}
+    assert plan["Properties"]["Quota"] == {"Limit": {"Ref": "KeyDailyQuota"}, "Period": "DAY"}
+    assert (parameters["KeyRateLimit"]["Default"], parameters["KeyBurstLimit"]["Default"],
+            parameters["KeyDailyQuota"]["Default"]) == (limits.KEY_RATE_PER_SECOND, limits.KEY_BURST, limits.KEY_DAILY_QUOTA)
+    # the keys service finds that plan by the name the template gives it
+    env = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["USAGE_PLAN_NAME"] == plan["Properties"]["UsagePlanName"]
+    # per route: a stage default, stricter on every write method and on every capture method
+    settings = {(m["ResourcePath"], m["HttpMethod"]): m for m in api["MethodSettings"]}
+    assert settings[("/*", "*")]["ThrottlingRateLimit"] == {"Ref": "StageRateLimit"}
+    for path, methods in app.routes.items():
+        for method in methods:
+            setting = settings.get(("/" + path.replace("/", "~1"), method))
+            if path == "/v1/hooks/{inbox_id}":
+                assert setting["ThrottlingBurstLimit"] == {"Ref": "CaptureBurstLimit"}, method
+            elif method in ("POST", "PUT", "PATCH", "DELETE"):
+                assert setting["ThrottlingRateLimit"] == {"Ref": "WriteRateLimit"}, (path, method)
+            else:
+                assert setting is None, (path, method)
+    assert parameters["CaptureRateLimit"]["Default"] <= parameters["WriteRateLimit"]["Default"] \
+        <= parameters["StageRateLimit"]["Default"]
+    # over a limit: our JSON, 429, Retry-After
+    responses = api["GatewayResponses"]
+    for kind, body in (("THROTTLED", limits.THROTTLED_BODY), ("QUOTA_EXCEEDED", limits.QUOTA_BODY)):
+        assert responses[kind]["StatusCode"] == 429
+        assert json.loads(responses[kind]["ResponseTemplates"]["application/json"]) == json.loads(body)
+        assert int(responses[kind]["ResponseParameters"]["Headers"]["Retry-After"].strip("'")) >= 1
+    # reserved concurrency: every function, a parameter each (-1: none)
+    functions = {k for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
+    assert set(RESERVED_CONCURRENCY) == functions
+    for name in functions:
+        reserved = resources[name]["Properties"]["ReservedConcurrentExecutions"]
+        condition, value, otherwise = reserved["Fn::If"]
+        assert value == {"Ref": f"{name}ReservedConcurrency"} and otherwise == {"Ref": "AWS::NoValue"}
+        assert template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": f"{name}ReservedConcurrency"}, -1]}]}
+    assert sum(parameters[f"{n}ReservedConcurrency"]["Default"] for n in functions) <= 900, "AWS keeps 100 unreserved"

@@ -65,7 +65,7 @@ ALLOWED = {
     "services": {"domain", "db", "services", "pipeline", "config", "lru", "observability"},
     "pipeline": {"domain", "db", "pipeline", "config", "observability"},
     "jobs": {"domain", "db", "services", "jobs", "config", "observability"},
-    "inbox": {"domain", "db", "inbox", "config"},
+    "inbox": {"domain", "db", "inbox", "config", "lru"},
     "api": {"domain", "db", "services", "pipeline", "jobs", "inbox", "api", "config",
             "observability"},
 }

@@ -1,4 +1,4 @@
-"""API keys: mint (shown once), list, revoke."""
+"""API keys: mint (shown once), list, change limits, revoke."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ def create_key() -> Response:
 def list_keys() -> Response:
     page = parse_query(bp.current_request, PageQuery)
     return json_response(keys.list_keys(page.limit, page.cursor))
+
+
+@route("/v1/keys/{key_id}", "PATCH", summary="Set or clear an API key's own limits (rate, burst, daily quota)",
+       body=keys.KeyPatch, responses={200: keys.ApiKey}, scope="admin")
+def update_key(key_id: str) -> Response:
+    body = parse_body(bp.current_request, keys.KeyPatch)
+    return json_response(keys.update_limits(path_id(key_id, "key_id"), body))
 
 
 @route("/v1/keys/{key_id}", "DELETE", summary="Revoke an API key", responses={204: None}, scope="admin")
