@@ -31,9 +31,9 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
+from common import machine
 
-from tests.conftest import LOCAL_ADMIN_KEY, StackProcess  # noqa: E402
+from tests.conftest import LOCAL_ADMIN_KEY, StackProcess
 
 
 class Client:
