@@ -51,7 +51,8 @@ class Inputs:
     delivery_seconds: float = 0.150  # per webhook: the receiver's answer dominates (assumed)
     stream_seconds: float = 0.050    # per stream batch, each function (assumed)
     session_interval_s: float = 5.0  # an active session reports every 5 s (assumed)
-    counter_shards: int = 4          # chalicelib/db/stats.py SHARDS
+    counter_shards: int = 8          # chalicelib/db/stats.py SHARDS
+    counter_items_per_tx: int = 4    # counter items one analytics transaction adds to (global, hour, manuals; assumed)
     analytics_window_s: float = 0.0  # the analytics mapping's MaximumBatchingWindowInSeconds (packaged: 0)
     session_item_wcu: int = 2        # a session item under 1 KB, written in a transaction
 
@@ -63,8 +64,12 @@ def model(n: float, i: Inputs = Inputs()) -> dict[str, float]:
     shards = partitions  # one open stream shard per table partition
     per_shard = n / shards  # counted records per shard per second (one event INSERT per update)
     polls = 1 / i.analytics_window_s if i.analytics_window_s else LIMITS["stream_polls_per_shard_s"]
-    batches_per_shard = max(polls, per_shard / 100) if per_shard else 0
-    analytics_tx = shards * min(batches_per_shard, per_shard)  # a poll with one record is one batch
+    batches_per_shard = min(max(polls, per_shard / 100), per_shard) if per_shard else 0  # one record: one batch
+    # a transaction takes 100 items: the counters it adds to, and one checkpoint per partition
+    # key of the batch (interleaved worst case: every record another session's)
+    records_per_batch = per_shard / batches_per_shard if batches_per_shard else 0
+    tx_per_batch = math.ceil(records_per_batch / (LIMITS["ddb_transaction_items"] - i.counter_items_per_tx))
+    analytics_tx = shards * batches_per_shard * tx_per_batch
     counter_wcu = 2 * analytics_tx / i.counter_shards
     active_sessions = n * i.session_interval_s
     return {

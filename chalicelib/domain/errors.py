@@ -87,9 +87,14 @@ class SessionDeleting(ServiceError):
 
 
 class ConcurrentUpdate(ServiceError):
-    """A conditional write was refused because the data changed meanwhile: retry."""
+    """A conditional write was refused because the data changed meanwhile, and went on
+    losing for the whole retry budget: the client should retry, after Retry-After."""
 
     status, code = 409, "concurrent_update"
+
+    def __init__(self, message: str, retry_after: int = 1, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class PayloadTooLarge(ServiceError):

@@ -183,6 +183,8 @@ def test_concurrent_update_when_retries_run_out(api, make_session, monkeypatch) 
     assert set(codes) <= {200, 409} and 409 in codes
     conflicts = [r.json for r in responses if r.status_code == 409]
     assert all(c["error"] == "concurrent_update" for c in conflicts)
+    # the client is told when to try again
+    assert all(r.headers.get("Retry-After") == "1" for r in responses if r.status_code == 409)
     # nothing lost: exactly the accepted steps are recorded
     accepted = sorted(step for step, r in zip(range(1, 17), responses, strict=True) if r.status_code == 200)
     assert api.get(f"/v1/sessions/{sid}").json["completed_steps"] == accepted
