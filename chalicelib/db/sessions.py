@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.config import get_settings
 from chalicelib.db import events, table
 from chalicelib.domain import rules
+from chalicelib.domain.clock import from_iso, to_iso
 from chalicelib.domain.models import Event, Session
 
 EVENTS = "EVT#"
@@ -54,8 +57,22 @@ def active_shard(session_id: str) -> int:
     return int(hashlib.sha256(session_id.encode()).hexdigest()[:8], 16) % ACTIVE_SHARDS
 
 
+def activity_bucket(timestamp: str) -> str:
+    """The last activity as GSI5 keeps it: the start of its bucket, a sixth of the idle
+    timeout wide (5 minutes at the default 30; the exact instant under 6 s). Reports and
+    messages within one bucket write the same GSI5SK, and DynamoDB writes an index only when
+    its key or projected attributes change (GSI5 projects keys only): they cost no GSI5 write,
+    where the exact instant cost two (delete and put) on each. The idle job finds a session
+    at most one bucket late (see `idle_page`)."""
+    width = get_settings().idle_timeout_seconds // 6
+    if width < 1:
+        return timestamp
+    epoch = int(from_iso(timestamp).timestamp())
+    return to_iso(datetime.fromtimestamp(epoch - epoch % width, UTC))
+
+
 def activity_key(last_activity_at: str, session_id: str) -> str:
-    return f"{last_activity_at}#{session_id}"
+    return f"{activity_bucket(last_activity_at)}#{session_id}"
 
 
 def item(session: Session) -> dict[str, Any]:
@@ -222,11 +239,14 @@ def all_events(session_id: str) -> list[Event]:
 def idle_page(shard: int, cutoff: str, limit: int,
               cursor: str | None) -> tuple[list[Session], int, str | None]:
     """Active sessions of one shard whose last activity is before `cutoff` (entries are
-    "<last activity>#<session id>"): the live sessions, how many entries were skipped
-    (deleted or being deleted since), and the cursor."""
+    "<activity bucket>#<session id>"): the live sessions, how many entries were skipped
+    (deleted or being deleted since), and the cursor. Only buckets wholly before the cutoff's
+    are read, so every session found was idle before `cutoff`; one idle since within the
+    cutoff's own bucket is found by a later run. Entries of another width (written under
+    another idle timeout) may be found early: the caller checks `last_activity_at` again."""
     entries, next_cursor = table.query_page(
         index="GSI5", key_condition="GSI5PK = :pk AND GSI5SK < :cutoff",
-        vals=table.values(pk=f"ACTIVE#{shard}", cutoff=cutoff), limit=limit,
+        vals=table.values(pk=f"ACTIVE#{shard}", cutoff=activity_bucket(cutoff)), limit=limit,
         cursor=cursor, cursor_scope=f"idle:{shard}")
     found = [s for s in map(live, table.full_items(entries)) if s is not None]
     return found, len(entries) - len(found), next_cursor

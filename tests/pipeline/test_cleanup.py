@@ -166,3 +166,45 @@ def test_abandonment_reaches_the_webhook(api, aws, monkeypatch) -> None:
         assert receiver.delivered()[1].json["session_status"] == "abandoned"
     finally:
         receiver.stop()
+
+
+def test_the_index_of_active_sessions_keeps_buckets_so_reports_in_one_bucket_cost_no_index_write(
+        api, aws, monkeypatch) -> None:
+    import boto3
+
+    from chalicelib.db.sessions import activity_bucket
+    from chalicelib.domain.clock import from_iso
+
+    monkeypatch.setenv("SESSION_IDLE_TIMEOUT_SECONDS", "1800")
+    from chalicelib.config import get_settings
+    get_settings.cache_clear()
+    (sid,) = start(api, 1)
+    client = boto3.client("dynamodb")
+
+    def index_entry() -> str:
+        item = client.get_item(TableName=get_settings().table_name,
+                               Key={"PK": {"S": f"SESSION#{sid}"}, "SK": {"S": "#META"}})["Item"]
+        return str(item["GSI5SK"]["S"])
+
+    before = api.get(f"/v1/sessions/{sid}").json["last_activity_at"]
+    bucket = from_iso(activity_bucket(before))
+    # the start of a 5-minute bucket (a sixth of the timeout), not the instant
+    assert bucket.minute % 5 == 0 and bucket.second == 0 and bucket <= from_iso(before)
+    assert (from_iso(before) - bucket).total_seconds() < 300
+    assert index_entry() == f"{activity_bucket(before)}#{sid}"
+    api.post(f"/v1/sessions/{sid}/progress", {"user_id": "u", "current_step": 1, "step_status": "ONGOING"})
+    api.post(f"/v1/sessions/{sid}/messages", {"user_id": "u", "message": "hi", "sender": "user"})
+    after = api.get(f"/v1/sessions/{sid}").json["last_activity_at"]
+    assert after > before
+    # same bucket (unless the report crossed its boundary): the same index key, no index write
+    assert index_entry() == f"{activity_bucket(after)}#{sid}"
+    assert activity_bucket(after) == activity_bucket(before) or from_iso(activity_bucket(after)) > bucket
+    # GSI5 holds keys only: its entries change with the key, never with a report's other fields
+    table = client.describe_table(TableName=get_settings().table_name)["Table"]
+    (gsi5,) = [i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "GSI5"]
+    assert gsi5["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # not idle for the timeout yet: kept; idle for the timeout plus a bucket: abandoned
+    last = from_iso(sessions.load(sid).last_activity_at)
+    assert cleanup.run(now=last + timedelta(minutes=29)).abandoned == 0
+    assert cleanup.run(now=last + timedelta(minutes=36)).abandoned == 1
+    get_settings.cache_clear()
