@@ -181,6 +181,7 @@ class InboxCreated(Inbox):
 class ForwardAttempt(BaseModel):
     attempt: int
     of: int
+    round: str = Field(description="The delivery round: 0, or a redrive's.")
     outcome: str
     status_code: int | None
     error: str | None

@@ -5,6 +5,7 @@ per-hour metrics, through chalice.test.Client against moto."""
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import pytest
 
@@ -144,3 +145,36 @@ def test_metrics_count_captures_answers_verdicts_duplicates_and_conflicts(api, b
     assert metrics["totals"]["captures"] == 4
     assert api.get(f"/v1/inboxes/{box['inbox_id']}/metrics").status_code == 401
     assert reads(api, box, "/metrics?hours=0").status_code == 400
+
+
+def test_past_the_bodies_a_key_records_each_new_body_is_still_a_conflict(api, box, monkeypatch) -> None:
+    from chalicelib.db import inbox as records
+
+    monkeypatch.setattr(records, "MAX_BODIES_PER_KEY", 2)
+    for body in (b"a", b"b", b"c", b"c"):
+        send(api, box, body, {"webhook-id": "k"})
+    items = {i["body"]: i for i in reads(api, box, "/requests").json["items"]}
+    # the third body is not recorded under the key: stored (each time), flagged against the first
+    assert [items[b]["conflict"] for b in ("a", "b", "c")] == [False, True, True]
+    assert items["c"]["conflict_with"] == items["a"]["request_id"]
+    assert len(reads(api, box, "/requests").json["items"]) == 4  # a, b, c, c
+
+
+def test_a_key_outliving_its_first_capture_starts_afresh(api, aws, box) -> None:
+    import boto3
+
+    from chalicelib.db import inbox as records
+
+    # GIVEN a key whose first capture has expired (DynamoDB's TTL has not deleted its marker yet)
+    send(api, box, b"old", {"webhook-id": "k2"})
+    (old,) = reads(api, box, "/requests").json["items"]
+    marker = records.dedup_key(box["inbox_id"], hashlib.sha256(b"k2").hexdigest()[:32])
+    boto3.client("dynamodb").update_item(
+        TableName=aws.environment()["TABLE_NAME"], Key={k: {"S": v} for k, v in marker.items()},
+        UpdateExpression="SET expires_at = :past", ExpressionAttributeValues={":past": {"N": "1"}})
+    # WHEN the same key arrives again, with the same body
+    send(api, box, b"old", {"webhook-id": "k2"})
+    # THEN it is stored as new: nothing to be a duplicate of
+    newest = reads(api, box, "/requests").json["items"][0]
+    assert newest["request_id"] != old["request_id"]
+    assert (newest["duplicates"], newest["conflict"]) == (0, False)

@@ -138,3 +138,47 @@ def test_an_inbox_without_destinations_enqueues_nothing(api, aws, runner) -> Non
     drain(runner, lambda: runner.pump_stream() == 0)
     assert queue_depth(aws.delivery_queue_url) == 0
     assert captures(api, box)[0]["forwards"] == []
+
+
+def test_the_packaged_stream_filter_hands_the_feedback_function_every_capture_to_forward(api, aws) -> None:
+    # GIVEN captures of an inbox with destinations and of one without
+    import boto3
+
+    from chalicelib.inbox import forwarding
+    from infra.package import merge_template
+    from infra.rehearsal.lambda_run import filter_matches
+    from local.runner import lambda_stream_record
+
+    relay = inbox(api, ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"])
+    plain = api.post("/v1/inboxes", {}).json
+    for box in (relay, plain, relay):
+        hook(api, box, "POST", b"x", {})
+    streams = boto3.client("dynamodbstreams")
+    records = []
+    for shard in streams.describe_stream(StreamArn=aws.stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=aws.stream_arn, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records += [lambda_stream_record(r, aws.stream_arn)
+                    for r in streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]]
+    # WHEN Lambda filters the stream as the packaged template says
+    (mapping,) = merge_template()["Resources"]["FeedbackHandler"]["Properties"]["Events"].values()
+    patterns = [json.loads(f["Pattern"]) for f in mapping["Properties"]["FilterCriteria"]["Filters"]]
+    passed = [r for r in records if any(filter_matches(p, r) for p in patterns)]
+    # THEN the two captures to forward pass (two messages each), the rest does not
+    assert len(passed) == 2
+    assert len(forwarding.outgoing(passed)) == 4 and forwarding.outgoing(records) == forwarding.outgoing(passed)
+
+
+def test_a_forward_is_refused_at_send_time_inside_the_network_on_aws(destinations) -> None:
+    # a destination name can resolve inside the network after it was registered: the send
+    # checks the address it connects to (the webhooks' transport), so it is a failed attempt
+    from chalicelib.pipeline import webhooks
+
+    target = destinations()
+    refused = webhooks.send(target.url.replace("127.0.0.1", "localhost"), "PUT", b"x", {}, timeout=2)
+    assert refused.status_code is None and "TargetRefused" in (refused.error or "")
+    metadata = webhooks.send("http://169.254.169.254/latest/", "GET", b"", {}, timeout=2, allow_private=True)
+    assert metadata.status_code is None and "metadata" in (metadata.error or "")
+    assert target.requests == []
+    allowed = webhooks.send(target.url, "DELETE", b"", {"X-A": "1"}, timeout=2, allow_private=True)
+    assert allowed.status_code == 200 and target.requests[0].method == "DELETE"
