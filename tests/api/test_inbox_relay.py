@@ -178,3 +178,35 @@ def test_a_key_outliving_its_first_capture_starts_afresh(api, aws, box) -> None:
     newest = reads(api, box, "/requests").json["items"][0]
     assert newest["request_id"] != old["request_id"]
     assert (newest["duplicates"], newest["conflict"]) == (0, False)
+
+
+def test_round_trips_per_capture_stay_few_and_a_paused_inbox_writes_nothing(api, box) -> None:
+    from collections import Counter
+
+    from chalicelib.db import table as store
+    from chalicelib.inbox import captures
+
+    used: Counter = Counter()
+    store.get_client().meta.events.register(
+        "before-call.dynamodb", lambda event_name, **_: used.update([event_name.rsplit(".", 1)[-1]]))
+    send(api, box, b"warm")  # the inbox's record is read once, then cached
+
+    def measure(*args) -> Counter:
+        used.clear()
+        assert send(api, box, *args).status_code in (200, 410)
+        return Counter(used)
+
+    # a capture: its PutItem and the hour's counter; with a key, the key's marker first
+    assert measure(b"a") == {"PutItem": 1, "UpdateItem": 1}
+    assert measure(b"b", {"webhook-id": "rt"}) == {"UpdateItem": 2, "PutItem": 1}
+    # a duplicate: the marker and the counter, no capture written
+    assert measure(b"b", {"webhook-id": "rt"}) == {"UpdateItem": 2}
+    # a paused inbox: nothing at all once its record is cached
+    api.patch(f"/v1/inboxes/{box['inbox_id']}", {"paused": True}, headers={"X-Inbox-Token": box["read_token"]})
+    captures.forget_inboxes()
+    send(api, box, b"warm")
+    assert measure(b"c", {"webhook-id": "rt2"}) == {}
+    # reading: one Query and one BatchGetItem for the page's markers and forward logs
+    used.clear()
+    assert reads(api, box, "/requests").status_code == 200
+    assert used == {"GetItem": 1, "Query": 1, "BatchGetItem": 1}
