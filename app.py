@@ -52,8 +52,8 @@ for resource in (manuals, sessions, messages, analytics_routes, deliveries, inbo
 
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
 def feedback_handler(event: Any) -> dict[str, Any]:
-    """Stream -> delivery queue (event items only)."""
-    return feedback.handle_stream_batch(event.to_dict()["Records"])
+    """Stream -> delivery queue (event items; inbox captures to forward)."""
+    return feedback.handle_records(event.to_dict()["Records"])
 
 
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON")
@@ -64,8 +64,8 @@ def analytics_handler(event: Any) -> dict[str, Any]:
 
 @app.on_sqs_message(queue=DELIVERY_QUEUE, batch_size=10)
 def delivery_handler(event: Any) -> dict[str, Any]:
-    """Delivery queue -> signed webhook POSTs."""
-    return delivery.handle_delivery_batch(event.to_dict())
+    """Delivery queue -> signed webhook POSTs; inbox captures forwarded."""
+    return delivery.handle_queue_batch(event.to_dict())
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES))

@@ -236,7 +236,10 @@ def merge_template(schedule: tuple[int, ...] | None = None) -> dict[str, Any]:
         **{k: v for k, v in ENVIRONMENT.items() if k.startswith("POWERTOOLS_")}}}}}
     resources["FeedbackHandler"]["Properties"]["Events"] = {"FeedbackHandlerDynamodbEventSource": {
         "Properties": _stream_source([
-            {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["event"]}}}}])}}
+            {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["event"]}}}},
+            # inbox captures to forward (chalicelib/inbox/forwarding.py)
+            {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["capture"]},
+                                                                "forwarding": {"BOOL": [True]}}}}])}}
     resources["AnalyticsHandler"]["Properties"]["Events"] = {"AnalyticsHandlerDynamodbEventSource": {
         "Properties": _stream_source([
             {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["event", "message", "manual"]}}}},

@@ -20,6 +20,8 @@ class Received:
     at: float
     status: int
     verified: bool | None = None  # the signature, checked on arrival when the receiver has a secret
+    method: str = "POST"
+    path: str = "/webhook"
 
     @property
     def json(self) -> Any:
@@ -83,7 +85,8 @@ class Receiver:
                 with lock:
                     n = len(receiver.requests) + 1
                     status, headers = receiver.behaviour(n, body)
-                    receiver.requests.append(Received(received, body, time.monotonic(), status, verified))
+                    receiver.requests.append(Received(received, body, time.monotonic(), status, verified,
+                                                      self.command, self.path))
                 if status == RESET:
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.connection.close()
@@ -99,6 +102,12 @@ class Receiver:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            # any method (inbox forwards keep the captured one); HEAD answers without a body
+            do_PUT = do_PATCH = do_DELETE = do_GET = do_OPTIONS = do_POST
+
+            def do_HEAD(self) -> None:
+                self.do_POST()
 
             def log_message(self, *args: Any) -> None:
                 pass

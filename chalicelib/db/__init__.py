@@ -17,11 +17,15 @@ One table, `PK`/`SK`, five sparse global secondary indexes (each `GSIn PK/SK`):
 | message claim (messages)| SESSION#<id> / MSGID#<msg_id>            | -                                         | a repeated append (its refused condition returns it)                     |
 | API key (keys)         | APIKEY#<key_id> / #META                   | GSI1 APIKEYS / <key_id>                   | every request (GetItem, cached), GET keys (Query GSI1 + BatchGetItem)   |
 | inbox (inbox)          | INBOX#<id> / #META                        | -                                         | capture, inbox routes (GetItem)                                         |
-| capture (inbox)        | INBOX#<id> / REQ#<request_id>, BODY#<request_id>#<n> | -                              | GET requests (Query), GET request (GetItem + Query of chunks)           |
+| capture (inbox)        | INBOX#<id> / REQ#<request_id>, BODY#<request_id>#<n> | -                              | GET requests (Query + BatchGetItem of its markers and forward logs), GET request (GetItem + that BatchGetItem + Query of chunks) |
+| capture key (inbox)    | INBOX#<id> / DEDUP#<key hash>             | -                                         | capture (one UpdateItem, ALL_NEW: no read)                              |
+| forward log (inbox)    | INBOX#<id> / FWD#<request_id>#<destination> | -                                       | delivery (BatchGetItem per batch, with the captures)                    |
+| inbox metrics (inbox)  | INBOX#<id> / METRIC#<hour>                | -                                         | GET metrics (Query of the hours)                                        |
 | counters (stats)       | STATS#GLOBAL#<n>, STATS#HOUR#<hour>#<n> / #; STATS#MANUALS / <manual>#<n>; STATSCHK#<partition> / # (stream checkpoints) | - | analytics (BatchGetItem of a fixed number of items; Query per manual); the analytics function (BatchGetItem of a batch's checkpoints) |
 
 Writers: every change of a session is one transaction (sessions + events [+ idempotency]
 [+ the manual's counter]); a message is one (session touch + claim + message); the stream
 feeds the analytics counters (stats) and the delivery function updates an event's delivery
-fields only.
+fields only; an inbox capture is written once (its key's marker, forward logs and hourly
+counters are the items that change).
 """

@@ -3,6 +3,15 @@
     INBOX#<id> / #table.META                 the inbox (response to give, token hash, signing secret)
     INBOX#<id> / REQ#<request_id>      one captured request (TTL expires_at)
     INBOX#<id> / BODY#<request_id>#<n> a chunk of a large capture's body (TTL expires_at)
+    INBOX#<id> / DEDUP#<key hash>      the captures of one webhook-id / Idempotency-Key: per
+                                       body hash, the request that stored it and how often it
+                                       arrived (TTL: the first capture's expires_at)
+    INBOX#<id> / FWD#<request_id>#<d>  one capture's forwarding to destination d: status and
+                                       attempt log (the delivery function's only write)
+    INBOX#<id> / METRIC#<hour>         the inbox's counters of one UTC hour (TTL 32 days)
+
+A capture is written once and never updated (an update is billed on the whole item, up to
+400 KB): what changes later (duplicates, forward attempts) lives in the small items above.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from chalicelib.db import table
 # capture sizing is the table's rule
 MAX_ITEM_BYTES = table.MAX_ITEM_BYTES
 item_size = table.item_size
+ident = table.ident
 
 
 def partition(inbox_id: str) -> str:
@@ -95,3 +105,129 @@ def capture_body(inbox_id: str, request_id: str) -> str:
     chunks = table.query_all(key_condition="PK = :pk AND begins_with(SK, :prefix)",
                        vals=table.values(pk=partition(inbox_id), prefix=f"BODY#{request_id}#"))
     return "".join(c["data"] for c in chunks)
+
+
+# ---- deduplication -------------------------------------------------------------------------
+
+MAX_BODIES_PER_KEY = 20  # distinct bodies recorded under one key; later ones are conflicts only
+_claimable = "attribute_not_exists(PK) OR contains(bodies, :h) OR size(bodies) < :cap"
+_CLAIM = ("SET #v = if_not_exists(#v, :rid), first_request_id = if_not_exists(first_request_id, :rid),"
+          " expires_at = if_not_exists(expires_at, :exp), #type = :type ADD bodies :bodies, #n :one")
+
+
+def dedup_key(inbox_id: str, key_hash: str) -> dict[str, str]:
+    return {"PK": partition(inbox_id), "SK": f"DEDUP#{key_hash}"}
+
+
+def _variant(body_hash: str) -> tuple[str, str]:
+    """The marker's attribute names for one body: its request id, its arrivals."""
+    return f"v_{body_hash[:32]}", f"n_{body_hash[:32]}"
+
+
+def claim(inbox_id: str, key_hash: str, body_hash: str, request_id: str, expires_at: int,
+          now: float) -> tuple[str, str | None]:
+    """Record one arrival of (key, body) in ONE UpdateItem (no read first). Returns
+    ("new", None): store it; ("duplicate", request_id): the same body was stored under this
+    key (counted, not stored again); ("conflict", first_request_id): the key was stored with
+    another body (store it, flagged). A marker that outlived its first capture is replaced."""
+    v, n = _variant(body_hash)
+    vals = {**table.values(rid=request_id, exp=expires_at, type="capture_key", one=1, h=body_hash,
+                           cap=MAX_BODIES_PER_KEY), ":bodies": {"SS": [body_hash]}}
+    try:
+        marker = table.update_item(dedup_key(inbox_id, key_hash), _CLAIM, condition=_claimable,
+                                   names={"#v": v, "#n": n, "#type": "type"}, vals=vals, returning=True)
+    except table.ConditionFailed as refused:  # MAX_BODIES_PER_KEY reached: a conflict, not recorded
+        return "conflict", (refused.item or {}).get("first_request_id")
+    assert marker is not None
+    if marker["expires_at"] <= now:  # DynamoDB's TTL deletes late: start the key afresh
+        stale = {f"#r{i}": name for i, name in enumerate(
+            a for a in marker if a[:2] in ("v_", "n_") and a not in (v, n))}
+        table.update_item(
+            dedup_key(inbox_id, key_hash),
+            "SET bodies = :bodies, #v = :rid, #n = :one, first_request_id = :rid, expires_at = :exp"
+            + (" REMOVE " + ", ".join(stale) if stale else ""),
+            names={"#v": v, "#n": n, **stale}, vals={
+                **table.values(rid=request_id, one=1, exp=expires_at), ":bodies": {"SS": [body_hash]}})
+        return "new", None
+    if marker[n] > 1:
+        return "duplicate", marker[v]
+    others = [marker[f"v_{name[2:]}"] for name, seen in marker.items()
+              if name.startswith("n_") and name != n and seen >= 1 and f"v_{name[2:]}" in marker]
+    if not others:
+        return "new", None
+    first = marker.get("first_request_id")
+    return "conflict", first if first in others else others[0]
+
+
+def release(inbox_id: str, key_hash: str, body_hash: str, request_id: str) -> None:
+    """Undo a "new" claim whose capture could not be stored, so the sender's retry is
+    stored rather than counted as a duplicate of nothing."""
+    v, n = _variant(body_hash)
+    try:
+        table.update_item(dedup_key(inbox_id, key_hash), "REMOVE #v ADD #n :minus",
+                          condition="#v = :rid", names={"#v": v, "#n": n},
+                          vals=table.values(rid=request_id, minus=-1))
+    except table.ConditionFailed:
+        pass  # another arrival owns it now
+
+
+def duplicates_of(markers: dict[tuple[str, str], dict[str, Any]], inbox_id: str, key_hash: str,
+                  body_hash: str, request_id: str) -> int:
+    """How often a stored capture arrived again (0 when it is not the one its marker counts)."""
+    marker = markers.get(table.ident(dedup_key(inbox_id, key_hash)))
+    v, n = _variant(body_hash)
+    if not marker or marker.get(v) != request_id:
+        return 0
+    return max(0, int(marker.get(n, 1)) - 1)
+
+
+# ---- forwarding ----------------------------------------------------------------------------
+
+_FORWARD = ("SET #status = :status, delivery_round = :round, attempt_count = :n, #url = :url,"
+            " last_attempt_at = :now, expires_at = :exp, #type = :type,"
+            " attempts = list_append(if_not_exists(attempts, :empty), :entry)")
+
+
+def forward_key(inbox_id: str, request_id: str, destination_id: str) -> dict[str, str]:
+    return {"PK": partition(inbox_id), "SK": f"FWD#{request_id}#{destination_id}"}
+
+
+def record_forward(inbox_id: str, request_id: str, destination_id: str, *, url: str, status: str,
+                   round_id: str, attempt: int, entry: dict[str, Any], now: str, expires_at: int) -> None:
+    """Append one attempt to a (capture, destination)'s log with its new status (one
+    UpdateItem on a small item; the capture itself is never rewritten)."""
+    table.update_item(forward_key(inbox_id, request_id, destination_id), _FORWARD,
+                      names={"#status": "status", "#url": "url", "#type": "type"},
+                      vals=table.values(status=status, round=round_id, n=attempt, url=url, now=now,
+                                        exp=expires_at, type="capture_forward", empty=[], entry=[entry]))
+
+
+def items(keys: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Captures, markers and forward logs by key, in one BatchGetItem (per 100 keys)."""
+    return table.batch_get(keys) if keys else {}
+
+
+# ---- metrics -------------------------------------------------------------------------------
+
+METRIC_TTL_SECONDS = 32 * 86400
+
+
+def metric_key(inbox_id: str, hour: str) -> dict[str, str]:
+    return {"PK": partition(inbox_id), "SK": f"METRIC#{hour}"}
+
+
+def count(inbox_id: str, hour: str, counters: dict[str, int], now: float) -> None:
+    """Add to the hour's counters (one UpdateItem; the names are the caller's plain words)."""
+    names = {f"#c{n}": name for n, name in enumerate(counters)}
+    vals = {f"c{n}": value for n, value in enumerate(counters.values())}
+    adds = ", ".join(f"#c{n} :c{n}" for n in range(len(counters)))
+    table.update_item(metric_key(inbox_id, hour), f"SET #hour = :hour, expires_at = :exp, #type = :type ADD {adds}",
+                      names={**names, "#hour": "hour", "#type": "type"},
+                      vals=table.values(hour=hour, exp=int(now) + METRIC_TTL_SECONDS, type="inbox_metrics", **vals))
+
+
+def metrics(inbox_id: str, first_hour: str, last_hour: str) -> list[dict[str, Any]]:
+    """The hours' counter items, oldest first (one Query: at most 168 small items)."""
+    return list(table.query_all(key_condition="PK = :pk AND SK BETWEEN :first AND :last",
+                                vals=table.values(pk=partition(inbox_id), first=f"METRIC#{first_hour}",
+                                                  last=f"METRIC#{last_hour}")))

@@ -16,13 +16,15 @@ import os
 import re
 import secrets
 import time
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from chalicelib.config import get_settings
 from chalicelib.db import inbox as records
-from chalicelib.domain import limits
+from chalicelib.domain import limits, targets
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import (
     CaptureNotFound,
@@ -31,10 +33,12 @@ from chalicelib.domain.errors import (
     InboxExists,
     InboxNotFound,
     RateLimited,
+    ServiceUnavailable,
     TokenRequired,
 )
 from chalicelib.domain.models import Page, Request
 from chalicelib.domain.vocabulary import CaptureId, InboxId, Name, Timestamp, conforms
+from chalicelib.inbox import forwarding
 from chalicelib.lru import LRU
 
 MAX_CAPTURE_BYTES = 1024 * 1024
@@ -110,18 +114,51 @@ class InboxResponse(Request):
         return content_type
 
 
+MAX_DESTINATIONS = 5
+Destinations = Annotated[list[Annotated[str, StringConstraints(max_length=targets.MAX_URL_LENGTH)]],
+                         Field(max_length=MAX_DESTINATIONS, description=(
+                             "Up to 5 URLs each capture is forwarded to (https; http and inside "
+                             "addresses only on the local stack)."))]
+
+
+def _checked_destinations(urls: list[str] | None) -> list[str] | None:
+    """Each destination allowed (SSRF guard, chalicelib/domain/targets.py), none twice."""
+    if urls is None:
+        return None
+    allow_private = get_settings().webhook_allow_private_targets
+    for url in urls:
+        reason = targets.refusal(url, allow_private)
+        if reason:
+            raise ValueError(f"{reason}: {url[:200]}")
+    if len(set(urls)) != len(urls):
+        raise ValueError("a destination is listed twice")
+    return urls
+
+
 class InboxCreate(Request):
     inbox_id: InboxId | None = None
     name: Name | None = None
     response: InboxResponse = InboxResponse()
     signing_secret: Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{8,200}$")] | None = None
     ttl_days: Annotated[int, Field(strict=True, ge=1, le=MAX_TTL_DAYS)] = DEFAULT_TTL_DAYS
+    forward_to: Destinations = []
+
+    @field_validator("forward_to")
+    @classmethod
+    def _destinations(cls, urls: list[str]) -> list[str]:
+        return _checked_destinations(urls) or []
 
 
 class InboxPatch(Request):
     paused: bool | None = None
     name: Name | None = None
     response: InboxResponse | None = None
+    forward_to: Destinations | None = None  # [] stops forwarding
+
+    @field_validator("forward_to")
+    @classmethod
+    def _destinations(cls, urls: list[str] | None) -> list[str] | None:
+        return _checked_destinations(urls)
 
 
 class Inbox(BaseModel):
@@ -132,12 +169,33 @@ class Inbox(BaseModel):
     verifies_signatures: bool
     ttl_days: int
     paused: bool
+    forward_to: list[str]
     created_at: Timestamp
 
 
 class InboxCreated(Inbox):
     read_token: str
     capture_url: str | None  # null only where the API's address is unknown (see public_base_url)
+
+
+class ForwardAttempt(BaseModel):
+    attempt: int
+    of: int
+    round: str = Field(description="The delivery round: 0, or a redrive's.")
+    outcome: str
+    status_code: int | None
+    error: str | None
+    latency_ms: int
+    at: Timestamp
+    retry_in_seconds: int | None = None
+
+
+class ForwardView(BaseModel):
+    """A capture's forwarding to one destination."""
+
+    destination: str
+    status: str = Field(description="pending, retrying, delivered, failed or gone.")
+    attempts: list[ForwardAttempt]
 
 
 class Capture(BaseModel):
@@ -154,6 +212,11 @@ class Capture(BaseModel):
     user_agent: str | None
     received_at: Timestamp
     signature: dict[str, Any] | None
+    idempotency_key: str | None = Field(description="Its webhook-id (else Idempotency-Key) header.")
+    duplicates: int = Field(description="Arrivals of the same key with the same body since, counted, not stored.")
+    conflict: bool = Field(description="Its key was captured before with another body.")
+    conflict_with: str | None = Field(description="The request stored first under its key.")
+    forwards: list[ForwardView]
 
 
 class CapturePage(BaseModel):
@@ -171,7 +234,8 @@ def _view(item: dict[str, Any]) -> Inbox:
         capture_path=f"/v1/hooks/{item['inbox_id']}", response=InboxResponse(**{
             **item["response"], "content_type": served_type(item["response"]["content_type"])}),
         verifies_signatures=bool(item.get("signing_secret")), ttl_days=item["ttl_days"],
-        paused=item.get("paused", False), created_at=item["created_at"])
+        paused=item.get("paused", False), forward_to=item.get("forward_to") or [],
+        created_at=item["created_at"])
 
 
 def create_inbox(body: InboxCreate, read_token: str | None = None) -> tuple[Inbox, str]:
@@ -180,7 +244,8 @@ def create_inbox(body: InboxCreate, read_token: str | None = None) -> tuple[Inbo
     token = read_token or secrets.token_urlsafe(32)
     item = {"inbox_id": inbox_id, "name": body.name,
             "response": body.response.model_dump(), "signing_secret": body.signing_secret,
-            "ttl_days": body.ttl_days, "paused": False, "created_at": to_iso(utcnow()),
+            "ttl_days": body.ttl_days, "paused": False, "forward_to": body.forward_to,
+            "created_at": to_iso(utcnow()),
             "token_hash": _hash(token)}
     if not records.put_new(item):
         raise InboxExists(f"Inbox '{inbox_id}' already exists.", inbox_id=inbox_id)
@@ -341,6 +406,14 @@ def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | No
     }
     if item.get("signing_secret"):
         record["signature"] = signature_verdict(item["signing_secret"], body, lowered)
+    destinations = item.get("forward_to") or []
+    if destinations:  # frozen on the capture: a later change of the inbox's list does not move it
+        record["forward_to"] = [{"id": forwarding.destination_id(url), "url": url} for url in destinations]
+        record["forwarding"] = True  # what the feedback function's stream filter selects
+    key = idempotency_key(lowered)
+    if key is not None:
+        record.update(idempotency_key=key[:MAX_KEY_CHARS], body_hash=hashlib.sha256(body).hexdigest(),
+                      dedup_key=_hash(key)[:32])
     record["body"], record["body_chunks"] = None, 0
     if records.item_size(record) > ITEM_BUDGET_BYTES:
         raise HeadersTooLarge(
@@ -352,9 +425,55 @@ def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | No
     else:
         chunks = utf8_chunks(encoded, CHUNK_BYTES)
         record["body_chunks"] = len(chunks)
-    records.put_capture(record, chunks if record["body_chunks"] else [])
     response = item["response"]
-    return response["status"], response["body"], served_type(response["content_type"])
+    answer = response["status"], response["body"], served_type(response["content_type"])
+    outcome = "new"
+    if key is not None:
+        outcome, other = records.claim(inbox_id, record["dedup_key"], record["body_hash"], request_id,
+                                       expires_at, time.time())
+        if outcome == "duplicate":  # counted on its key's marker: nothing stored, nothing forwarded
+            _count(inbox_id, record, status=response["status"], outcome=outcome)
+            return answer
+        if outcome == "conflict":
+            record["conflict_with"] = other
+    try:
+        records.put_capture(record, chunks if record["body_chunks"] else [])
+    except Exception:
+        if outcome == "new" and key is not None:  # the sender's retry must be stored, not counted
+            records.release(inbox_id, record["dedup_key"], record["body_hash"], request_id)
+        raise
+    _count(inbox_id, record, status=response["status"], outcome=outcome)
+    return answer
+
+
+MAX_KEY_CHARS = 256
+
+
+def idempotency_key(lowered: dict[str, str]) -> str | None:
+    """The key a sender repeats on a retry: Standard Webhooks' `webhook-id`, else an
+    `Idempotency-Key` (blank values are none)."""
+    for name in ("webhook-id", "idempotency-key"):
+        value = (lowered.get(name) or "").strip()
+        if value:
+            return value
+    return None
+
+
+def _count(inbox_id: str, record: dict[str, Any], *, status: int, outcome: str) -> None:
+    """The capture in its hour's counters (one UpdateItem). Counters are best effort: a
+    throttled counter write does not fail a request already stored."""
+    counters = {"captures": 1, f"answered_{status}": 1}
+    if outcome == "duplicate":
+        counters["duplicates"] = 1
+    elif outcome == "conflict":
+        counters["conflicts"] = 1
+    signature = record.get("signature")
+    if signature is not None:
+        counters[f"signature_{'verified' if signature['verified'] else signature['reason']}"] = 1
+    try:
+        records.count(inbox_id, record["received_at"][:13], counters, time.time())
+    except ServiceUnavailable:
+        log.warning("inbox metrics not counted (the table is busy)", extra={"inbox_id": inbox_id})
 
 
 def utf8_chunks(text: str, max_bytes: int) -> list[str]:
@@ -372,10 +491,32 @@ def utf8_chunks(text: str, max_bytes: int) -> list[str]:
 # ---- reading captures ----------------------------------------------------------------------
 
 
-def _summary(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: item.get(k) for k in (
+def _summary(item: dict[str, Any], extra: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    """A capture as the API shows it, with its duplicates and forwards from `extra` (the
+    markers and forward logs read with it)."""
+    view = {k: item.get(k) for k in (
         "request_id", "method", "path", "query", "headers", "content_type", "body_encoding",
-        "body", "size_bytes", "source_ip", "user_agent", "received_at", "signature")}
+        "body", "size_bytes", "source_ip", "user_agent", "received_at", "signature",
+        "idempotency_key", "conflict_with")}
+    inbox_id, request_id = item["inbox_id"], item["request_id"]
+    view["conflict"] = item.get("conflict_with") is not None
+    view["duplicates"] = records.duplicates_of(extra, inbox_id, item["dedup_key"], item["body_hash"],
+                                               request_id) if item.get("dedup_key") else 0
+    view["forwards"] = [forwarding.view(d["url"], extra.get(records.ident(
+        records.forward_key(inbox_id, request_id, d["id"])))) for d in item.get("forward_to") or []]
+    return view
+
+
+def _with_extras(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Captures as the API shows them: their key markers and forward logs in one BatchGetItem."""
+    keys = []
+    for item in items:
+        if item.get("dedup_key"):
+            keys.append(records.dedup_key(item["inbox_id"], item["dedup_key"]))
+        keys += [records.forward_key(item["inbox_id"], item["request_id"], d["id"])
+                 for d in item.get("forward_to") or []]
+    extra = records.items(keys)
+    return [_summary(item, extra) for item in items]
 
 
 def list_requests(inbox_id: str, token: str | None, limit: int, cursor: str | None,
@@ -384,7 +525,7 @@ def list_requests(inbox_id: str, token: str | None, limit: int, cursor: str | No
     _authorised(inbox_id, token)
     items, next_cursor = records.captures_page(
         inbox_id, method.upper() if method else None, limit, cursor)
-    return Page(items=[_summary(i) for i in items], next_cursor=next_cursor)
+    return Page(items=_with_extras(items), next_cursor=next_cursor)
 
 
 def get_request(inbox_id: str, token: str | None, request_id: str) -> dict[str, Any]:
@@ -394,7 +535,56 @@ def get_request(inbox_id: str, token: str | None, request_id: str) -> dict[str, 
     item = records.get_capture(inbox_id, request_id)
     if item is None or item.get("expires_at", 0) <= time.time():
         raise CaptureNotFound(f"Request '{request_id}' not found in inbox '{inbox_id}'.")
-    result = _summary(item)
+    result = _with_extras([item])[0]
     if item.get("body_chunks"):
         result["body"] = records.capture_body(inbox_id, request_id)
     return result
+
+
+# ---- metrics -------------------------------------------------------------------------------
+
+
+class HourMetrics(BaseModel):
+    hour: str = Field(description="The UTC hour, YYYY-MM-DDTHH.")
+    captures: int = Field(description="Requests received (duplicates included).")
+    duplicates: int
+    conflicts: int
+    answered: dict[str, int] = Field(description="The status codes the inbox answered, by code.")
+    signatures: dict[str, int] = Field(description="Signature verdicts: verified, or the reason.")
+    forwards: dict[str, int] = Field(description="Forward attempts by the destination's status code (or error).")
+
+
+class InboxMetrics(BaseModel):
+    inbox_id: str
+    hours: list[HourMetrics] = Field(description="Every hour of the range, oldest first (zeros included).")
+    totals: HourMetrics
+
+
+def _hour_view(hour: str, item: dict[str, Any] | None) -> HourMetrics:
+    item = item or {}
+
+    def by(prefix: str) -> dict[str, int]:
+        return {k[len(prefix):]: int(v) for k, v in sorted(item.items()) if k.startswith(prefix) and v}
+
+    return HourMetrics(hour=hour, captures=int(item.get("captures", 0)),
+                       duplicates=int(item.get("duplicates", 0)), conflicts=int(item.get("conflicts", 0)),
+                       answered=by("answered_"), signatures=by("signature_"), forwards=by("forward_"))
+
+
+def metrics(inbox_id: str, token: str | None, hours: int) -> InboxMetrics:
+    """The last `hours` UTC hours of an inbox's counters (this one included): one Query."""
+    _authorised(inbox_id, token)
+    last = utcnow().replace(minute=0, second=0, microsecond=0)
+    names = [to_iso(last - timedelta(hours=n))[:13] for n in range(hours - 1, -1, -1)]
+    found = {i["hour"]: i for i in records.metrics(inbox_id, names[0], names[-1])}
+    views = [_hour_view(h, found.get(h)) for h in names]
+    totals = HourMetrics(hour="total", captures=0, duplicates=0, conflicts=0, answered={}, signatures={}, forwards={})
+    for v in views:
+        totals.captures += v.captures
+        totals.duplicates += v.duplicates
+        totals.conflicts += v.conflicts
+        for field in ("answered", "signatures", "forwards"):
+            mine = getattr(totals, field)
+            for k, n in getattr(v, field).items():
+                mine[k] = mine.get(k, 0) + n
+    return InboxMetrics(inbox_id=inbox_id, hours=views, totals=totals)

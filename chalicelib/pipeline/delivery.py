@@ -35,6 +35,7 @@ from chalicelib.domain import delivery_policy
 from chalicelib.domain.clock import from_iso, to_iso, utcnow
 from chalicelib.domain.errors import EventNotFound
 from chalicelib.domain.models import Page, RedriveResult
+from chalicelib.inbox import forwarding
 from chalicelib.observability import (
     WEBHOOK_ATTEMPTS,
     WEBHOOK_DEAD_LETTERED,
@@ -372,3 +373,36 @@ def redrive_step(limit: int, seconds: float = REDRIVE_SECONDS) -> RedriveResult:
     moved = redrive(settings.dead_letter_queue_url, settings.delivery_queue_url,
                     limit=limit, seconds=seconds)
     return RedriveResult(moved=moved, remaining=queue.depth(settings.dead_letter_queue_url))
+
+
+# ---- inbox forwards share the delivery queue (chalicelib/inbox/forwarding.py) --------------
+
+
+def handle_queue_batch(event: dict[str, Any]) -> dict[str, Any]:
+    """The delivery queue's two kinds of message, dispatched by kind: inbox forwards
+    (forwarding.handle_batch) and webhooks (handle_delivery_batch). Their FIFO groups never
+    mix (inbox:<id>:<destination> vs a session id), so each part keeps its own order."""
+    records = event.get("Records", [])
+    forwards = [r for r in records if forwarding.is_forward(r.get("body", ""))]
+    if not forwards:
+        return handle_delivery_batch(event)
+    settings = get_settings()
+    failed = forwarding.handle_batch(forwards, forwarding.Channel(
+        send=lambda url, method, body, headers: webhooks.send(
+            url, method, body, headers, settings.webhook_timeout_seconds,
+            allow_private=settings.webhook_allow_private_targets),
+        hide=queue.change_visibility,
+        dead_letter=lambda record, attempts: _dead_letter_forward(record, attempts, settings),
+        round_of=lambda record: queue.attribute(record, ROUND) or ORIGINAL_ROUND,
+        schedule=settings.retry_schedule))
+    rest = [r for r in records if not forwarding.is_forward(r.get("body", ""))]
+    result = handle_delivery_batch({**event, "Records": rest}) if rest else {"batchItemFailures": []}
+    return {"batchItemFailures": result["batchItemFailures"] + [{"itemIdentifier": m} for m in failed]}
+
+
+def _dead_letter_forward(record: dict[str, Any], attempts: int, settings: Settings) -> None:
+    round_id = queue.attribute(record, ROUND) or ORIGINAL_ROUND
+    queue.enqueue(record["body"], group=record.get("attributes", {}).get("MessageGroupId") or "unknown",
+                  queue_url=settings.dead_letter_queue_url, dedup_id=f"{record['messageId']}:{round_id}:dead",
+                  attributes={ROUND: round_id, DEAD_LETTERED: "delivery", "attempts": str(attempts)})
+    count(WEBHOOK_DEAD_LETTERED, Source="delivery")

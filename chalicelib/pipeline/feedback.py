@@ -17,6 +17,7 @@ from typing import Any
 
 from chalicelib.config import get_settings
 from chalicelib.db.table import from_item
+from chalicelib.inbox import forwarding
 from chalicelib.observability import STREAM_BATCH_FAILURES, count, logger
 from chalicelib.pipeline import queue, webhooks
 
@@ -89,3 +90,22 @@ def handle_stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
             count(STREAM_BATCH_FAILURES, Function="feedback")
             return {"batchItemFailures": [{"itemIdentifier": first.sequence_number}]}
     return {"batchItemFailures": []}
+
+
+# ---- inbox forwarding rides the same stream (chalicelib/inbox/forwarding.py) ---------------
+
+
+def handle_records(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stream batch's two kinds of record: captures of inboxes with destinations (one
+    forward message per destination), then event items (handle_stream_batch). Lambda
+    resumes from the earliest record either part could not send."""
+    forwards_failed = forwarding.enqueue(records, lambda batch: queue.enqueue_batch(
+        [queue.Message(body=m.body, group=m.group, dedup_id=m.dedup_id) for m in batch]))
+    result = handle_stream_batch(records)
+    failed = [f["itemIdentifier"] for f in result["batchItemFailures"]]
+    if forwards_failed is not None:
+        count(STREAM_BATCH_FAILURES, Function="feedback")
+        failed.append(forwards_failed)
+    if not failed:
+        return {"batchItemFailures": []}
+    return {"batchItemFailures": [{"itemIdentifier": min(failed, key=lambda s: int(s) if s.isdigit() else 0)}]}

@@ -203,3 +203,31 @@ def _retry_after(value: str | None) -> float | None:
 
 def dumps(body: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---- inbox forwarding (chalicelib/inbox/forwarding.py): any method, any body ---------------
+
+
+def send(url: str, method: str, body: bytes, headers: dict[str, str], timeout: float,
+         allow_private: bool = False) -> Attempt:
+    """One forwarded request through the same guarded transport as `post` (http(s) only,
+    inside addresses refused unless `allow_private`, redirects not followed), with the
+    caller's method, headers and body as they are. Never raises: failures are Attempts."""
+    started = time.monotonic()
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in ("http", "https"):
+        return Attempt(None, f"TargetRefused: scheme '{scheme[:20]}' is not allowed", 0)
+    request = urllib.request.Request(url, data=body if body or method not in ("GET", "HEAD") else None,
+                                     method=method, headers=headers)
+    transport = _transports.get(allow_private) or _transports.setdefault(allow_private, _Transport(allow_private))
+    try:
+        with transport.opener.open(request, timeout=timeout) as response:
+            response.read(64 * 1024)
+            return Attempt(response.status, None, int((time.monotonic() - started) * 1000))
+    except urllib.error.HTTPError as exc:
+        return Attempt(exc.code, None, int((time.monotonic() - started) * 1000),
+                       _retry_after(exc.headers.get("Retry-After")))
+    except (TimeoutError, urllib.error.URLError, ConnectionError, ssl.SSLError, OSError,
+            http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Attempt(None, f"{type(reason).__name__}: {reason}"[:300], int((time.monotonic() - started) * 1000))

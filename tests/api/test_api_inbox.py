@@ -151,14 +151,16 @@ def test_expired_captures_are_never_returned(api, aws, box) -> None:
 
 
 def test_signature_verdicts(api, box) -> None:
+    # each with its own webhook-id: a repeated id with the same body is a duplicate, not stored
     body = webhooks.dumps({"event_type": "session_created", "event_id": "evt_1"})
     good = webhooks.signed_headers(SECRET, "evt_1", body)
-    stale = webhooks.signed_headers(SECRET, "evt_1", body, now=datetime.now(UTC) - timedelta(minutes=10))
+    stale_body = body.replace("evt_1", "evt_3")
+    stale = webhooks.signed_headers(SECRET, "evt_3", stale_body, now=datetime.now(UTC) - timedelta(minutes=10))
     cases = [
         (body, good, {"verified": True, "reason": None}),
         (body.replace("created", "hacked"), good, {"verified": False, "reason": "bad_signature"}),
-        (body, stale, {"verified": False, "reason": "stale_timestamp"}),
-        (body, {"webhook-id": "evt_1"}, {"verified": False, "reason": "missing_headers"}),
+        (stale_body, stale, {"verified": False, "reason": "stale_timestamp"}),
+        (body.replace("evt_1", "evt_4"), {"webhook-id": "evt_4"}, {"verified": False, "reason": "missing_headers"}),
     ]
     for payload, headers, _ in cases:
         capture(api, box, "POST", payload.encode(), {"Content-Type": "application/json", **headers})

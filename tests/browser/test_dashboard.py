@@ -748,3 +748,67 @@ def test_a_capture_url_cannot_run_script_on_the_dashboards_origin(page: Page, ht
     expect(page.get_by_label("Body")).to_have_text(SCRIPT)
     expect(page).to_have_title(re.compile("^(?!owned)"))
     assert page.locator("main img").count() == 0 and page.evaluate("typeof window.owned") == "undefined"
+
+
+def capture_raw(http: Http, inbox_id: str, body: bytes, headers: dict[str, str]) -> None:
+    request = urllib.request.Request(f"{http.api}/v1/hooks/{inbox_id}", data=body, method="POST", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_inbox_shows_forwards_duplicates_conflicts_and_metrics(page: Page, http: Http) -> None:
+    # GIVEN an inbox forwarding to two destinations: one that takes everything, one paused (410)
+    dest = http.ok("POST", "v1/inboxes", {"name": f"{RUN} destination"})
+    paused = http.ok("POST", "v1/inboxes", {"name": f"{RUN} paused"})
+    http.ok("PATCH", f"v1/inboxes/{paused['inbox_id']}", {"paused": True},
+            headers={"X-Inbox-Token": paused["read_token"]})
+    relay = http.ok("POST", "v1/inboxes", {"name": f"{RUN} relay",
+                                           "forward_to": [dest["capture_url"], paused["capture_url"]]})
+    token = {"X-Inbox-Token": relay["read_token"]}
+    # AND a sender that sends one webhook three times, then the same id with a changed body
+    for _ in range(3):
+        capture_raw(http, relay["inbox_id"], b'{"order": 1}', {"webhook-id": f"{RUN}-w1", "Content-Type": "application/json"})
+    capture_raw(http, relay["inbox_id"], b'{"order": 2}', {"webhook-id": f"{RUN}-w1", "Content-Type": "application/json"})
+
+    def settled() -> list[dict] | None:
+        items = http.ok("GET", f"v1/inboxes/{relay['inbox_id']}/requests", headers=token)["items"]
+        done = len(items) == 2 and all(f["status"] in ("delivered", "gone") for i in items for f in i["forwards"])
+        return items if done else None
+
+    conflicting, first = http.wait_for("the forwards", settled)
+    # WHEN the operator opens the inbox with its token
+    sign_in(page, dashboard_url(http, "/inbox"), http.key)
+    page.get_by_label("Inbox id").fill(relay["inbox_id"])
+    page.get_by_label("Read token").fill(relay["read_token"])
+    page.get_by_role("button", name="Show requests").click()
+    # THEN its destinations and its last 24 hours are shown
+    destinations = page.get_by_role("list", name="Forward destinations")
+    expect(destinations.get_by_role("listitem")).to_have_text([dest["capture_url"], paused["capture_url"]])
+    summary = page.locator(".inbox-summary")
+    for label, value in (("Captures", "4"), ("Duplicates", "2"), ("Conflicts", "1"), ("Answered", "200: 4")):
+        expect(summary.locator("div", has=page.locator("dt", has_text=re.compile(f"^{label}$"))).locator("dd")).to_have_text(value)
+    expect(summary.locator("dd").filter(has_text="410")).to_have_text(re.compile("200: 2, 410: 2|410: 2, 200: 2"))
+    expect(rows(page, "Captures per hour")).to_have_count(1)
+    # AND each capture says whether it repeated or conflicted and how its forwards went
+    caption = f"Requests captured by inbox {relay['inbox_id']}"
+    original = rows(page, caption).filter(has=page.get_by_role("link", name=f"Details of POST {first['request_id']}"))
+    expect(original.locator("td").nth(6)).to_have_text("2 duplicates")
+    changed = rows(page, caption).filter(has=page.get_by_role("link", name=f"Details of POST {conflicting['request_id']}"))
+    expect(changed.locator("td").nth(6)).to_have_text("conflict")
+    expect(changed.get_by_role("list", name=f"Forwards of {conflicting['request_id']}").get_by_role("listitem")).to_have_text(
+        ["delivered (1 attempt)", "gone (1 attempt)"])
+    shot(page, "inbox-forwarding")
+    # WHEN the conflicting capture is opened: its key, the conflict and each attempt log
+    changed.get_by_role("link", name=re.compile("^Details of POST")).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(conflicting["request_id"])
+    facts = page.locator(".facts")
+    expect(facts).to_contain_text(f"{RUN}-w1")
+    expect(facts).to_contain_text(f"conflict same key, another body than {first['request_id']}")
+    expect(page.get_by_role("heading", level=2, name="Forwards")).to_be_visible()
+    expect(rows(page, f"Attempts forwarding to {dest['capture_url']}").locator("td").nth(2)).to_have_text("HTTP 200")
+    expect(rows(page, f"Attempts forwarding to {paused['capture_url']}").locator("td").nth(2)).to_have_text("HTTP 410")
+    shot(page, "inbox-forwards")
+    # AND its link leads to the first capture, which counts the duplicates
+    page.get_by_role("link", name=first["request_id"]).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(first["request_id"])
+    expect(page.locator(".facts")).to_contain_text("2 more arrivals with the same key and body")

@@ -63,7 +63,7 @@ ALLOWED = {
     "domain": {"domain"},
     "db": {"domain", "db", "config"},
     "services": {"domain", "db", "services", "pipeline", "config", "lru", "observability"},
-    "pipeline": {"domain", "db", "pipeline", "config", "observability"},
+    "pipeline": {"domain", "db", "pipeline", "inbox", "config", "observability"},  # inbox: forwarding
     "jobs": {"domain", "db", "services", "jobs", "config", "observability"},
     "inbox": {"domain", "db", "inbox", "config", "lru"},
     "api": {"domain", "db", "services", "pipeline", "jobs", "inbox", "api", "config",

@@ -746,11 +746,12 @@
       try {
         const { data } = await api(`${inboxPath(settings.id)}?${params}`, { headers: { "X-Inbox-Token": settings.token } });
         results.replaceChildren(table(`Requests captured by inbox ${settings.id}`,
-          ["Received", "Method", "Path", "Webhook id", ["Size", "num"], "Signature", "Details"],
+          ["Received", "Method", "Path", "Webhook id", ["Size", "num"], "Signature", "Repeats", "Forwards", "Details"],
           data.items.map((r) => h("tr", {},
             h("td", {}, time(r.received_at)), h("td", {}, r.method), h("td", {}, h("code", {}, r.path)),
             h("td", {}, r.headers["webhook-id"] || "—"), h("td", { class: "num" }, bytes(r.size_bytes)),
             h("td", {}, verdict(r.signature)),
+            h("td", {}, repeats(r)), h("td", {}, forwardBadges(r)),
             h("td", {}, h("a", { href: `#/inbox/${encodeURIComponent(r.request_id)}`,
               "aria-label": `Details of ${r.method} ${r.request_id}` }, "Details")))),
           "No requests captured."));
@@ -761,7 +762,7 @@
       }
     });
     await go();
-    section.append(results, nav);
+    section.append(await inboxSummary(settings), results, nav);
     return section;
   }
 
@@ -785,14 +786,92 @@
       h("dl", { class: "facts" },
         fact("Signature", verdict(r.signature)), fact("Method", r.method), fact("Path", h("code", {}, r.path)),
         fact("Received", time(r.received_at)), fact("Content type", r.content_type || "—"),
-        fact("Size", bytes(r.size_bytes)), fact("Source IP", r.source_ip || "—"), fact("User agent", r.user_agent || "—")),
+        fact("Size", bytes(r.size_bytes)), fact("Source IP", r.source_ip || "—"), fact("User agent", r.user_agent || "—"),
+        captureFacts(r)),
       query.length ? table("Query parameters", ["Name", "Value"], query.map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, v))), "") : null,
       h("h2", {}, "Headers"),
       table("Headers as received (secrets masked)", ["Name", "Value"],
         Object.entries(r.headers).sort(([a], [b]) => a.localeCompare(b))
           .map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, h("code", {}, v)))), "No headers."),
       h("h2", {}, `Body${r.body_encoding === "base64" ? " (base64: not text)" : ""}`),
-      body ? h("pre", { class: "body", tabindex: "0", "aria-label": "Body" }, body) : h("p", { class: "empty" }, "Empty body."));
+      body ? h("pre", { class: "body", tabindex: "0", "aria-label": "Body" }, body) : h("p", { class: "empty" }, "Empty body."),
+      forwardsSection(r));
+  }
+
+  // ---- inbox: duplicates, conflicts, forwarding and metrics ---------------------------------
+
+  function repeats(r) {
+    const parts = [];
+    if (r.duplicates) parts.push(h("span", { class: "badge badge-none" }, `${plural(r.duplicates, "duplicate")}`));
+    if (r.conflict) parts.push(h("span", { class: "badge badge-gone" }, "conflict"));
+    return parts.length ? parts : "—";
+  }
+
+  function forwardBadges(r) {
+    if (!r.forwards || !r.forwards.length) return "—";
+    return h("ul", { class: "badges", "aria-label": `Forwards of ${r.request_id}` }, r.forwards.map((f) =>
+      h("li", {}, h("span", { class: `badge badge-${f.status}`, title: f.destination },
+        `${f.status} (${plural(f.attempts.length, "attempt")})`))));
+  }
+
+  function captureFacts(r) {
+    return [
+      fact("Idempotency key", r.idempotency_key ? h("code", {}, r.idempotency_key) : "— (no webhook-id or Idempotency-Key)"),
+      fact("Duplicates", r.duplicates ? `${plural(r.duplicates, "more arrival")} with the same key and body (counted, not stored)` : "none"),
+      fact("Conflict", r.conflict
+        ? h("span", {}, h("span", { class: "badge badge-gone" }, "conflict"), " same key, another body than ",
+          h("a", { href: `#/inbox/${encodeURIComponent(r.conflict_with)}` }, r.conflict_with))
+        : "no"),
+    ];
+  }
+
+  function forwardsSection(r) {
+    if (!r.forwards || !r.forwards.length) return null;
+    return h("section", { "aria-labelledby": "forwards-heading" }, h("h2", { id: "forwards-heading" }, "Forwards"),
+      r.forwards.map((f) => h("div", { class: "forward" },
+        h("h3", {}, h("code", {}, f.destination), " ", badge(f.status)),
+        table(`Attempts forwarding to ${f.destination}`, [["Attempt", "num"], "Outcome", "Answer", ["Latency", "num"], "At"],
+          f.attempts.map((a) => h("tr", {},
+            h("td", { class: "num" }, `${a.attempt} of ${a.of}`), h("td", {}, a.outcome),
+            h("td", {}, a.status_code ? `HTTP ${a.status_code}` : a.error || "—"),
+            h("td", { class: "num" }, `${a.latency_ms} ms`), h("td", {}, time(a.at)))),
+          "Not attempted yet."))));
+  }
+
+  const counts = (map) => {
+    const entries = Object.entries(map || {});
+    return entries.length ? entries.map(([k, n]) => `${k}: ${n}`).join(", ") : "—";
+  };
+
+  async function inboxSummary(settings) {
+    const headers = { "X-Inbox-Token": settings.token };
+    const base = `v1/inboxes/${encodeURIComponent(settings.id)}`;
+    const holder = h("section", { class: "inbox-summary", "aria-labelledby": "inbox-summary-heading" },
+      h("h2", { id: "inbox-summary-heading" }, "Forwarding and the last 24 hours"));
+    const [box, metrics] = await Promise.allSettled([api(base, { headers }), api(`${base}/metrics?hours=24`, { headers })]);
+    if (box.status === "rejected") return document.createDocumentFragment();  // the requests' table says why
+    const destinations = box.value.data.forward_to;
+    holder.append(destinations.length
+      ? h("div", {}, h("p", {}, `Each capture is forwarded to ${plural(destinations.length, "destination")}:`),
+        h("ul", { class: "destinations", "aria-label": "Forward destinations" }, destinations.map((u) => h("li", {}, h("code", {}, u)))))
+      : h("p", { class: "empty" }, "No forward destinations: captures are kept here only."));
+    if (metrics.status === "rejected") {
+      holder.append(errorBox(metrics.reason, "Could not load the inbox's metrics"));
+      return holder;
+    }
+    const { totals, hours } = metrics.value.data;
+    holder.append(h("dl", { class: "facts" },
+      fact("Captures", String(totals.captures)), fact("Duplicates", String(totals.duplicates)),
+      fact("Conflicts", String(totals.conflicts)), fact("Answered", counts(totals.answered)),
+      fact("Signatures", counts(totals.signatures)), fact("Forward answers", counts(totals.forwards))),
+    table("Captures per hour (UTC), hours with any", ["Hour", ["Captures", "num"], ["Duplicates", "num"],
+      ["Conflicts", "num"], "Signatures", "Forward answers"],
+      hours.filter((x) => x.captures || Object.keys(x.forwards).length).reverse().map((x) => h("tr", {},
+        h("td", {}, `${x.hour.replace("T", " ")}:00`), h("td", { class: "num" }, x.captures),
+        h("td", { class: "num" }, x.duplicates), h("td", { class: "num" }, x.conflicts),
+        h("td", {}, counts(x.signatures)), h("td", {}, counts(x.forwards)))),
+      "No captures in the last 24 hours."));
+    return holder;
   }
 
   // ---- start --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from chalice import Response
 from chalicelib.api.headers import API_HEADERS
 from chalicelib.api.http import header, json_response, parse_body, parse_query
 from chalicelib.api.routing import Resource, no_content
-from chalicelib.api.schemas import CaptureListQuery
+from chalicelib.api.schemas import ActivityQuery, CaptureListQuery
 from chalicelib.inbox import captures as inbox
 
 bp = Resource(__name__)
@@ -29,7 +29,7 @@ def get_inbox(inbox_id: str) -> Response:
     return json_response(inbox.get_inbox(inbox_id, _inbox_token()))
 
 
-@route("/v1/inboxes/{inbox_id}", "PATCH", summary="Pause, resume or rename an inbox",
+@route("/v1/inboxes/{inbox_id}", "PATCH", summary="Pause, resume, rename an inbox or set its destinations",
        body=inbox.InboxPatch, responses={200: inbox.Inbox}, headers=("X-Inbox-Token",),
        scope="admin")
 def update_inbox(inbox_id: str) -> Response:
@@ -56,6 +56,13 @@ def list_inbox_requests(inbox_id: str) -> Response:
        responses={200: inbox.Capture}, headers=("X-Inbox-Token",))
 def get_inbox_request(inbox_id: str, request_id: str) -> Response:
     return json_response(inbox.get_request(inbox_id, _inbox_token(), request_id))
+
+
+@route("/v1/inboxes/{inbox_id}/metrics", "GET", summary="An inbox's counters per hour",
+       responses={200: inbox.InboxMetrics}, query=ActivityQuery, headers=("X-Inbox-Token",))
+def get_inbox_metrics(inbox_id: str) -> Response:
+    query = parse_query(bp.current_request, ActivityQuery)
+    return json_response(inbox.metrics(inbox_id, _inbox_token(), query.hours))
 
 
 @route("/v1/hooks/{inbox_id}", "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD",
