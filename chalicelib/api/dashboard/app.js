@@ -960,6 +960,7 @@
     const convBox = h("div", {});
     const eventsBox = h("div", {});
     const notice = h("div", { role: "status" });
+    const messageBox = h("div", {});
     const messageIds = new Set();
     let newestMessage = null;
     let moreMessages = false;
@@ -976,6 +977,7 @@
         fact("Ended", time(s.ended_at)), fact("Duration", duration(s.duration_seconds)),
         s.end_reason ? fact("End reason", endReasonWord(s.end_reason)) : null, fact("Messages", s.message_count)));
       summaryBox.replaceChildren(s.summary ? summaryView(s.summary) : "");
+      if (s.status !== "active") messageBox.replaceChildren();  // an ended session takes no more messages
       progressBox.replaceChildren(stepIndicator(s));
       drawActions();
     };
@@ -986,6 +988,10 @@
     };
     const drawStep = (failure) => {
       if (failure) { currentBox.replaceChildren(errorBox(failure, "Could not load the current step")); return; }
+      if (s.status === "ended" || s.status === "abandoned") {
+        currentBox.replaceChildren(h("p", { class: "hint" }, `None: the session is ${statusWord(s.status).toLowerCase()}.`));
+        return;
+      }
       currentBox.replaceChildren(!step || step.is_completed || !step.next_step
         ? h("p", { class: "done" }, "All steps completed.")
         : h("article", { class: "step-now", "aria-labelledby": "current-step-title" },
@@ -1063,6 +1069,7 @@
       if (steps) reads.push(api(`${base}/next-step`).then(({ data }) => { step = data; drawStep(); }, (error) => drawStep(error)));
       s = fresh;
       if (changed) drawSession();
+      if (changed && s.status !== "active") drawStep();
       await Promise.allSettled(reads);
       if (steps) drawActions();
       return true;
@@ -1129,6 +1136,7 @@
     };
 
     // first drawing, from what sessionDetail read
+    if (s.status === "active") messageBox.append(messageForm());
     drawSession();
     drawStep(nextStep.status === "rejected" ? nextStep.reason : null);
     if (messages.status === "fulfilled") {
@@ -1147,7 +1155,7 @@
 
     return h("div", {}, notice, factsBox, h("h2", {}, "Actions"), actionsBox, summaryBox,
       h("h2", {}, "Progress"), progressBox, h("h2", {}, "Current step"), currentBox,
-      h("h2", {}, "Conversation"), convBox, messageForm(),
+      h("h2", {}, "Conversation"), convBox, messageBox,
       h("h2", {}, "Events and webhook deliveries"), eventsBox,
       liveNote("This page updates on its own: steps, conversation and deliveries."));
   }
@@ -1306,10 +1314,10 @@
         results.replaceChildren(table("API keys (their values are never shown again)",
           ["Key id", "Name", "Scopes", "User", "Created", "Status", "Action"],
           data.items.map((k) => h("tr", {},
-            h("td", {}, h("code", {}, k.key_id)), h("td", {}, k.name || "—"), h("td", {}, k.scopes.join(", ")),
+            h("td", {}, h("code", { id: `key-${k.key_id}` }, k.key_id)), h("td", {}, k.name || "—"), h("td", {}, k.scopes.join(", ")),
             h("td", {}, k.user_id || "any user"), h("td", {}, time(k.created_at)),
             h("td", {}, k.revoked_at ? h("span", {}, "Revoked ", time(k.revoked_at)) : "Active"),
-            h("td", {}, k.revoked_at ? "—" : actionButton("Revoke", { cls: "danger", describedBy: null,
+            h("td", {}, k.revoked_at ? "—" : actionButton("Revoke", { cls: "danger", describedBy: `key-${k.key_id}`,
               confirmText: `Revoke key ${k.key_id}${k.name ? ` (${k.name})` : ""}? Calls with it are refused from then on.`,
               run: () => api(`v1/keys/${encodeURIComponent(k.key_id)}`, { method: "DELETE" }),
               done: () => { announce(`Key ${k.key_id} revoked.`); go(); } })))),
