@@ -26,7 +26,9 @@ from chalicelib.domain.models import Event, Session
 EVENTS = "EVT#"
 MESSAGES = "MSG#"
 IDEMPOTENCY = "IDEM#"
-_LAST = "\uffff"  # sorts after every key character (keys are compared as UTF-8 bytes)
+# after the prefix, child keys go on with digits (a zero-padded sequence, a timestamp): "~"
+# sorts after every one of them (keys compare as bytes)
+_LAST = "~"
 
 _absent = "attribute_not_exists(PK)"
 _exists = "attribute_exists(PK)"
