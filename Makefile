@@ -37,7 +37,7 @@ chromium:
 
 ## make screenshots: the dashboard's pages as PNGs in tests/screenshots/ (committed)
 screenshots: venv chromium
-	SCREENSHOTS_DIR=tests/screenshots $(PY) -m pytest tests/browser/test_dashboard.py
+	SCREENSHOTS_DIR=tests/screenshots $(PY) -m pytest tests/browser
 
 ## make audit: pip-audit of requirements*.txt (CI runs it after the tests); fails on any
 ## known vulnerability and lists what could not be audited

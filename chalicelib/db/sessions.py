@@ -29,6 +29,9 @@ from chalicelib.domain.models import Event, Session
 EVENTS = "EVT#"
 MESSAGES = "MSG#"
 IDEMPOTENCY = "IDEM#"
+# after the prefix, child keys go on with digits (a zero-padded sequence, a timestamp): "~"
+# sorts after every one of them (keys compare as bytes)
+_LAST = "~"
 
 _absent = "attribute_not_exists(PK)"
 _exists = "attribute_exists(PK)"
@@ -220,12 +223,24 @@ def list_page(*, status: str | None, user_id: str | None, manual_id: str | None,
     return [s for s in found if s is not None], next_cursor
 
 
-def children_page(session_id: str, prefix: str, limit: int,
-                  cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """One Query: a page of a session's child items of one kind (EVENTS, MESSAGES), oldest first."""
+def event_position(sequence: int) -> str:
+    """Where an event's key sorts among EVENTS (its sequence, zero-padded as in db/events.py)."""
+    return f"{sequence:010d}"
+
+
+def children_page(session_id: str, prefix: str, limit: int, cursor: str | None,
+                  start: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One Query: a page of a session's child items of one kind (EVENTS, MESSAGES), oldest
+    first; with `start`, only those whose key after the prefix sorts at or after it (a live
+    view's re-read of what is new: the key range is narrowed, nothing is read and dropped)."""
+    if start is None:
+        return table.query_page(
+            key_condition="PK = :pk AND begins_with(SK, :prefix)",
+            vals=table.values(pk=partition(session_id), prefix=prefix),
+            limit=limit, cursor=cursor, cursor_scope=f"{prefix}{session_id}")
     return table.query_page(
-        key_condition="PK = :pk AND begins_with(SK, :prefix)",
-        vals=table.values(pk=partition(session_id), prefix=prefix),
+        key_condition="PK = :pk AND SK BETWEEN :start AND :end",
+        vals=table.values(pk=partition(session_id), start=prefix + start, end=prefix + _LAST),
         limit=limit, cursor=cursor, cursor_scope=f"{prefix}{session_id}")
 
 

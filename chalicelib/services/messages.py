@@ -63,7 +63,8 @@ def _original(session_id: str, claim: dict[str, Any], digest: str, message_id: s
     return Message.model_validate(item)
 
 
-def list_messages(session_id: str, limit: int, cursor: str | None) -> Page:
+def list_messages(session_id: str, limit: int, cursor: str | None, since: str | None = None) -> Page:
     """Oldest first; messages in the same millisecond keep their order (keys carry
-    microseconds, strictly increasing per process, and the message id)."""
-    return sessions.list_children(session_id, MESSAGES, limit, cursor, Message)
+    microseconds, strictly increasing per process, and the message id). With `since` (a
+    moment as the API writes them), only those created at or after it (still one Query)."""
+    return sessions.list_children(session_id, MESSAGES, limit, cursor, Message, since)

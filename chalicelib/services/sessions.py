@@ -169,11 +169,13 @@ def list_sessions(*, status: str | None, user_id: str | None, manual_id: str | N
     return Page(items=[public(s, now).model_dump() for s in found], next_cursor=next_cursor)
 
 
-def list_events(session_id: str, limit: int, cursor: str | None) -> Page:
+def list_events(session_id: str, limit: int, cursor: str | None, after_sequence: int | None = None) -> Page:
     """The audit trail, oldest first, each event with its webhook delivery status:
     `pending` (queued or on its way), `retrying`, `delivered`, `failed` (dead-lettered),
-    `gone` (receiver answered 410) or `not_sent` (its type is not configured for webhooks)."""
-    page = list_children(session_id, EVENTS, limit, cursor, Event)
+    `gone` (receiver answered 410) or `not_sent` (its type is not configured for webhooks).
+    With `after_sequence`, only the events after that one (still one Query)."""
+    start = None if after_sequence is None else repository.event_position(after_sequence + 1)
+    page = list_children(session_id, EVENTS, limit, cursor, Event, start)
     types = get_settings().event_types
     for event in page.items:
         if event["delivery_status"] is None:
@@ -181,10 +183,11 @@ def list_events(session_id: str, limit: int, cursor: str | None) -> Page:
     return page
 
 
-def list_children(session_id: str, prefix: str, limit: int, cursor: str | None, model: Any) -> Page:
-    """One Query per page of a session's child items, oldest first; a session with none is
-    told apart from a missing session by one GetItem (only then)."""
-    items, next_cursor = repository.children_page(session_id, prefix, limit, cursor)
+def list_children(session_id: str, prefix: str, limit: int, cursor: str | None, model: Any,
+                  start: str | None = None) -> Page:
+    """One Query per page of a session's child items, oldest first (from `start` on, if
+    given); a session with none is told apart from a missing session by one GetItem (only then)."""
+    items, next_cursor = repository.children_page(session_id, prefix, limit, cursor, start)
     if not items and cursor is None:
         load(session_id)
     return Page(items=[model.model_validate(i).model_dump() for i in items], next_cursor=next_cursor)

@@ -303,7 +303,7 @@ def test_key_form_then_overview_with_chart_and_popular_manuals(page: Page, http:
     expect(key_field(page)).to_be_focused()
     if auth_enforced(http):  # the API refused the key-less calls: the form says why
         expect(page.locator("#key-message")).to_contain_text("API key")
-        expect(page.get_by_role("alert").filter(has_text="401")).to_have_count(3)
+        expect(page.get_by_role("alert").filter(has_text="401")).to_have_count(4)
     shot(page, "api-key")
     seen(page).api_requests.clear()
     key_field(page).fill(http.key)
@@ -374,7 +374,7 @@ def test_sessions_filters_pagination_and_link_to_detail(page: Page, http: Http, 
     caption = f"Sessions (status completed, user {data['user']})"
     expect(rows(page, caption)).to_have_count(1)
     row = rows(page, caption).first
-    expect(row.locator("td").nth(3)).to_have_text("completed")
+    expect(row.locator("td").nth(3)).to_have_text("Completed")  # statuses read as words
     expect(row.get_by_role("progressbar")).to_have_attribute("value", "3")
     expect(row).to_contain_text("3/3")
 
@@ -424,26 +424,27 @@ def test_session_detail_conversation_events_and_redeliver(page: Page, http: Http
     events = page.get_by_role("list", name="Events, oldest first").locator("> li")
     expect(events).to_have_count(3)
     expect(events.nth(0)).to_contain_text("#1 session_created")
-    expect(events.nth(0).locator(".delivery")).to_have_text("Webhook: delivered · 1 attempt")
+    expect(events.nth(0).locator(".delivery")).to_have_text("Webhook: Delivered · 1 attempt")
     gone = events.filter(has_text="#3 progress_update")
     expect(gone).to_contain_text("step 2 DONE")
-    expect(gone.locator(".delivery")).to_have_text("Webhook: gone · 1 attempt")
+    expect(gone.locator(".delivery")).to_have_text("Webhook: Gone (the receiver answered 410) · 1 attempt")
     gone.get_by_text("Delivery attempts", exact=True).click()
-    expect(gone.locator("table tbody tr")).to_have_text([re.compile(r"^1\s*gone\s*HTTP 410\s*\d+ ms")])
+    expect(gone.locator("table tbody tr")).to_have_text([re.compile(r"^1 of \d+\s*Gone \(410\)\s*HTTP 410\s*\d+ ms")])
     # only the failed one offers Redeliver
     expect(page.get_by_role("button", name="Redeliver")).to_have_count(1)
     shot(page, "session-detail")
 
     # WHEN the operator redelivers it (the receiver is back)
     gone.get_by_role("button", name="Redeliver").click()
-    expect(gone.get_by_role("status")).to_have_text("Queued for redelivery. Refresh to see the new attempt.")
-    expect(gone.locator(".delivery")).to_contain_text("pending")
+    expect(gone.get_by_role("status")).to_have_text("Queued for redelivery: the new attempt shows here on its own.")
+    expect(gone.locator(".delivery")).to_contain_text("Pending")
     expect(page.get_by_role("button", name="Redeliver")).to_have_count(0)
-    # THEN once delivered, a refresh shows the second, successful attempt
+    # THEN once delivered, the page shows the second, successful attempt on its own (no reload)
+    page.evaluate("window.__sameDocument = true")
     http.wait_for("the redelivery", lambda: http.delivered(detail))
-    page.get_by_role("button", name="Refresh").click()
     gone = page.get_by_role("list", name="Events, oldest first").locator("> li").filter(has_text="#3 progress_update")
-    expect(gone.locator(".delivery")).to_have_text("Webhook: delivered · 2 attempts")
+    expect(gone.locator(".delivery")).to_have_text("Webhook: Delivered · 2 attempts")
+    assert page.evaluate("window.__sameDocument") is True
     expect(page.get_by_role("button", name="Redeliver")).to_have_count(0)
 
 
@@ -563,6 +564,7 @@ def test_api_errors_are_shown_not_swallowed(page: Page, http: Http, data: dict) 
     page.get_by_role("button", name="Use this key").click()
     expect(page.locator("#key-form")).to_be_visible()
     expect(page.locator("#key-message")).to_contain_text("A valid API key is required")
+    expect(page.locator("#key-message")).to_contain_text("The API rejected the key ending …0000")
     expect(key_field(page)).to_be_focused()
     expect(page.get_by_role("alert").filter(has_text="(401 unauthorized)").first).to_be_visible()
     shot(page, "error-unauthorized")
@@ -640,6 +642,10 @@ def test_docs_page_lists_the_operations_with_the_same_key(page: Page, http: Http
     sent = [h for m, u, h in seen(page).api_requests if u.endswith("/v1/openapi.json")]
     assert sent and all(h.get("authorization") == f"Bearer {http.key}" for h in sent)
     shot(page, "docs")
+    # and back, one click: the dashboard, still with the tab's key
+    page.get_by_role("link", name="Operator dashboard").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Overview")
+    expect(page.locator("#key-form")).to_be_hidden()
 
 
 def test_the_overview_counts_failed_deliveries_and_links_to_their_list(page: Page, http: Http, data: dict) -> None:
@@ -664,8 +670,8 @@ def test_the_overview_counts_failed_deliveries_and_links_to_their_list(page: Pag
     card.get_by_role("link", name="see the list").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Failed deliveries")
     row = rows(page, "Webhooks that spent their attempts").filter(has_text=event["event_id"])
-    expect(row.locator("td")).to_have_text([event["event_id"], "session_created", session_id, "3", "HTTP 500",
-                                            re.compile(r"UTC$")])
+    expect(row.locator("> td")).to_have_text([event["event_id"], "session_created", session_id, "3", "HTTP 500",
+                                            re.compile(r"UTC$"), re.compile(r"^Redeliver")])
     row.get_by_role("link", name=session_id).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(session_id)
     page.go_back()

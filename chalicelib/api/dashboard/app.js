@@ -66,7 +66,7 @@
   const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
   const percent = (ratio) => `${(100 * (ratio || 0)).toFixed(1).replace(/\.0$/, "")}%`;
   const bytes = (n) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1048576).toFixed(1)} MB`);
-  const badge = (status) => h("span", { class: `badge badge-${String(status).replace(/[^a-z_]/g, "")}` }, status);
+  const badge = (status) => h("span", { class: `badge badge-${String(status).replace(/[^a-z_]/g, "")}` }, statusWord(status));
 
   // ---- API access ---------------------------------------------------------------------------
 
@@ -103,7 +103,9 @@
         `HTTP ${response.status} ${response.statusText}${text && !data ? `: ${text.slice(0, 200)}` : ""}`);
       // 401 from an inbox read is about its read token, not the API key; and a late answer
       // to a request sent with a key since replaced says nothing about the new one.
-      if (response.status === 401 && error.code !== "token_required" && key === getKey()) showKeyForm(error.message);
+      if (response.status === 401 && error.code !== "token_required" && key === getKey()) {
+        showKeyForm(key ? `The API rejected the key ending …${key.slice(-4)}: ${error.message}` : error.message);
+      }
       throw error;
     }
     return { status: response.status, data };
@@ -184,6 +186,7 @@
     [/^\/deliveries$/, deliveryList, "deliveries"],
     [/^\/inbox$/, inboxList, "inbox"],
     [/^\/inbox\/([^/]+)$/, inboxRequest, "inbox"],
+    [/^\/keys$/, keyList, "keys"],
   ];
   let renderCount = 0;
 
@@ -253,26 +256,30 @@
     };
     prevButton.addEventListener("click", () => { cursor = stack.pop() || null; go(); });
     nextButton.addEventListener("click", () => { stack.push(cursor); cursor = next; go(); });
-    return { nav, go };
+    // the live re-read of the page on screen: its rows change, the pager's place does not
+    const refresh = async () => { next = await load(cursor, true); nextButton.disabled = !next; };
+    return { nav, go, refresh };
   }
 
   function table(caption, headers, rows, empty) {
     if (!rows.length) return h("p", { class: "empty" }, empty);
-    return h("table", {},
+    // a wide table scrolls inside its own box (focusable, to scroll by keyboard): the page never
+    return h("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": caption }, h("table", {},
       h("caption", {}, caption),
       h("thead", {}, h("tr", {}, headers.map((t) => {
         const [text, cls] = Array.isArray(t) ? t : [t];  // ["Count", "num"]: a right-aligned column
         return h("th", { scope: "col", class: cls }, text);
       }))),
-      h("tbody", {}, rows));
+      h("tbody", {}, rows)));
   }
 
   // ---- overview -----------------------------------------------------------------------------
 
   async function overview() {
-    const [totals, activity, popular] = await Promise.allSettled([
+    if (!redrawing) liveRedraw(OVERVIEW_POLL_MS, overview);  // (not again from its own redraw)
+    const [totals, activity, popular, failed] = await Promise.allSettled([
       api("v1/analytics/overview"), api("v1/analytics/recent-activity?hours=24"),
-      api("v1/analytics/popular-manuals?limit=10"),
+      api("v1/analytics/popular-manuals?limit=10"), api("v1/deliveries?status=failed&limit=5"),
     ]);
     return h("section", {},
       h("h1", { tabindex: "-1" }, "Overview"),
@@ -301,7 +308,10 @@
           h("td", {}, h("a", { href: `#/manuals/${encodeURIComponent(m.manual_id)}` }, m.manual_id)),
           h("td", { class: "num" }, m.sessions_started), h("td", { class: "num" }, m.sessions_completed),
           h("td", { class: "num" }, percent(m.completion_rate)))),
-        "No sessions started yet.")));
+        "No sessions started yet.")),
+      h("h2", {}, "Latest failed deliveries"),
+      settled(failed, "Failed deliveries", (d) => failedSummary(d)),
+      liveNote("Updates on its own every few seconds."));
   }
 
   function activityChart(activity) {
@@ -368,7 +378,7 @@
     const form = h("form", { class: "filters", role: "search", "aria-label": "Filter sessions" },
       field("status", "Status", h("select", { id: "f-status", name: "status" },
         h("option", { value: "" }, "Any"),
-        STATUSES.map((s) => h("option", { value: s, selected: filters.status === s }, s)))),
+        STATUSES.map((s) => h("option", { value: s, selected: filters.status === s }, statusWord(s))))),
       field("user_id", "User id", h("input", { id: "f-user_id", name: "user_id", value: filters.user_id, autocomplete: "off" })),
       field("manual_id", "Manual id", h("input", { id: "f-manual_id", name: "manual_id", value: filters.manual_id, autocomplete: "off" })),
       field("limit", "Per page", h("select", { id: "f-limit", name: "limit" },
@@ -382,23 +392,36 @@
       if (target === location.hash) render(); else location.hash = target;
     });
     const results = h("div", { class: "results" });
-    const { nav, go } = pager("Sessions", async (cursor) => {
+    let shown = null;
+    const { nav, go, refresh } = pager("Sessions", async (cursor, quiet) => {
       const params = new URLSearchParams(Object.entries({ ...filters, cursor }).filter(([, v]) => v));
       try {
         const { data } = await api(`v1/sessions?${params}`);
+        const seen = JSON.stringify(data.items.map(({ duration_seconds, ...rest }) => rest));
+        // nothing changed, or the operator is on a row: leave the rows be
+        if (quiet && (seen === shown || results.contains(document.activeElement))) return data.next_cursor;
+        shown = seen;
         results.replaceChildren(table(`Sessions${describeFilters(filters)}`,
           ["Session", "User", "Manual", "Status", "Progress", "Started", "Last activity", ["Messages", "num"]],
           data.items.map(sessionRow),
           data.next_cursor ? "No sessions on this page (filters are applied page by page): try Next." : "No sessions match."));
-        announce(`${data.items.length} sessions shown.`);
+        if (!quiet) announce(`${data.items.length} sessions shown.`);
         return data.next_cursor;
       } catch (error) {
+        shown = null;
         results.replaceChildren(errorBox(error, "Could not list sessions"));
         return null;
       }
     });
     await go();
-    return h("section", {}, h("h1", { tabindex: "-1" }, "Sessions"), form, results, nav);
+    live(LIST_POLL_MS, refresh);
+    return h("section", {}, h("div", { class: "title-row" }, h("h1", { tabindex: "-1" }, "Sessions"),
+      h("button", { type: "button", "aria-controls": "new-session", onclick: () => {
+        const box = $("new-session");
+        box.open = true;
+        box.querySelector("input").focus();
+      } }, "New session")),
+    newSessionForm(filters), form, results, nav, liveNote("The list updates on its own."));
   }
 
   function describeFilters(f) {
@@ -437,24 +460,8 @@
     }
     const s = session.value.data;
     const refresh = h("button", { type: "button", class: "secondary", onclick: () => render() }, "Refresh");
-    return h("section", {}, back, h("div", { class: "title-row" }, heading, refresh),
-      h("dl", { class: "facts" },
-        fact("Status", badge(s.status)), fact("User", s.user_id),
-        fact("Manual", h("a", { href: `#/manuals/${encodeURIComponent(s.manual_id)}` }, s.manual_id)),
-        fact("Started", time(s.started_at)), fact("Last activity", time(s.last_activity_at)),
-        fact("Ended", time(s.ended_at)), fact("Duration", duration(s.duration_seconds)),
-        s.end_reason ? fact("End reason", s.end_reason) : null, fact("Messages", s.message_count)),
-      h("h2", {}, "Progress"), stepIndicator(s),
-      h("h2", {}, "Current step"),
-      settled(nextStep, "Could not load the current step", (n) => (n.is_completed || !n.next_step
-        ? h("p", { class: "done" }, "All steps completed.")
-        : h("article", { class: "step-now", "aria-labelledby": "current-step-title" },
-          h("h3", { id: "current-step-title" }, `Step ${n.next_step.step_number} of ${n.total_steps}: ${n.next_step.title}`),
-          h("div", { class: "content" }, n.next_step.content || "(no content)")))),
-      h("h2", {}, "Conversation"),
-      settled(messages, "Could not load the conversation", (page) => conversation(page, base)),
-      h("h2", {}, "Events and webhook deliveries"),
-      settled(events, "Could not load the events", (page) => timeline(page.items, page.next_cursor)));
+    const view = sessionView(sessionId, base, s, nextStep, messages, events);
+    return h("section", {}, back, h("div", { class: "title-row" }, heading, refresh), view);
   }
 
   const fact = (label, value) => h("div", {}, h("dt", {}, label), h("dd", {}, value));
@@ -522,17 +529,13 @@
       : e.event_type === "session_ended" ? `session ${e.session_status}${e.reason ? ` (${e.reason})` : ""}` : `step ${e.current_step}`;
     const statusSlot = h("span", {}, badge(e.delivery_status || "pending"));
     const feedback = h("div", { class: "feedback" });
-    const item = h("li", { class: "event", "data-event-id": e.event_id },
+    const item = h("li", { class: "event", "data-event-id": e.event_id, "data-status": e.delivery_status || "pending",
+      "data-sequence": e.sequence },
       h("p", { class: "event-head" }, h("strong", {}, `#${e.sequence} ${e.event_type}`), ` · ${what} · `, time(e.occurred_at)),
       h("p", { class: "delivery" }, "Webhook: ", statusSlot,
         ` · ${e.delivery_attempts.length} ${e.delivery_attempts.length === 1 ? "attempt" : "attempts"}`),
       e.delivery_attempts.length ? h("details", {}, h("summary", {}, "Delivery attempts"),
-        table(`Delivery attempts of ${e.event_id}`, [["Attempt", "num"], "Outcome", "Answer", ["Latency", "num"], "At"],
-          e.delivery_attempts.map((a) => h("tr", {},
-            h("td", { class: "num" }, a.attempt), h("td", {}, a.outcome || "—"),
-            h("td", {}, a.status_code ? `HTTP ${a.status_code}` : a.error || "—"),
-            h("td", { class: "num" }, a.latency_ms === undefined || a.latency_ms === null ? "—" : `${a.latency_ms} ms`),
-            h("td", {}, time(a.at)))), "")) : null,
+        attemptLog(e)) : null,
       feedback);
     if (REDELIVERABLE.has(e.delivery_status)) {
       const labelId = nextId("evt");
@@ -544,8 +547,10 @@
         try {
           await api(`v1/events/${encodeURIComponent(e.event_id)}/redeliver`, { method: "POST", body: "{}" });
           statusSlot.replaceChildren(badge("pending"));
+          e.delivery_status = "pending";  // unsettled again: the live view watches it
+          item.dataset.status = "pending";
           button.remove();
-          feedback.append(h("p", { class: "ok", role: "status" }, "Queued for redelivery. Refresh to see the new attempt."));
+          feedback.append(h("p", { class: "ok", role: "status" }, "Queued for redelivery: the new attempt shows here on its own."));
         } catch (error) {
           feedback.append(errorBox(error, "Redeliver failed"));
           button.disabled = false;
@@ -559,33 +564,39 @@
 
   async function deliveryList() {
     const results = h("div", { class: "results" });
-    const { nav, go } = pager("Failed deliveries", async (cursor) => {
+    let shown = null;
+    const { nav, go, refresh } = pager("Failed deliveries", async (cursor, quiet) => {
       const params = new URLSearchParams({ status: "failed", limit: "20", ...(cursor ? { cursor } : {}) });
       try {
         const { data } = await api(`v1/deliveries?${params}`);
+        const seen = JSON.stringify(data.items);
+        if (quiet && seen === shown) return data.next_cursor;
+        shown = seen;
+        // a live re-read removes the rows that left and adds the new ones, leaving the others
+        // as they are (an open attempt log, a pressed button, the focus)
+        const body = results.querySelector("tbody");
+        if (quiet && body && data.items.length) {
+          syncRows(body, data.items, (d) => d.event_id, failedRow);
+          return data.next_cursor;
+        }
         results.replaceChildren(table("Webhooks that spent their attempts, newest first",
-          ["Event", "Type", "Session", ["Attempts", "num"], "Last answer", "Last attempt"],
-          data.items.map((d) => {
-            const last = d.delivery_attempts[d.delivery_attempts.length - 1] || {};
-            return h("tr", {},
-              h("td", {}, h("code", {}, d.event_id)), h("td", {}, d.event_type),
-              h("td", {}, h("a", { href: `#/sessions/${encodeURIComponent(d.session_id)}` }, d.session_id)),
-              h("td", { class: "num" }, d.delivery_attempts.length),
-              h("td", {}, last.status_code ? `HTTP ${last.status_code}` : last.error || "—"),
-              h("td", {}, time(last.at)));
-          }), "No failed deliveries: every webhook was delivered or is still being tried."));
+          ["Event", "Type", "Session", ["Attempts", "num"], "Last answer", "Last attempt", "Action"],
+          data.items.map(failedRow), "No failed deliveries: every webhook was delivered or is still being tried."));
         return data.next_cursor;
       } catch (error) {
+        shown = null;
         results.replaceChildren(errorBox(error, "Failed deliveries"));
         return null;
       }
     });
     await go();
+    live(LIST_POLL_MS, refresh);
     return h("section", {}, h("h1", { tabindex: "-1" }, "Failed deliveries"),
       h("p", {}, "Each webhook listed here was tried until its attempts ran out and waits in the dead-letter ",
-        "queue. Redeliver one from its session's page, or redrive them all once the receiver is back ",
-        "(", h("code", {}, "make redrive"), ")."),
-      results, nav);
+        "queue. Redeliver one (it is queued again with the same webhook-id, so the receiver can de-duplicate), ",
+        "or redrive them all once the receiver is back."),
+      redrivePanel(refresh), h("p", { id: "deliveries-notice", class: "hint", role: "status" }),
+      results, nav, liveNote("The list updates on its own."));
   }
 
   // ---- manuals ------------------------------------------------------------------------------
@@ -691,6 +702,7 @@
       h("dl", { class: "facts" }, fact("Steps", m.total_steps), fact("Created", time(m.created_at)),
         fact("Active sessions", m.active_sessions),
         fact("Sessions", h("a", { href: hashFor("/sessions", { manual_id: m.manual_id }) }, "Sessions on this manual"))),
+      deleteManualControl(m),
       h("h2", {}, "Steps"),
       h("ol", { class: "manual-steps" }, m.steps.map((step) => h("li", {},
         h("h3", {}, `${step.step_number}. ${step.title}`),
@@ -741,10 +753,14 @@
       return section;
     }
     const results = h("div", { class: "results" });
-    const { nav, go } = pager("Captured requests", async (cursor) => {
+    let shown = null;
+    const { nav, go, refresh } = pager("Captured requests", async (cursor, quiet) => {
       const params = new URLSearchParams(Object.entries({ limit: "20", method, cursor }).filter(([, v]) => v));
       try {
         const { data } = await api(`${inboxPath(settings.id)}?${params}`, { headers: { "X-Inbox-Token": settings.token } });
+        const seen = JSON.stringify(data.items.map((r) => r.request_id));
+        if (quiet && seen === shown) return data.next_cursor;
+        shown = seen;
         results.replaceChildren(table(`Requests captured by inbox ${settings.id}`,
           ["Received", "Method", "Path", "Webhook id", ["Size", "num"], "Signature", "Repeats", "Forwards", "Details"],
           data.items.map((r) => h("tr", {},
@@ -757,12 +773,15 @@
           "No requests captured."));
         return data.next_cursor;
       } catch (error) {
+        shown = null;
         results.replaceChildren(errorBox(error, `Could not read inbox ${settings.id}`));
         return null;
       }
     });
     await go();
-    section.append(await inboxSummary(settings), results, nav);
+    live(LIST_POLL_MS, refresh);
+    section.append(await inboxControls(settings), await inboxSummary(settings), results, nav,
+      liveNote("New captures show on their own."));
     return section;
   }
 
@@ -872,6 +891,564 @@
         h("td", {}, counts(x.signatures)), h("td", {}, counts(x.forwards)))),
       "No captures in the last 24 hours."));
     return holder;
+  }
+
+  // ---- statuses as words --------------------------------------------------------------------
+
+  const STATUS_WORDS = {
+    active: "Active", completed: "Completed", ended: "Ended", abandoned: "Abandoned",
+    pending: "Pending", retrying: "Retrying", delivered: "Delivered", failed: "Failed",
+    gone: "Gone (the receiver answered 410)", not_sent: "Not sent (no webhook for this type)",
+    none: "None", queued: "Queued",
+  };
+  const OUTCOME_WORDS = { delivered: "Delivered", retrying: "Will retry", throttled: "Throttled: will retry",
+    failed: "Failed", gone: "Gone (410)" };
+  const END_REASON_WORDS = {
+    completed: "every step completed", ended: "ended by the agent or an operator",
+    abandoned: "abandoned by the agent or an operator", idle_timeout: "abandoned: idle for too long",
+  };
+  function statusWord(status) {
+    if (status === null || status === undefined) return "—";
+    return STATUS_WORDS[status] || String(status).replace(/_/g, " ");
+  }
+  const endReasonWord = (reason) => END_REASON_WORDS[reason] || String(reason).replace(/_/g, " ");
+
+  // ---- live updates -------------------------------------------------------------------------
+  // Incremental polling of cheap reads (README, "Dashboard": the cost per open page-hour). A
+  // poll runs only while its page is shown (a navigation stops it) and the tab is visible.
+
+  const SESSION_POLL_MS = 700;   // the session page: a change shows within about a second
+  const LIST_POLL_MS = 2000;     // the sessions list, failed deliveries, an inbox's captures
+  const OVERVIEW_POLL_MS = 5000; // the overview (analytics are counted from the stream anyway)
+
+  function live(ms, tick) {
+    const token = renderCount;
+    let timer = null;
+    const run = async () => {
+      if (token !== renderCount) return;  // the page was left or drawn again: this poll ends
+      if (!document.hidden && getKey() && $("key-panel").hidden) {
+        try {
+          if (await tick() === false) return;  // the tick says there is nothing left to watch
+        } catch { /* each tick shows its own errors */ }
+      }
+      if (token === renderCount) timer = setTimeout(run, ms);
+    };
+    timer = setTimeout(run, ms);
+    return () => clearTimeout(timer);
+  }
+
+  const liveNote = (text) => h("p", { class: "hint live-note" }, h("span", { class: "live-dot", "aria-hidden": "true" }), text);
+
+  // A page drawn again from scratch in the background, swapped in only when it shows something
+  // else and nobody is using it (no focus inside, no open details).
+  let redrawing = false;
+  function liveRedraw(ms, build) {
+    const token = renderCount;
+    live(ms, async () => {
+      const main = $("main");
+      const current = main.firstElementChild;
+      const active = document.activeElement;
+      if (!current || (main.contains(active) && active !== main && active.tagName !== "H1")) return;
+      if (main.querySelector("details[open]")) return;
+      redrawing = true;
+      let fresh;
+      try { fresh = build([], new URLSearchParams()); } finally { redrawing = false; }
+      fresh = await fresh;
+      if (token !== renderCount || !fresh) return;
+      if (fresh.textContent !== current.textContent) main.replaceChildren(fresh);
+    });
+  }
+
+  // ---- actions: one helper, so every action confirms, disables and reports the same way -----
+
+  // run() makes the API call; confirmText (if any) is asked first; done(result) updates the page.
+  function actionButton(label, { cls, confirmText, run, done, context, describedBy } = {}) {
+    const holder = h("span", { class: "action" });
+    const button = h("button", { type: "button", class: cls, "aria-describedby": describedBy }, label);
+    holder.append(button);
+    button.addEventListener("click", async () => {
+      if (confirmText && !window.confirm(confirmText)) return;
+      holder.querySelector(".error")?.remove();
+      button.disabled = true;
+      try {
+        const result = await run();
+        button.disabled = false;
+        if (done) await done(result);
+      } catch (error) {
+        button.disabled = false;
+        holder.append(errorBox(error instanceof ApiError ? error : new ApiError(0, null, String(error)),
+          context || `${label} failed`));
+      }
+    });
+    return holder;
+  }
+
+  const post = (path, body) => api(path, { method: "POST", body: JSON.stringify(body) });
+
+  // ---- overview: the latest failed deliveries -----------------------------------------------
+
+  function failedSummary(d) {
+    return h("div", {}, table("The latest webhooks that failed for good",
+      ["Event", "Type", "Session", "Last answer", "Last attempt"],
+      d.items.map((f) => {
+        const last = f.delivery_attempts[f.delivery_attempts.length - 1] || {};
+        return h("tr", {}, h("td", {}, h("code", {}, f.event_id)), h("td", {}, f.event_type),
+          h("td", {}, h("a", { href: `#/sessions/${encodeURIComponent(f.session_id)}` }, f.session_id)),
+          h("td", {}, answerOf(last)), h("td", {}, time(last.at)));
+      }), "None: every webhook was delivered or is still being tried."),
+    h("p", {}, h("a", { href: "#/deliveries" }, "All failed deliveries, to redeliver or redrive")));
+  }
+
+  // ---- sessions: create ---------------------------------------------------------------------
+
+  function newSessionForm(filters) {
+    const result = h("div", { class: "form-result" });
+    const input = (name, label, attrs) => h("div", { class: "field" },
+      h("label", { for: `new-${name}` }, label), h("input", { id: `new-${name}`, name, autocomplete: "off", ...attrs }));
+    const form = h("form", { class: "filters", "aria-label": "New session", novalidate: true },
+      input("user_id", "For user", { required: true, value: filters.user_id }),
+      input("manual_id", "On manual", { required: true, value: filters.manual_id }),
+      input("session_id", "Session id (optional)", { "aria-describedby": "new-session-help" }),
+      h("div", { class: "field actions" }, h("button", { type: "submit" }, "Create session")),
+      h("p", { id: "new-session-help", class: "hint wide" },
+        "Leave the session id empty to have one generated. The same id, user and manual again opens the existing session."),
+      result);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      result.replaceChildren();
+      const data = Object.fromEntries([...new FormData(form)].map(([k, v]) => [k, v.trim()]).filter(([, v]) => v));
+      try {
+        const { status, data: created } = await post("v1/sessions", data);
+        announce(status === 201 ? `Session ${created.session_id} created.` : `Session ${created.session_id} already existed.`);
+        location.hash = `#/sessions/${encodeURIComponent(created.session_id)}`;
+      } catch (error) {
+        result.replaceChildren(errorBox(error, "The API refused this session"));
+      }
+    });
+    return h("details", { id: "new-session", class: "new-session" }, h("summary", {}, "Start a new session"), form);
+  }
+
+  // ---- the session page: live, with its actions ---------------------------------------------
+
+  function sessionView(sessionId, base, first, nextStep, messages, events) {
+    let s = first;
+    const factsBox = h("div", {});
+    const summaryBox = h("div", {});
+    const progressBox = h("div", {});
+    const currentBox = h("div", {});
+    const actionsBox = h("div", { class: "session-actions" });
+    const convBox = h("div", {});
+    const eventsBox = h("div", {});
+    const notice = h("div", { role: "status" });
+    const messageBox = h("div", {});
+    const messageIds = new Set();
+    let newestMessage = null;
+    let moreMessages = false;
+    const eventStates = new Map();  // event_id -> what was drawn (JSON)
+    let lastSequence = 0;
+    let step = nextStep.status === "fulfilled" ? nextStep.value.data : null;
+    const fingerprint = (x) => JSON.stringify({ ...x, duration_seconds: undefined });
+
+    const drawSession = () => {
+      factsBox.replaceChildren(h("dl", { class: "facts" },
+        fact("Status", badge(s.status)), fact("User", s.user_id),
+        fact("Manual", h("a", { href: `#/manuals/${encodeURIComponent(s.manual_id)}` }, s.manual_id)),
+        fact("Started", time(s.started_at)), fact("Last activity", time(s.last_activity_at)),
+        fact("Ended", time(s.ended_at)), fact("Duration", duration(s.duration_seconds)),
+        s.end_reason ? fact("End reason", endReasonWord(s.end_reason)) : null, fact("Messages", s.message_count)));
+      summaryBox.replaceChildren(s.summary ? summaryView(s.summary) : "");
+      if (s.status !== "active") messageBox.replaceChildren();  // an ended session takes no more messages
+      progressBox.replaceChildren(stepIndicator(s));
+      drawActions();
+    };
+    const drawActions = () => {
+      const focused = actionsBox.contains(document.activeElement);
+      actionsBox.replaceChildren(...sessionActions());
+      if (focused) actionsBox.querySelector("button")?.focus();  // the pressed button was replaced
+    };
+    const drawStep = (failure) => {
+      if (failure) { currentBox.replaceChildren(errorBox(failure, "Could not load the current step")); return; }
+      if (s.status === "ended" || s.status === "abandoned") {
+        currentBox.replaceChildren(h("p", { class: "hint" }, `None: the session is ${statusWord(s.status).toLowerCase()}.`));
+        return;
+      }
+      currentBox.replaceChildren(!step || step.is_completed || !step.next_step
+        ? h("p", { class: "done" }, "All steps completed.")
+        : h("article", { class: "step-now", "aria-labelledby": "current-step-title" },
+          h("h3", { id: "current-step-title" }, `Step ${step.next_step.step_number} of ${step.total_steps}: ${step.next_step.title}`),
+          h("div", { class: "content" }, step.next_step.content || "(no content)")));
+    };
+    const addMessages = (items, drawn) => {
+      const fresh = items.filter((m) => !messageIds.has(m.message_id));
+      for (const m of items) {
+        messageIds.add(m.message_id);
+        if (!newestMessage || m.created_at > newestMessage) newestMessage = m.created_at;
+      }
+      if (!fresh.length || drawn) return 0;
+      const list = convBox.querySelector("ol.chat");
+      if (list) append(list, fresh.map(messageItem));
+      else convBox.replaceChildren(conversation({ items: fresh, next_cursor: null }, base));
+      return fresh.length;
+    };
+    const addEvents = (items) => {
+      for (const e of items) {
+        lastSequence = Math.max(lastSequence, e.sequence);
+        const drawn = JSON.stringify(e);
+        if (eventStates.get(e.event_id) === drawn) continue;
+        const known = eventStates.has(e.event_id);
+        eventStates.set(e.event_id, drawn);
+        const old = eventsBox.querySelector(`li[data-event-id="${CSS.escape(e.event_id)}"]`);
+        if (known && old) {
+          if (old.contains(document.activeElement) || old.querySelector(".feedback .error")) continue;
+          const open = old.querySelector("details")?.open;
+          const item = eventItem(e);
+          if (open && item.querySelector("details")) item.querySelector("details").open = true;
+          old.replaceWith(item);
+        } else {
+          const list = eventsBox.querySelector("ol.timeline");
+          if (list) list.append(eventItem(e));
+          else eventsBox.replaceChildren(timeline([e], null));
+        }
+      }
+    };
+    const unsettled = () => [...eventsBox.querySelectorAll("li[data-event-id]")]
+      .filter((li) => li.dataset.status === "pending" || li.dataset.status === "retrying")
+      .map((li) => Number(li.dataset.sequence));
+
+    // what changed since the last look: the session (one GetItem); then, only if it changed,
+    // the new messages and events; and the events whose delivery is not settled yet
+    const tick = async () => {
+      let fresh;
+      try {
+        fresh = (await api(base)).data;
+      } catch (error) {
+        if (error.status === 404) {
+          notice.replaceChildren(h("div", { class: "error" }, h("p", {}, h("strong", {}, "This session no longer exists: "),
+            error.message, " ", h("a", { href: "#/sessions" }, "Back to all sessions"), ".")));
+          actionsBox.replaceChildren();
+          return false;
+        }
+        return true;
+      }
+      const changed = fingerprint(fresh) !== fingerprint(s);
+      const steps = changed && (fresh.version !== s.version || fresh.status !== s.status);
+      const waiting = unsettled();
+      const reads = [];
+      if (changed && !moreMessages) {
+        const since = newestMessage ? new Date(Date.parse(newestMessage) - 10_000).toISOString() : null;
+        reads.push(api(`${base}/messages?limit=100${since ? `&since=${encodeURIComponent(since)}` : ""}`)
+          .then(({ data }) => {
+            const n = addMessages(data.items);
+            if (n) announce(`${plural(n, "new message")}.`);
+          }));
+      }
+      if (changed || waiting.length) {
+        const after = waiting.length ? Math.min(...waiting) - 1 : lastSequence;
+        reads.push(api(`${base}/events?limit=100&after_sequence=${after}`).then(({ data }) => addEvents(data.items)));
+      }
+      if (steps) reads.push(api(`${base}/next-step`).then(({ data }) => { step = data; drawStep(); }, (error) => drawStep(error)));
+      s = fresh;
+      if (changed) drawSession();
+      if (changed && s.status !== "active") drawStep();
+      await Promise.allSettled(reads);
+      if (steps) drawActions();
+      return true;
+    };
+
+    // the page's actions: each through the API, then the page catches up at once
+    const afterAction = async (message) => { announce(message); await tick(); };
+    const sessionActions = () => {
+      if (s.status !== "active") {
+        return [h("p", { class: "hint" }, `This session is ${statusWord(s.status).toLowerCase()}: it takes no more progress.`),
+          deleteSessionButton()];
+      }
+      const current = step && step.next_step ? step.next_step.step_number : s.current_step;
+      const progress = (stepStatus) => () => post(`${base}/progress`,
+        { user_id: s.user_id, current_step: current, step_status: stepStatus });
+      return [
+        h("div", { class: "row" },
+          actionButton(`Complete step ${current}`, { run: progress("DONE"), done: () => afterAction(`Step ${current} completed.`) }),
+          actionButton(`Mark step ${current} ongoing`, { cls: "secondary", run: progress("ONGOING"),
+            done: () => afterAction(`Step ${current} marked ongoing.`) })),
+        h("div", { class: "row" },
+          actionButton("End session", { cls: "secondary", confirmText: `End session ${s.session_id}? It cannot be resumed.`,
+            run: () => api(base, { method: "PATCH", body: JSON.stringify({ status: "ended" }) }),
+            done: () => afterAction("Session ended.") }),
+          actionButton("Abandon session", { cls: "secondary", confirmText: `Mark session ${s.session_id} abandoned? It cannot be resumed.`,
+            run: () => api(base, { method: "PATCH", body: JSON.stringify({ status: "abandoned" }) }),
+            done: () => afterAction("Session abandoned.") }),
+          deleteSessionButton())];
+    };
+    const deleteSessionButton = () => actionButton("Delete session", { cls: "danger",
+      confirmText: `Delete session ${s.session_id} with its messages and events? This cannot be undone.`,
+      run: () => api(base, { method: "DELETE" }),
+      done: () => { announce(`Session ${s.session_id} deleted.`); location.hash = "#/sessions"; } });
+
+    const messageForm = () => {
+      const result = h("div", {});
+      const text = h("textarea", { id: "message-text", name: "message", rows: 3, required: true });
+      const form = h("form", { class: "message-form", "aria-labelledby": "message-form-title", novalidate: true },
+        h("h3", { id: "message-form-title" }, "Post a message"),
+        h("label", { for: "message-text" }, "Message"), text,
+        h("div", { class: "row" },
+          h("label", { for: "message-sender" }, "Sender"),
+          h("select", { id: "message-sender", name: "sender" },
+            h("option", { value: "agent" }, "Agent"), h("option", { value: "user" }, "User")),
+          h("button", { type: "submit" }, "Post message")),
+        result);
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        result.replaceChildren();
+        const button = form.querySelector("button[type=submit]");
+        button.disabled = true;
+        try {
+          const sent = text.value;
+          const { data } = await post(`${base}/messages`, { user_id: s.user_id, sender: form.elements.sender.value, message: sent });
+          if (text.value === sent) text.value = "";  // (unless something new was typed meanwhile)
+          addMessages([data]);
+          await afterAction("Message posted.");
+        } catch (error) {
+          result.replaceChildren(errorBox(error, "The API refused this message"));
+        }
+        button.disabled = false;
+      });
+      return form;
+    };
+
+    // first drawing, from what sessionDetail read
+    if (s.status === "active") messageBox.append(messageForm());
+    drawSession();
+    drawStep(nextStep.status === "rejected" ? nextStep.reason : null);
+    if (messages.status === "fulfilled") {
+      convBox.replaceChildren(conversation(messages.value.data, base));
+      moreMessages = Boolean(messages.value.data.next_cursor);
+      addMessages(messages.value.data.items, true);
+    } else convBox.replaceChildren(errorBox(messages.reason, "Could not load the conversation"));
+    if (events.status === "fulfilled") {
+      eventsBox.replaceChildren(timeline(events.value.data.items, events.value.data.next_cursor));
+      for (const e of events.value.data.items) {
+        eventStates.set(e.event_id, JSON.stringify(e));
+        lastSequence = Math.max(lastSequence, e.sequence);
+      }
+    } else eventsBox.replaceChildren(errorBox(events.reason, "Could not load the events"));
+    live(SESSION_POLL_MS, tick);
+
+    return h("div", {}, notice, factsBox, h("h2", {}, "Actions"), actionsBox, summaryBox,
+      h("h2", {}, "Progress"), progressBox, h("h2", {}, "Current step"), currentBox,
+      h("h2", {}, "Conversation"), convBox, messageBox,
+      h("h2", {}, "Events and webhook deliveries"), eventsBox,
+      liveNote("This page updates on its own: steps, conversation and deliveries."));
+  }
+
+  function summaryView(summary) {
+    const messages = summary.messages || {};
+    const perStep = summary.time_per_step || [];
+    return h("section", { class: "summary", "aria-labelledby": "summary-title" },
+      h("h2", { id: "summary-title" }, "Summary"),
+      h("dl", { class: "facts" },
+        fact("Steps completed", `${summary.steps_completed} of ${summary.total_steps} (${percent(summary.completion_ratio)})`),
+        fact("Duration", duration(summary.duration_seconds)),
+        fact("Average time per step", duration(summary.average_step_seconds)),
+        fact("End reason", summary.end_reason ? endReasonWord(summary.end_reason) : "—")),
+      table("Messages by sender", ["Sender", ["Messages", "num"]],
+        [["User", messages.user], ["Agent", messages.agent], ["Total", messages.total]].map(([who, n]) =>
+          h("tr", {}, h("th", { scope: "row" }, who), h("td", { class: "num" }, n ?? 0))), ""),
+      table("Time per step (from the previous step, or the start)", [["Step", "num"], ["Time", "num"]],
+        perStep.map((p) => h("tr", {}, h("td", { class: "num" }, p.step), h("td", { class: "num" }, duration(p.seconds)))),
+        "No step was completed."));
+  }
+
+  // ---- delivery attempts, readable ----------------------------------------------------------
+
+  const answerOf = (a) => (a.status_code ? `HTTP ${a.status_code}` : a.error || "—");
+
+  function attemptLog(e) {
+    return table(`Delivery attempts of ${e.event_id}`,
+      [["Attempt", "num"], "Outcome", "Answer", ["Latency", "num"], "At", "Next"],
+      e.delivery_attempts.map((a) => h("tr", {},
+        h("td", { class: "num" }, a.attempt ? (a.of ? `${a.attempt} of ${a.of}` : a.attempt) : "—"),
+        h("td", {}, OUTCOME_WORDS[a.outcome] || (a.outcome ? String(a.outcome).replace(/_/g, " ") : "—")),
+        h("td", {}, answerOf(a)),
+        h("td", { class: "num" }, a.latency_ms === undefined || a.latency_ms === null ? "—" : `${a.latency_ms} ms`),
+        h("td", {}, time(a.at)),
+        h("td", {}, a.retry_in_seconds === undefined || a.retry_in_seconds === null ? "—" : `retry in ${duration(a.retry_in_seconds)}`))),
+      "");
+  }
+
+  // Rows keyed by data-key: those not in `items` go, the new ones are put in their place; the
+  // kept ones are not touched (lists ordered by time keep their relative order).
+  function syncRows(tbody, items, keyOf, build) {
+    const wanted = new Set(items.map(keyOf));
+    for (const tr of [...tbody.children]) if (!wanted.has(tr.dataset.key)) tr.remove();
+    const kept = new Map([...tbody.children].map((tr) => [tr.dataset.key, tr]));
+    let next = tbody.firstElementChild;
+    for (const item of items) {
+      const tr = kept.get(keyOf(item));
+      if (tr) { next = tr.nextElementSibling; continue; }
+      tbody.insertBefore(build(item), next);
+    }
+  }
+
+  function failedRow(d) {
+    const last = d.delivery_attempts[d.delivery_attempts.length - 1] || {};
+    const labelId = nextId("failed");
+    const control = actionButton("Redeliver", { cls: "danger", describedBy: labelId,
+      run: () => post(`v1/events/${encodeURIComponent(d.event_id)}/redeliver`, {}),
+      done: () => {
+        // the row leaves the list once the event is pending again: the news stays above it
+        control.replaceChildren(h("span", { class: "ok" }, "Queued for redelivery."));
+        const notice = $("deliveries-notice");
+        if (notice) notice.textContent = `Queued ${d.event_id} (${d.event_type} of ${d.session_id}) for redelivery.`;
+      } });
+    return h("tr", { "data-key": d.event_id },
+      h("td", {}, h("code", { id: labelId }, d.event_id)), h("td", {}, d.event_type),
+      h("td", {}, h("a", { href: `#/sessions/${encodeURIComponent(d.session_id)}` }, d.session_id)),
+      h("td", { class: "num" }, d.delivery_attempts.length),
+      h("td", {}, answerOf(last)),
+      h("td", {}, time(last.at)),
+      h("td", {}, control,
+        d.delivery_attempts.length ? h("details", {}, h("summary", {}, "Attempt log"), attemptLog(d)) : null));
+  }
+
+  function redrivePanel(refresh) {
+    const bar = h("progress", { id: "redrive-progress", max: 1, value: 0 });
+    const label = h("label", { for: "redrive-progress" }, "Redrive progress");
+    const status = h("p", { role: "status", class: "hint" });
+    const row = h("div", { class: "progress-row", hidden: true }, label, bar);
+    let moved = 0;
+    const control = actionButton("Redrive all", {
+      confirmText: "Move every dead-lettered webhook back to the delivery queue, in order?",
+      context: "Redrive failed",
+      run: async () => {
+        moved = 0;
+        row.hidden = false;
+        for (let round = 0; round < 1000; round++) {
+          const { data } = await api("v1/deliveries/redrive?limit=100", { method: "POST", body: "{}" });
+          moved += data.moved;
+          bar.max = Math.max(1, moved + data.remaining);
+          bar.value = moved;
+          status.textContent = `${plural(moved, "webhook")} moved back to the queue, about ${data.remaining} still dead-lettered.`;
+          if (data.remaining === 0 || data.moved === 0) return data;
+        }
+        return null;
+      },
+      done: async (data) => {
+        status.textContent = `Redrive done: ${plural(moved, "webhook")} moved back to the delivery queue${data && data.remaining ? `, about ${data.remaining} left` : ""}.`;
+        await refresh();
+      } });
+    return h("div", { class: "redrive" }, control, row, status);
+  }
+
+  // ---- manuals: delete ----------------------------------------------------------------------
+
+  function deleteManualControl(m) {
+    return h("div", { class: "row" }, actionButton("Delete manual", { cls: "danger",
+      confirmText: `Delete manual ${m.manual_id}? Sessions that ended keep their history.`,
+      context: "The API refused to delete this manual",
+      run: () => api(`v1/manuals/${encodeURIComponent(m.manual_id)}`, { method: "DELETE" }),
+      done: () => { announce(`Manual ${m.manual_id} deleted.`); location.hash = "#/manuals"; } }),
+    m.active_sessions ? h("p", { class: "hint" }, `${plural(m.active_sessions, "active session")} use this manual: `,
+      h("a", { href: hashFor("/sessions", { manual_id: m.manual_id, status: "active" }) }, "end or delete them"),
+      " before deleting it.") : null);
+  }
+
+  // ---- inbox: pause, resume, delete ---------------------------------------------------------
+
+  async function inboxControls(settings) {
+    const headers = { "X-Inbox-Token": settings.token };
+    const path = `v1/inboxes/${encodeURIComponent(settings.id)}`;
+    const box = h("div", { class: "inbox-controls" });
+    let inbox;
+    try {
+      inbox = (await api(path, { headers })).data;
+    } catch {
+      return box;  // the list below shows the API's answer (a wrong id or token)
+    }
+    const draw = () => box.replaceChildren(
+      h("p", {}, `Inbox ${inbox.inbox_id}${inbox.name ? ` (${inbox.name})` : ""} is `,
+        h("strong", {}, inbox.paused ? "paused: it answers 410 Gone and stores nothing" : "capturing"), "."),
+      h("div", { class: "row" },
+        actionButton(inbox.paused ? "Resume inbox" : "Pause inbox", { cls: "secondary",
+          run: () => api(path, { method: "PATCH", headers, body: JSON.stringify({ paused: !inbox.paused }) }),
+          done: ({ data }) => { inbox = data; draw(); announce(inbox.paused ? "Inbox paused." : "Inbox resumed."); } }),
+        actionButton("Delete inbox", { cls: "danger",
+          confirmText: `Delete inbox ${inbox.inbox_id} and every request it captured? This cannot be undone.`,
+          run: () => api(path, { method: "DELETE", headers }),
+          done: () => {
+            sessionStorage.removeItem(INBOX_STORAGE);
+            announce(`Inbox ${inbox.inbox_id} deleted.`);
+            render();
+          } })));
+    draw();
+    return box;
+  }
+
+  // ---- API keys (admin) ---------------------------------------------------------------------
+
+  async function keyList() {
+    const results = h("div", { class: "results" });
+    const { nav, go } = pager("API keys", async (cursor) => {
+      const params = new URLSearchParams({ limit: "50", ...(cursor ? { cursor } : {}) });
+      try {
+        const { data } = await api(`v1/keys?${params}`);
+        results.replaceChildren(table("API keys (their values are never shown again)",
+          ["Key id", "Name", "Scopes", "User", "Created", "Status", "Action"],
+          data.items.map((k) => h("tr", {},
+            h("td", {}, h("code", { id: `key-${k.key_id}` }, k.key_id)), h("td", {}, k.name || "—"), h("td", {}, k.scopes.join(", ")),
+            h("td", {}, k.user_id || "any user"), h("td", {}, time(k.created_at)),
+            h("td", {}, k.revoked_at ? h("span", {}, "Revoked ", time(k.revoked_at)) : "Active"),
+            h("td", {}, k.revoked_at ? "—" : actionButton("Revoke", { cls: "danger", describedBy: `key-${k.key_id}`,
+              confirmText: `Revoke key ${k.key_id}${k.name ? ` (${k.name})` : ""}? Calls with it are refused from then on.`,
+              run: () => api(`v1/keys/${encodeURIComponent(k.key_id)}`, { method: "DELETE" }),
+              done: () => { announce(`Key ${k.key_id} revoked.`); go(); } })))),
+          "No API keys yet."));
+        return data.next_cursor;
+      } catch (error) {
+        results.replaceChildren(errorBox(error, "Could not list API keys"));
+        return null;
+      }
+    });
+    await go();
+    return h("section", {}, h("h1", { tabindex: "-1" }, "API keys"),
+      h("p", { class: "lead" }, "Keys for agents, scripts and operators (an admin key is needed here)."),
+      createKeyForm(go), results, nav);
+  }
+
+  function createKeyForm(reload) {
+    const result = h("div", { class: "form-result" });
+    const scope = (value, text) => h("label", { class: "check" },
+      h("input", { type: "checkbox", name: "scopes", value, checked: value === "read" }), ` ${text}`);
+    const form = h("form", { class: "create", "aria-labelledby": "key-create-title", novalidate: true },
+      h("h2", { id: "key-create-title" }, "Create an API key"),
+      h("fieldset", {}, h("legend", {}, "Scopes"),
+        scope("read", "read (GET)"), scope("agent", "agent (sessions, progress, messages)"), scope("admin", "admin (everything)")),
+      h("div", { class: "row" },
+        h("div", { class: "field" }, h("label", { for: "key-name" }, "Name"),
+          h("input", { id: "key-name", name: "name", autocomplete: "off" })),
+        h("div", { class: "field" }, h("label", { for: "key-user" }, "User id (optional)"),
+          h("input", { id: "key-user", name: "user_id", autocomplete: "off", "aria-describedby": "key-user-help" }))),
+      h("p", { id: "key-user-help", class: "hint" }, "A key bound to a user reads and writes that user's sessions only (not with admin)."),
+      h("button", { type: "submit" }, "Create key"), result);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      result.replaceChildren();
+      const data = new FormData(form);
+      const body = { scopes: data.getAll("scopes") };
+      for (const name of ["name", "user_id"]) if (data.get(name).trim()) body[name] = data.get(name).trim();
+      try {
+        const { data: created } = await post("v1/keys", body);
+        form.reset();
+        const secret = h("input", { id: "new-key-value", readonly: true, value: created.key, class: "secret", spellcheck: "false" });
+        result.replaceChildren(h("div", { class: "ok", role: "status" },
+          h("p", {}, h("strong", {}, `Key ${created.key_id} created. `), "Copy it now: it is shown only this once."),
+          h("label", { for: "new-key-value" }, "The new key"), secret));
+        secret.select();
+        reload();
+      } catch (error) {
+        result.replaceChildren(errorBox(error, "The API refused this key"));
+      }
+    });
+    return form;
   }
 
   // ---- start --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from chalice import Response
 from chalicelib.api import auth
 from chalicelib.api.http import header, json_response, parse_body, parse_query, path_id, validate
 from chalicelib.api.routing import Resource, caller, check_owner
-from chalicelib.api.schemas import ChildPageQuery, MessagePage, MessageWithSession
+from chalicelib.api.schemas import MessageListQuery, MessagePage, MessageWithSession
 from chalicelib.domain.models import Message, MessageIn
 from chalicelib.domain.vocabulary import ResourceId
 from chalicelib.services import messages
@@ -33,11 +33,11 @@ def post_session_message(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}/messages", "GET", summary="The conversation, oldest first",
-       responses={200: MessagePage}, query=ChildPageQuery, per_user=True)
+       responses={200: MessagePage}, query=MessageListQuery, per_user=True)
 def list_messages(session_id: str) -> Response:
     check_owner(bp.current_request, path_id(session_id, "session_id"))
-    page = parse_query(bp.current_request, ChildPageQuery)
-    return json_response(messages.list_messages(session_id, page.limit, page.cursor))
+    page = parse_query(bp.current_request, MessageListQuery)
+    return json_response(messages.list_messages(session_id, page.limit, page.cursor, page.since))
 
 
 def _append(session_id: str, body: MessageIn, key: str | None) -> Response:

@@ -10,7 +10,7 @@ from chalicelib.api.http import header, json_response, parse_body, parse_query, 
 from chalicelib.api.routing import Resource, caller, check_owner, no_content
 from chalicelib.api.schemas import (
     AlreadyProcessed,
-    ChildPageQuery,
+    EventListQuery,
     EventPage,
     SessionListQuery,
     SessionPage,
@@ -101,11 +101,11 @@ def get_next_step(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}/events", "GET", summary="The audit trail with delivery status",
-       responses={200: EventPage}, query=ChildPageQuery, per_user=True)
+       responses={200: EventPage}, query=EventListQuery, per_user=True)
 def list_events(session_id: str) -> Response:
     check_owner(bp.current_request, path_id(session_id, "session_id"))
-    page = parse_query(bp.current_request, ChildPageQuery)
-    return json_response(sessions.list_events(session_id, page.limit, page.cursor))
+    page = parse_query(bp.current_request, EventListQuery)
+    return json_response(sessions.list_events(session_id, page.limit, page.cursor, page.after_sequence))
 
 
 def _with_header_key(body: ProgressIn, key: str | None) -> ProgressIn:
