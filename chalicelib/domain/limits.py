@@ -17,7 +17,9 @@ import threading
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from chalicelib.domain.models import Model
 
 # ---- defaults (also the template's parameter defaults, see infra/package.py) ---------------
 # Far above what a tutoring agent sends (a few requests a minute) and what the test suite
@@ -55,7 +57,7 @@ Burst = Annotated[int, Field(strict=True, ge=1, le=5_000)]
 DailyQuota = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
 
 
-class KeyLimits(BaseModel):
+class KeyLimits(Model):
     """A key's own limits; None = the default plan's value."""
 
     rate_per_second: RatePerSecond | None = None

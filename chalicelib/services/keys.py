@@ -14,8 +14,6 @@ the key's API Gateway API key in a usage plan (chalicelib/services/usage_plans.p
 in step when a key is minted, changed or revoked).
 """
 
-from __future__ import annotations
-
 import hashlib
 import hmac
 import secrets
@@ -24,13 +22,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from chalicelib.db import keys as records
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.errors import KeyExists, KeyNotFound
 from chalicelib.domain.limits import Burst, DailyQuota, EffectiveLimits, KeyLimits, RatePerSecond, usage_identifier
-from chalicelib.domain.models import Request
+from chalicelib.domain.models import Model, Request
 from chalicelib.domain.vocabulary import KeyId, Name, Scope, Timestamp, UserId, conforms
 from chalicelib.services import usage_plans
 
@@ -57,7 +55,7 @@ class KeyCreate(Request):
                          daily_quota=self.daily_quota)
 
     @model_validator(mode="after")
-    def _admin_is_never_bound(self) -> KeyCreate:
+    def _admin_is_never_bound(self) -> "KeyCreate":
         if self.user_id is not None and "admin" in self.scopes:
             raise ValueError("an admin key cannot be bound to a user (bind read or agent keys)")
         return self
@@ -72,7 +70,7 @@ class KeyPatch(Request):
     daily_quota: DailyQuota | None = None
 
 
-class ApiKey(BaseModel):
+class ApiKey(Model):
     key_id: str
     name: str | None
     scopes: list[str]
@@ -89,7 +87,7 @@ class ApiKeyCreated(ApiKey):
     key: str
 
 
-class ApiKeyPage(BaseModel):
+class ApiKeyPage(Model):
     items: list[ApiKey]
     next_cursor: str | None
 

@@ -8,8 +8,6 @@ Its answer is a pydantic model (the route's answer, sometimes with one flag more
 also the tool's `outputSchema`, and a short sentence for the model to read.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
