@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import Field
 
@@ -74,15 +73,13 @@ class KeyLimits(Model):
             self.daily_quota if self.daily_quota is not None else KEY_DAILY_QUOTA)
 
 
-@dataclass(frozen=True)
-class EffectiveLimits:
+class EffectiveLimits(NamedTuple):  # not a frozen dataclass: cheaper to define (cold start)
     rate_per_second: float
     burst: int
     daily_quota: int
 
 
-@dataclass(frozen=True)
-class RouteLimit:
+class RouteLimit(NamedTuple):  # not a frozen dataclass: cheaper to define (cold start)
     rate_per_second: float
     burst: int
 
