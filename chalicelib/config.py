@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from chalicelib.domain.delivery_policy import max_attempts
 
@@ -13,8 +13,7 @@ DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 DEFAULT_EVENT_TYPES = ("session_created", "progress_update:DONE", "session_ended")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):  # not a frozen dataclass: cheaper to define (cold start)
     table_name: str
     idempotency_ttl_seconds: int
     max_update_attempts: int  # 0: no cap, update_retry_seconds decides

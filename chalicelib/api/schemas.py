@@ -2,16 +2,14 @@
 typed pages and the answers of analytics, deliveries and health, all documented in the
 OpenAPI document."""
 
-from __future__ import annotations
-
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
 
 from chalicelib.domain.clock import to_iso
-from chalicelib.domain.models import Event, ManualSummary, Message, MessageIn, ProgressOut, Request, SessionOut
+from chalicelib.domain.models import Event, ManualSummary, Message, MessageIn, Model, ProgressOut, Request, SessionOut
 from chalicelib.domain.vocabulary import (
     Cursor,
     EndRequest,
@@ -26,7 +24,7 @@ from chalicelib.domain.vocabulary import (
 # ---- query strings: validated like bodies -----------------------------------------------
 
 
-class Query(BaseModel):
+class Query(Model):
     """A query string. Unknown parameters are ignored (as API Gateway passes them on) and an
     empty value counts as absent; every known one is validated like a body field."""
 
@@ -107,38 +105,38 @@ class MessageWithSession(MessageIn):
 # ---- response shapes documented in the OpenAPI document -----------------------------------
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     error: str
     message: str
     fields: list[dict[str, str]] | None = None
 
 
-class ManualPage(BaseModel):
+class ManualPage(Model):
     items: list[ManualSummary]
     next_cursor: str | None
 
 
-class SessionPage(BaseModel):
+class SessionPage(Model):
     items: list[SessionOut]
     next_cursor: str | None
 
 
-class EventPage(BaseModel):
+class EventPage(Model):
     items: list[Event]
     next_cursor: str | None
 
 
-class MessagePage(BaseModel):
+class MessagePage(Model):
     items: list[Message]
     next_cursor: str | None
 
 
-class AlreadyProcessed(BaseModel):
+class AlreadyProcessed(Model):
     status: Literal["already_processed"]
     original_result: ProgressOut
 
 
-class DeliveryView(BaseModel):
+class DeliveryView(Model):
     event_id: str
     event_type: str
     session_id: str
@@ -147,22 +145,22 @@ class DeliveryView(BaseModel):
     delivery_attempts: list[dict[str, Any]]
 
 
-class DeliveryPage(BaseModel):
+class DeliveryPage(Model):
     items: list[DeliveryView]
     next_cursor: str | None
 
 
-class Redelivery(BaseModel):
+class Redelivery(Model):
     event_id: str
     status: Literal["queued"]
 
 
-class SessionCounts(BaseModel):
+class SessionCounts(Model):
     total: int
     by_status: dict[str, int]
 
 
-class Overview(BaseModel):
+class Overview(Model):
     sessions: SessionCounts
     manuals: int
     messages: int
@@ -172,18 +170,18 @@ class Overview(BaseModel):
     median_completion_seconds: float | None
 
 
-class PopularManual(BaseModel):
+class PopularManual(Model):
     manual_id: str
     sessions_started: int
     sessions_completed: int
     completion_rate: float
 
 
-class PopularManuals(BaseModel):
+class PopularManuals(Model):
     items: list[PopularManual]
 
 
-class ActivityBucket(BaseModel):
+class ActivityBucket(Model):
     hour: str
     sessions_started: int
     steps_completed: int
@@ -191,22 +189,22 @@ class ActivityBucket(BaseModel):
     sessions_ended: int
 
 
-class RecentActivity(BaseModel):
+class RecentActivity(Model):
     hours: int
     buckets: list[ActivityBucket]
     totals: dict[str, int]
 
 
-class Live(BaseModel):
+class Live(Model):
     status: Literal["ok"]
 
 
-class Ready(BaseModel):
+class Ready(Model):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str]
 
 
-class HealthSummary(BaseModel):
+class HealthSummary(Model):
     status: Literal["ok", "degraded"]
     version: str
     checks: dict[str, str]

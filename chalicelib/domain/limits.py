@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from chalicelib.domain.models import Model
 
 # ---- defaults (also the template's parameter defaults, see infra/package.py) ---------------
 # Far above what a tutoring agent sends (a few requests a minute) and what the test suite
@@ -55,7 +56,7 @@ Burst = Annotated[int, Field(strict=True, ge=1, le=5_000)]
 DailyQuota = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
 
 
-class KeyLimits(BaseModel):
+class KeyLimits(Model):
     """A key's own limits; None = the default plan's value."""
 
     rate_per_second: RatePerSecond | None = None
@@ -72,15 +73,13 @@ class KeyLimits(BaseModel):
             self.daily_quota if self.daily_quota is not None else KEY_DAILY_QUOTA)
 
 
-@dataclass(frozen=True)
-class EffectiveLimits:
+class EffectiveLimits(NamedTuple):  # not a frozen dataclass: cheaper to define (cold start)
     rate_per_second: float
     burst: int
     daily_quota: int
 
 
-@dataclass(frozen=True)
-class RouteLimit:
+class RouteLimit(NamedTuple):  # not a frozen dataclass: cheaper to define (cold start)
     rate_per_second: float
     burst: int
 

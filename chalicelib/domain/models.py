@@ -5,8 +5,6 @@ only the HTTP API needs (query strings, typed pages, analytics and health answer
 chalicelib/api/schemas.py.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -27,7 +25,15 @@ from chalicelib.domain.vocabulary import (
 )
 
 
-class Request(BaseModel):
+class Model(BaseModel):
+    """The base of every model: its validator and serializer are built on first use, not when
+    the class is defined, so a cold start builds only the models its request uses (building
+    all of them at import was most of the import time of the modules that define them)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class Request(Model):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
@@ -48,7 +54,7 @@ class ManualCreate(Request):
     total_steps: Annotated[int, Field(strict=True, ge=1, le=MAX_STEPS)] | None = None
 
     @model_validator(mode="after")
-    def _steps_are_one_to_n(self) -> ManualCreate:
+    def _steps_are_one_to_n(self) -> "ManualCreate":
         numbers = sorted(step.step_number for step in self.steps)
         if numbers != list(range(1, len(numbers) + 1)):
             raise ValueError("step_number values must be 1..N with no gaps or duplicates")
@@ -58,13 +64,13 @@ class ManualCreate(Request):
         return self
 
 
-class Step(BaseModel):
+class Step(Model):
     step_number: int
     title: str
     content: str
 
 
-class ManualSummary(BaseModel):
+class ManualSummary(Model):
     manual_id: str
     title: str
     total_steps: int
@@ -87,7 +93,7 @@ class SessionCreate(Request):
     manual_id: ResourceId = Field(description="The manual the session follows.")
 
 
-class Session(BaseModel):
+class Session(Model):
     """A session as stored and as returned (plus the computed `duration_seconds`)."""
 
     session_id: str
@@ -110,7 +116,7 @@ class Session(BaseModel):
     event_seq: int
 
 
-class SessionOut(BaseModel):
+class SessionOut(Model):
     session_id: str
     user_id: str
     manual_id: str
@@ -140,14 +146,14 @@ class ProgressIn(Request):
         "result and changes nothing (kept 24 h per session)."))
 
 
-class NextStep(BaseModel):
+class NextStep(Model):
     step_number: int
     title: str
     content: str
     total_steps: int
 
 
-class ProgressOut(BaseModel):
+class ProgressOut(Model):
     session: SessionOut
     applied: bool
     out_of_order: bool
@@ -155,7 +161,7 @@ class ProgressOut(BaseModel):
     event_id: str
 
 
-class NextStepOut(BaseModel):
+class NextStepOut(Model):
     session_id: str
     is_completed: bool
     total_steps: int
@@ -163,7 +169,7 @@ class NextStepOut(BaseModel):
     next_step: NextStep | None
 
 
-class Event(BaseModel):
+class Event(Model):
     """One accepted change to a session: the audit record and the webhook outbox entry."""
 
     event_id: str
@@ -202,7 +208,7 @@ class MessageIn(Request):
         "again is a safe retry; with other content it is refused (idempotency_key_reused)."))
 
 
-class Message(BaseModel):
+class Message(Model):
     message_id: str
     session_id: str
     user_id: str
@@ -211,12 +217,12 @@ class Message(BaseModel):
     created_at: Timestamp
 
 
-class Page(BaseModel):
+class Page(Model):
     items: list[Any]
     next_cursor: str | None
 
 
-class RedriveResult(BaseModel):
+class RedriveResult(Model):
     """One bounded step of a redrive: messages moved now, and still dead-lettered."""
 
     moved: int

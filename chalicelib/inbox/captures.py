@@ -5,8 +5,6 @@ on one machine. Captures expire by TTL; reads never return expired items (Dynamo
 deletion lags, and moto never deletes).
 """
 
-from __future__ import annotations
-
 import base64
 import hashlib
 import hmac
@@ -20,7 +18,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from chalicelib.config import get_settings
 from chalicelib.db import inbox as records
@@ -36,7 +34,7 @@ from chalicelib.domain.errors import (
     ServiceUnavailable,
     TokenRequired,
 )
-from chalicelib.domain.models import Page, Request
+from chalicelib.domain.models import Model, Page, Request
 from chalicelib.domain.vocabulary import CaptureId, InboxId, Name, Timestamp, conforms
 from chalicelib.inbox import forwarding
 from chalicelib.lru import LRU
@@ -138,7 +136,8 @@ def _checked_destinations(urls: list[str] | None) -> list[str] | None:
 class InboxCreate(Request):
     inbox_id: InboxId | None = None
     name: Name | None = None
-    response: InboxResponse = InboxResponse()
+    # as InboxResponse(), without building its validator at import (cold start)
+    response: InboxResponse = InboxResponse.model_construct()
     signing_secret: Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{8,200}$")] | None = None
     ttl_days: Annotated[int, Field(strict=True, ge=1, le=MAX_TTL_DAYS)] = DEFAULT_TTL_DAYS
     forward_to: Destinations = []
@@ -161,7 +160,7 @@ class InboxPatch(Request):
         return _checked_destinations(urls)
 
 
-class Inbox(BaseModel):
+class Inbox(Model):
     inbox_id: str
     name: str | None
     capture_path: str
@@ -178,7 +177,7 @@ class InboxCreated(Inbox):
     capture_url: str | None  # null only where the API's address is unknown (see public_base_url)
 
 
-class ForwardAttempt(BaseModel):
+class ForwardAttempt(Model):
     attempt: int
     of: int
     round: str = Field(description="The delivery round: 0, or a redrive's.")
@@ -190,7 +189,7 @@ class ForwardAttempt(BaseModel):
     retry_in_seconds: int | None = None
 
 
-class ForwardView(BaseModel):
+class ForwardView(Model):
     """A capture's forwarding to one destination."""
 
     destination: str
@@ -198,7 +197,7 @@ class ForwardView(BaseModel):
     attempts: list[ForwardAttempt]
 
 
-class Capture(BaseModel):
+class Capture(Model):
     request_id: str
     method: str
     path: str
@@ -219,7 +218,7 @@ class Capture(BaseModel):
     forwards: list[ForwardView]
 
 
-class CapturePage(BaseModel):
+class CapturePage(Model):
     items: list[Capture]
     next_cursor: str | None
 
@@ -544,7 +543,7 @@ def get_request(inbox_id: str, token: str | None, request_id: str) -> dict[str, 
 # ---- metrics -------------------------------------------------------------------------------
 
 
-class HourMetrics(BaseModel):
+class HourMetrics(Model):
     hour: str = Field(description="The UTC hour, YYYY-MM-DDTHH.")
     captures: int = Field(description="Requests received (duplicates included).")
     duplicates: int
@@ -554,7 +553,7 @@ class HourMetrics(BaseModel):
     forwards: dict[str, int] = Field(description="Forward attempts by the destination's status code (or error).")
 
 
-class InboxMetrics(BaseModel):
+class InboxMetrics(Model):
     inbox_id: str
     hours: list[HourMetrics] = Field(description="Every hour of the range, oldest first (zeros included).")
     totals: HourMetrics

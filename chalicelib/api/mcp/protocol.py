@@ -13,18 +13,16 @@ malformed params). What is not a JSON-RPC message at all is refused at the HTTP 
 REST error body), as the transport allows.
 """
 
-from __future__ import annotations
-
 import json
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, StringConstraints, model_validator
+from pydantic import ConfigDict, StrictInt, StrictStr, StringConstraints, model_validator
 
 from chalicelib import __version__
 from chalicelib.api.http import validate
 from chalicelib.api.mcp.tools import TOOLS, Tool
 from chalicelib.domain.errors import Forbidden, ServiceError
+from chalicelib.domain.models import Model
 from chalicelib.observability import logger
 from chalicelib.services.keys import Principal
 
@@ -46,7 +44,7 @@ INSTRUCTIONS = (
 RequestId = StrictInt | StrictStr
 
 
-class JsonRpcMessage(BaseModel):
+class JsonRpcMessage(Model):
     """One JSON-RPC 2.0 message: a request (method and id), a notification (method, no id) or
     a response to the server (id with result or error). Batches are not accepted (MCP
     removed them in 2025-06-18)."""
@@ -61,7 +59,7 @@ class JsonRpcMessage(BaseModel):
     error: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _a_request_notification_or_response(self) -> JsonRpcMessage:
+    def _a_request_notification_or_response(self) -> "JsonRpcMessage":
         if self.method is not None:
             if self.result is not None or self.error is not None:
                 raise ValueError("a request or notification has no result or error")
@@ -73,26 +71,25 @@ class JsonRpcMessage(BaseModel):
         return self
 
 
-class JsonRpcError(BaseModel):
+class JsonRpcError(Model):
     code: int
     message: str
     data: Any = None
 
 
-class JsonRpcResult(BaseModel):
+class JsonRpcResult(Model):
     jsonrpc: Literal["2.0"]
     id: RequestId
     result: dict[str, Any]
 
 
-class JsonRpcErrorResponse(BaseModel):
+class JsonRpcErrorResponse(Model):
     jsonrpc: Literal["2.0"]
     id: RequestId | None
     error: JsonRpcError
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):  # not a frozen dataclass: cheaper to define (cold start)
     """A JSON-RPC error to answer with (a protocol fault, not a tool's failure)."""
 
     code: int
