@@ -218,19 +218,19 @@ def cheap_sqs_sends() -> None:
     # other groups' when a group has fewer than asked for; never doing so is within that,
     # and lets each consumer work on a session of its own, as Lambda's do).
     #
-    # moto blocks a FIFO group while one of its messages is in `pending_messages`, and keeps a
-    # received message there until a receive meets it visible again: that receive frees it
-    # alone and works out the blocked groups again. Two of a group's messages there at once
-    # (a batch that timed out, or messages whose ChangeMessageVisibility to 0 fell in the
-    # clock tick it was checked in, moto's `visible` being `now > visible_at`) and the
-    # group's first messages are skipped as still blocked by the later one, which, freed
-    # last, is handed out with the rest of the group ahead of them: a session's webhooks
-    # overtook each other (tests/pipeline/test_local_fifo.py). On SQS a message is in
-    # flight, and blocks its group, only until it is deleted or visible again ("Inflight
-    # messages block delivery of available messages within the same message group"; the
-    # group is received again, in its order, once they are deleted or visible again: SQS's
-    # FIFO delivery logic); so here every message visible again leaves moto's in-flight set
-    # before a receive looks at any group.
+    # moto blocks a FIFO group while one of its messages is in `pending_messages` (worked out
+    # once per receive), and keeps a received message there until a receive meets it visible
+    # again: that receive frees it alone, then works the blocked groups out again. So a
+    # visible message still in there behind earlier ones of its group (one released to
+    # visibility 0 in the very clock tick moto checks it in, its `visible` being
+    # `now > visible_at`; or a batch whose visibility timeout ran out) makes the receive skip
+    # the earlier ones as blocked, free it, and hand it out with the rest of the group ahead
+    # of them: a session's webhooks overtook each other (tests/pipeline/test_local_fifo.py,
+    # bench/RESULTS.md). On SQS a message is in flight, and blocks its group, only until it
+    # is deleted or visible again ("Inflight messages block delivery of available messages
+    # within the same message group"; the group is received again, in its order, once they
+    # are deleted or visible again: SQS's FIFO delivery logic); so here every message visible
+    # again leaves moto's in-flight set before a receive looks at any group.
     def release_visible_again(queue: Any) -> None:
         queue.pending_messages.difference_update([m for m in queue.pending_messages if m.visible])
 
