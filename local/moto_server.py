@@ -217,6 +217,23 @@ def cheap_sqs_sends() -> None:
     # receive runs, the queue lists the first free group's messages only (SQS "might" add
     # other groups' when a group has fewer than asked for; never doing so is within that,
     # and lets each consumer work on a session of its own, as Lambda's do).
+    #
+    # moto blocks a FIFO group while one of its messages is in `pending_messages` (worked out
+    # once per receive), and keeps a received message there until a receive meets it visible
+    # again: that receive frees it alone, then works the blocked groups out again. So a
+    # visible message still in there behind earlier ones of its group (one released to
+    # visibility 0 in the very clock tick moto checks it in, its `visible` being
+    # `now > visible_at`; or a batch whose visibility timeout ran out) makes the receive skip
+    # the earlier ones as blocked, free it, and hand it out with the rest of the group ahead
+    # of them: a session's webhooks overtook each other (tests/pipeline/test_local_fifo.py,
+    # bench/RESULTS.md). On SQS a message is in flight, and blocks its group, only until it
+    # is deleted or visible again ("Inflight messages block delivery of available messages
+    # within the same message group"; the group is received again, in its order, once they
+    # are deleted or visible again: SQS's FIFO delivery logic); so here every message visible
+    # again leaves moto's in-flight set before a receive looks at any group.
+    def release_visible_again(queue: Any) -> None:
+        queue.pending_messages.difference_update([m for m in queue.pending_messages if m.visible])
+
     original_messages = Queue.messages.fget
     receiving = threading.local()
 
@@ -224,8 +241,8 @@ def cheap_sqs_sends() -> None:
         found = original_messages(self)
         if not (getattr(receiving, "on", False) and self.fifo_queue):
             return found
-        # a group is taken while one of its messages is received and still hidden (moto
-        # frees a visible-again one only inside the receive loop, after this)
+        # a group is taken while one of its messages is received and still hidden
+        release_visible_again(self)
         pending = {m.group_id for m in self.pending_messages if not m.visible}
         first = next((m.group_id for m in found if m.group_id not in pending), None)
         return [m for m in found if m.group_id == first]
@@ -233,10 +250,11 @@ def cheap_sqs_sends() -> None:
     Queue.messages = property(messages)  # type: ignore[assignment, method-assign]
     receive = SQSBackend.receive_message
 
-    def receive_group_first(*args: Any, **kwargs: Any) -> Any:
+    def receive_group_first(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        release_visible_again(self.get_queue(queue_name))  # before moto notes the blocked groups
         receiving.on = True
         try:
-            return receive(*args, **kwargs)
+            return receive(self, queue_name, *args, **kwargs)
         finally:
             receiving.on = False
 
