@@ -16,6 +16,7 @@ from chalicelib.api.json_input import parse_json
 from chalicelib.api.schemas import Query
 from chalicelib.domain.errors import (
     Forbidden,
+    InternalError,
     InvalidJson,
     NotAuthenticated,
     PayloadTooLarge,
@@ -79,8 +80,7 @@ def api_route(app: Chalice | Blueprint, path: str, methods: list[str],
                 return error_response(exc)
             except Exception:  # noqa: BLE001 - the error boundary: a bug answers a JSON 500, logged
                 logger.exception("unhandled error", extra={"route": path, "methods": methods})
-                return json_response(
-                    {"error": "internal_error", "message": "An internal error occurred."}, 500)
+                return error_response(InternalError("An internal error occurred."))
 
         options: dict[str, Any] = {"content_types": content_types} if content_types else {}
         if authorizer is not None:

@@ -210,6 +210,18 @@ class UnsupportedProtocolVersion(ServiceError):
     status, code = 400, "unsupported_protocol_version"
 
 
+class InboxPaused(ServiceError):
+    """A capture sent to a paused inbox: stored nowhere (resume the inbox to capture again)."""
+
+    status, code = 410, "inbox_paused"
+
+
+class InternalError(ServiceError):
+    """A bug: the error boundary answers it without internals and logs the traceback."""
+
+    status, code = 500, "internal_error"
+
+
 class MethodNotAllowed(ServiceError):
     """The route exists but not with this method (`allow` lists the methods it takes)."""
 
@@ -218,3 +230,15 @@ class MethodNotAllowed(ServiceError):
     def __init__(self, message: str, allow: str, **details: Any) -> None:
         super().__init__(message, **details)
         self.headers = {"Allow": allow}
+
+
+def codes() -> dict[str, int]:
+    """Every error code the API answers, with its status: derived from the classes above (the
+    OpenAPI document's enum of `error`, and README's error table, come from here)."""
+    found: dict[str, int] = {}
+    pending: list[type[ServiceError]] = [ServiceError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.code, cls.status)
+        pending.extend(cls.__subclasses__())
+    return dict(sorted(found.items()))

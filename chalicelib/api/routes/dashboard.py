@@ -8,6 +8,7 @@ from chalice import Response
 
 from chalicelib.api import dashboard
 from chalicelib.api.routing import Resource
+from chalicelib.domain.errors import AssetNotFound
 
 bp = Resource(__name__)
 route = bp.declare
@@ -27,7 +28,7 @@ def dashboard_page() -> Response:
     return Response(body=body, status_code=200, headers=headers)
 
 
-@route("/dashboard/{asset}", "GET", responses={200: None}, scope="public",
+@route("/dashboard/{asset}", "GET", responses={200: None}, scope="public", errors=(AssetNotFound,),
        summary="A file of the dashboard or the docs page (app.js, style.css, docs.js, docs.css)")
 def dashboard_asset(asset: str) -> Response:
     body, headers = dashboard.asset(asset)

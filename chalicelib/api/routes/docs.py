@@ -12,7 +12,8 @@ bp = Resource(__name__)
 route = bp.declare
 
 
-@route("/v1/openapi.json", "GET", summary="This document (OpenAPI 3.1)", responses={200: None}, per_user=True)
+@route("/v1/openapi.json", "GET", summary="This document (OpenAPI 3.1)", responses={200: None}, per_user=True,
+       operation_id="get_openapi_document")
 def openapi_document() -> Response:
     return json_response(openapi.document())
 
