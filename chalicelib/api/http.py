@@ -7,6 +7,7 @@ import functools
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from chalice import Blueprint, Chalice, Response
 from pydantic import BaseModel, ValidationError
@@ -75,7 +76,9 @@ def api_route(app: Chalice | Blueprint, path: str, methods: list[str],
                     if principal.user_id and not bound_keys:
                         raise Forbidden("A key bound to a user cannot call this route: "
                                              "it reads or changes other users' data.")
-                return view(**params)
+                # a client may percent-encode an id's ':' (or any character): ids are never
+                # percent signs, so decoding is the identity for every other value
+                return view(**{name: unquote(value) for name, value in params.items()})
             except ServiceError as exc:
                 return error_response(exc)
             except Exception:  # noqa: BLE001 - the error boundary: a bug answers a JSON 500, logged

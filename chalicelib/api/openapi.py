@@ -231,6 +231,7 @@ def _operation(op: Operation, ref: dict[Any, Any], schemas: dict[str, Any],
                 "schema": {"type": "string", "enum": ["true"]}}}
         responses[str(status)] = response
     by_status: dict[int, list[str]] = {}
+    state_codes = [e.code for e in op.errors if e.state]
     for status, code in [*_generic_errors(op), *((e.status, e.code) for e in op.errors)]:
         codes = by_status.setdefault(status, [])
         if code not in codes:
@@ -241,6 +242,8 @@ def _operation(op: Operation, ref: dict[Any, Any], schemas: dict[str, Any],
         responses[str(status)] = {
             "description": f"{_STATUS_TEXT.get(status, 'Error')}: {_code_list(codes)}.",
             **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
+            **({"x-state-codes": [c for c in codes if c in state_codes]}
+               if any(c in state_codes for c in codes) else {}),
             "content": {"application/json": {"schema": {
                 **ref[ErrorBody], "properties": {"error": {"enum": codes}}}}}}
     if op.raw_body:  # the capture route: it answers what its inbox is configured to answer
@@ -286,9 +289,11 @@ def _links(choices: list[type[BaseModel]], op: Operation, documented: list[Opera
         names = re.findall(r"{(\w+)}", target.path)
         if target is op or target.raw_body or not names or not all(n in fields for n in names):
             continue
+        headers = {f"header.{h}": f"$response.body#/{f}" for h, f in _LINKED_HEADERS.items()
+                   if f in fields and any((d if isinstance(d, str) else d[0]) == h for d in target.headers)}
         links[target.operation_id] = {
             "operationId": target.operation_id,
-            "parameters": {n: f"$response.body#/{n}" for n in names},
+            "parameters": {**{n: f"$response.body#/{n}" for n in names}, **headers},
             "description": f"{target.summary}, for the {' and '.join(names)} in this answer."}
     return links
 
@@ -306,7 +311,9 @@ _PATH_TEXT = {
     "request_id": "A captured request's id (from listInboxRequests).",
     "asset": "A file name: app.js, style.css, docs.js or docs.css.",
 }
-_PATH_EXAMPLES = {"session_id": "sess-ada-1", "manual_id": "intro-python", "inbox_id": "my-inbox",
+# a header a link fills from a response field (createInbox's read_token opens that inbox)
+_LINKED_HEADERS = {"X-Inbox-Token": "read_token"}
+_PATH_EXAMPLES = {"manual_id": "intro-python", "inbox_id": "my-inbox",
                   "key_id": "0123456789abcdef", "request_id": "req_0123456789abcdef", "asset": "docs.js"}
 _HEADER_TEXT = {
     "X-Inbox-Token": "The inbox's read token (answered once, by createInbox).",
@@ -362,7 +369,8 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
             prop = {**{k: v for k, v in prop.items() if k != "anyOf"}, **choices[0]}
         text = prop.get("description", "")
         parameter = {"name": name, "in": "query", "required": name in schema.get("required", []),
-                     "description": text,
+                     "description": text + " Empty (`?name=`): as if absent.",
+                     "allowEmptyValue": True,
                      "schema": {k: v for k, v in prop.items()
                                 if k not in ("title", "description") and not (k == "default" and v is None)}}
         parameters.append(parameter)
@@ -380,12 +388,15 @@ def _hoist_text_patterns(node: Any, components: dict[str, Any]) -> None:
         if name is not None:
             node["$ref"] = f"#/components/schemas/{name}"
             components.setdefault(name, {
-                "type": "string", "pattern": TEXT_PATTERNS[name](),
+                "type": "string", "format": _TEXT_FORMATS[name], "pattern": TEXT_PATTERNS[name](),
                 "description": _TEXT_KINDS[name]})
         for value in list(node.values()):
             _hoist_text_patterns(value, components)
 
 
+# the pattern's meaning as a format name (for tools that generate values: a pattern of
+# thousands of ranges is slow to draw from)
+_TEXT_FORMATS = {"IdentifierText": "identifier-text", "DisplayText": "display-text", "LongText": "long-text"}
 _TEXT_KINDS = {
     "IdentifierText": "Letters, marks, digits, punctuation and symbols only: no space, control, "
                       "format, private-use, unassigned or invisible character.",
@@ -515,10 +526,9 @@ _FIELD_TEXT = {
     "HealthSummary.version": "The service's version.",
 }
 _FIELD_EXAMPLES: dict[str, list[Any]] = {
-    "session_id": ["sess-ada-1"], "user_id": ["ada@example.com"], "manual_id": ["intro-python"],
+    "user_id": ["ada@example.com"], "manual_id": ["intro-python"],
     "title": ["Introduction to Python"], "message": ["How do I define a function?"],
     "step_number": [1], "current_step": [2], "step_status": ["DONE"], "sender": ["user"],
-    "idempotency_key": ["progress-sess-ada-1-2-done"], "message_id": ["msg-ada-1-0001"],
     "inbox_id": ["my-inbox"], "ttl_days": [7], "scopes": [["agent"]],
 }
 

@@ -14,6 +14,10 @@ class ServiceError(Exception):
 
     status = 400
     code = "bad_request"
+    # True: a well-formed request refused for what is stored (a completed session, a step past
+    # the manual's end, a key already used): the OpenAPI document lists such codes per status
+    # (`x-state-codes`), as no schema can tell them in advance
+    state = False
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -44,11 +48,11 @@ class InvalidCursor(ServiceError):
 
 
 class InvalidStep(ServiceError):
-    status, code = 400, "invalid_step"
+    status, code, state = 400, "invalid_step", True
 
 
 class SessionEnded(ServiceError):
-    status, code = 400, "session_ended"
+    status, code, state = 400, "session_ended", True
 
 
 class UserMismatch(ServiceError):
@@ -113,7 +117,7 @@ class UnsupportedMediaType(ServiceError):
 
 
 class IdempotencyKeyReused(ServiceError):
-    status, code = 422, "idempotency_key_reused"
+    status, code, state = 422, "idempotency_key_reused", True
 
 
 class ServiceUnavailable(ServiceError):

@@ -19,7 +19,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from chalicelib.domain.vocabulary import JsonInt
+from chalicelib.domain.vocabulary import INTEGRAL
 
 # ---- defaults (also the template's parameter defaults, see infra/package.py) ---------------
 # Far above what a tutoring agent sends (a few requests a minute) and what the test suite
@@ -53,8 +53,8 @@ QUOTA_RETRY_AFTER = 3600
 
 # at least 0.01/s (a value DynamoDB and API Gateway store exactly enough), at most 10,000/s
 RatePerSecond = Annotated[float, Field(strict=False, ge=0.01, le=10_000, allow_inf_nan=False)]
-Burst = Annotated[JsonInt, Field(ge=1, le=5_000)]
-DailyQuota = Annotated[JsonInt, Field(ge=1, le=1_000_000_000)]
+Burst = Annotated[int, Field(strict=True, ge=1, le=5_000), INTEGRAL]
+DailyQuota = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000), INTEGRAL]
 
 
 class KeyLimits(BaseModel):

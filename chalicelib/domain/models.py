@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chalicelib.domain.vocabulary import (
+    INTEGRAL,
     MAX_STEPS,
     IdempotencyKey,
-    JsonInt,
     MessageText,
     ResourceId,
     Sender,
@@ -49,7 +49,7 @@ class ManualCreate(Request):
     title: Title
     steps: Annotated[list[StepIn], Field(min_length=1, max_length=MAX_STEPS)]
     # Accepted for compatibility with the seed's format; must agree with the steps given.
-    total_steps: Annotated[JsonInt, Field(ge=1, le=MAX_STEPS)] | None = None
+    total_steps: Annotated[int, Field(strict=True, ge=1, le=MAX_STEPS), INTEGRAL] | None = None
 
     @model_validator(mode="after")
     def _steps_are_one_to_n(self) -> ManualCreate:

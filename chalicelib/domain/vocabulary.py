@@ -193,9 +193,11 @@ StepContent = Annotated[str, StringConstraints(max_length=16_000), AfterValidato
                        _pattern("LongText")]
 MessageText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_long_text), _pattern("LongText")]
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CURSOR_CHARS)]
-# A whole number in a JSON body: an int, or a float equal to one (JSON Schema's `integer`)
-JsonInt = Annotated[int, BeforeValidator(integral), Field(strict=True)]
-StepNumber = Annotated[JsonInt, Field(ge=1, le=MAX_STEPS)]
+# A whole number in a JSON body: an int, or a float equal to one (JSON Schema's `integer`).
+# Bounds go before the BeforeValidator(integral) (so that the JSON Schema says minimum/maximum):
+# Annotated[int, Field(strict=True, ge=..., le=...), INTEGRAL]
+INTEGRAL = BeforeValidator(integral)
+StepNumber = Annotated[int, Field(strict=True, ge=1, le=MAX_STEPS), INTEGRAL]
 # Moments as answered: UTC, ISO 8601 / RFC 3339 with microseconds (clock.to_iso), "...Z"
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 PageLimit = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), BeforeValidator(ascii_digits)]

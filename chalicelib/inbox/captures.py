@@ -35,7 +35,7 @@ from chalicelib.domain.errors import (
     TokenRequired,
 )
 from chalicelib.domain.models import Page, Request
-from chalicelib.domain.vocabulary import CaptureId, InboxId, JsonInt, Name, Timestamp, conforms
+from chalicelib.domain.vocabulary import INTEGRAL, CaptureId, InboxId, Name, Timestamp, conforms
 from chalicelib.lru import LRU
 
 MAX_CAPTURE_BYTES = 1024 * 1024
@@ -100,7 +100,8 @@ class InboxResponse(Request):
     refused, the content type must be a valid header value and an inert type (INERT_TYPES,
     or application/*+json)."""
 
-    status: Annotated[JsonInt, Field(ge=200, le=599, json_schema_extra={"not": {"enum": [204, 205, 304]}})] = 200
+    status: Annotated[int, Field(strict=True, ge=200, le=599, json_schema_extra={"not": {"enum": [204, 205, 304]}}),
+                      INTEGRAL] = 200
     body: Annotated[str, StringConstraints(max_length=64 * 1024)] = '{"ok": true}'
     content_type: Annotated[str, StringConstraints(pattern=CONTENT_TYPE_PATTERN)] = "application/json"
 
@@ -127,7 +128,7 @@ class InboxCreate(Request):
     name: Name | None = None
     response: InboxResponse = InboxResponse()
     signing_secret: Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{8,200}$")] | None = None
-    ttl_days: Annotated[JsonInt, Field(ge=1, le=MAX_TTL_DAYS)] = DEFAULT_TTL_DAYS
+    ttl_days: Annotated[int, Field(strict=True, ge=1, le=MAX_TTL_DAYS), INTEGRAL] = DEFAULT_TTL_DAYS
 
 
 class InboxPatch(Request):

@@ -54,7 +54,8 @@ class JsonRpcMessage(BaseModel):
     # the validator below, as JSON Schema (the OpenAPI document says what it refuses)
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "if": {"required": ["method"], "properties": {"method": {"type": "string"}}},
-        "then": {"properties": {"id": {"not": {"type": "null"}}, "result": {"type": "null"}, "error": {"type": "null"}}},
+        "then": {"properties": {"id": {"not": {"type": "null"}}, "result": {"type": "null"},
+                                "error": {"type": "null"}}},
         "else": {"required": ["id"], "oneOf": [
             {"required": ["result"], "properties": {"result": {"type": "object"}, "error": {"type": "null"}}},
             {"required": ["error"], "properties": {"error": {"type": "object"}, "result": {"type": "null"}}}]}})
