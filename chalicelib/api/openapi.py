@@ -319,7 +319,8 @@ _HEADER_TEXT = {
     "X-Inbox-Token": "The inbox's read token (answered once, by createInbox).",
     "MCP-Protocol-Version": "The MCP revision the client speaks (after initialize).",
 }
-_SUCCESS_TEXT = {200: "OK", 202: "Accepted (no body)", 204: "Done (no body)", 410: "Gone"}
+_SUCCESS_TEXT = {200: "OK", 202: "Accepted (no body)", 204: "Done (no body)", 308: "Redirect (Location)",
+                 410: "Gone"}
 _INFO = (
     "Sessions of a learner with an AI tutor: manuals (ordered steps), sessions that follow a "
     "manual, the conversation (messages), progress (DONE / ONGOING per step), webhooks of "
