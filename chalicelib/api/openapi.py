@@ -272,6 +272,7 @@ def _operation(op: Operation, ref: dict[Any, Any], schemas: dict[str, Any],
             else " Keys bound to a user are refused (403).") + (
             " And the inbox's read token (X-Inbox-Token)." if token else ""))
         entry["x-bound-keys"] = op.bound_keys  # machine-readable: clients and the probe use it
+        entry["x-scope"] = op.scope
     if description:
         entry["description"] = "\n\n".join(description)
     return entry
