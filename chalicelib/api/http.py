@@ -7,6 +7,7 @@ import functools
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from chalice import Blueprint, Chalice, Response
 from pydantic import BaseModel, ValidationError
@@ -16,6 +17,7 @@ from chalicelib.api.json_input import parse_json
 from chalicelib.api.schemas import Query
 from chalicelib.domain.errors import (
     Forbidden,
+    InternalError,
     InvalidJson,
     NotAuthenticated,
     PayloadTooLarge,
@@ -74,13 +76,14 @@ def api_route(app: Chalice | Blueprint, path: str, methods: list[str],
                     if principal.user_id and not bound_keys:
                         raise Forbidden("A key bound to a user cannot call this route: "
                                              "it reads or changes other users' data.")
-                return view(**params)
+                # a client may percent-encode an id's ':' (or any character): ids are never
+                # percent signs, so decoding is the identity for every other value
+                return view(**{name: unquote(value) for name, value in params.items()})
             except ServiceError as exc:
                 return error_response(exc)
             except Exception:  # noqa: BLE001 - the error boundary: a bug answers a JSON 500, logged
                 logger.exception("unhandled error", extra={"route": path, "methods": methods})
-                return json_response(
-                    {"error": "internal_error", "message": "An internal error occurred."}, 500)
+                return error_response(InternalError("An internal error occurred."))
 
         options: dict[str, Any] = {"content_types": content_types} if content_types else {}
         if authorizer is not None:

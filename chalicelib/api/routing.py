@@ -20,6 +20,7 @@ from chalice.app import ChaliceAuthorizer, Request
 from chalicelib.api import auth, openapi
 from chalicelib.api.http import api_route
 from chalicelib.api.schemas import Query
+from chalicelib.domain.errors import ServiceError
 from chalicelib.services import keys, sessions
 
 
@@ -42,15 +43,24 @@ class Resource(Blueprint):
 
     def declare(self, path: str, *methods: str, summary: str, body: Any = None,
                 responses: dict[int, Any] | None = None, query: type[Query] | None = None,
-                headers: tuple[str | tuple[str, Any], ...] = (), content_types: list[str] | None = None,
-                scope: str | None = None, per_user: bool = False) -> Callable[..., Any]:
+                headers: tuple[openapi.Header, ...] = (), content_types: list[str] | None = None,
+                scope: str | None = None, per_user: bool = False, operation_id: str | None = None,
+                description: str | None = None, errors: tuple[type[ServiceError], ...] = (),
+                documented: bool = True) -> Callable[..., Any]:
         """Declare a route and document it in the OpenAPI document.
 
         `scope` is the API-key scope the route needs: "read" (the default for GET), "agent",
         "admin", or "public" (no key). Any other method must say which. A GET route answers
         HEAD too (same view, same scope; the gateway drops the body). `per_user` says that a
         key bound to a user may call it: the route narrows to that user's sessions (or holds no
-        user's data); every other route answers such a key 403."""
+        user's data); every other route answers such a key 403.
+
+        Optional, for the document: `operation_id` (default: the view's name in camelCase),
+        `description` (default: the view's docstring; written for an LLM), `errors` (the
+        domain errors the view raises: each becomes a documented status with its code; the
+        generic ones of a body, a query, a path id or an API key are added by themselves),
+        `documented=False` for a route the document leaves out (a method that only says 405).
+        A header is a name, (name, vocabulary type) or (name, type, description)."""
         if scope is None:
             if set(methods) - {"GET", "HEAD"}:
                 raise ValueError(f"{path} {methods}: say which scope may call it")
@@ -59,16 +69,18 @@ class Resource(Blueprint):
         served = (*methods, "HEAD") if "GET" in methods and "HEAD" not in methods else methods
 
         def remember(view: Callable[..., Response]) -> Callable[..., Response]:
-            # the view's name is the operation's id (a generated client's method name)
+            name = operation_id or view.__name__
+            text = description if description is not None else openapi.text_of(view)
             for method in methods:
                 openapi.register(openapi.Operation(
                     method, path, summary, body, responses or {}, query, headers,
                     raw_body=content_types is not None, scope=scope, bound_keys=per_user,
-                    operation_id=view.__name__ if len(methods) == 1 else f"{view.__name__}_{method.lower()}"))
+                    operation_id=openapi.operation_id(name, method if len(methods) > 1 else None),
+                    documented=documented, description=text, errors=errors))
             if served != methods:
                 openapi.register(openapi.Operation(
                     "HEAD", path, summary, None, responses or {}, query, headers, scope=scope,
-                    bound_keys=per_user, operation_id=f"{view.__name__}_head", documented=False))
+                    bound_keys=per_user, operation_id=openapi.operation_id(name, "head"), documented=False))
             self._declared.append(_Declared(path, served, content_types, scope, per_user, view))
             return view
 

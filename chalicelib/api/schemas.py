@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
 
+from chalicelib.domain import errors
 from chalicelib.domain.clock import to_iso
 from chalicelib.domain.models import Event, ManualSummary, Message, MessageIn, Model, ProgressOut, Request, SessionOut
 from chalicelib.domain.vocabulary import (
@@ -69,29 +70,32 @@ class MessageListQuery(ChildPageQuery):
 
 
 class SessionListQuery(PageQuery):
-    status: SessionStatus | None = None
-    user_id: UserId | None = None
-    manual_id: ResourceId | None = None
+    status: SessionStatus | None = Field(None, description="Only sessions in this status.")
+    user_id: UserId | None = Field(None, description="Only this learner's sessions.")
+    manual_id: ResourceId | None = Field(None, description="Only sessions of this manual.")
 
 
 class DeliveryListQuery(PageQuery):
-    status: Literal["failed"] | None = None  # the only status listed across sessions
+    status: Literal["failed"] | None = Field(None, description=(  # the only one listed across sessions
+        "`failed`: webhooks that spent every attempt (the only status listed)."))
 
 
 class CaptureListQuery(PageQuery):
-    method: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,16}$")] | None = None
+    method: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,16}$")] | None = Field(
+        None, description="Only requests of this HTTP method (any case).")
 
 
 class PopularQuery(Query):
-    limit: PageLimit = 10
+    limit: PageLimit = Field(10, description="How many manuals, 1 to 100.")
 
 
 class ActivityQuery(Query):
-    hours: Annotated[int, Field(ge=1, le=168), BeforeValidator(ascii_digits)] = 24
+    hours: Annotated[int, Field(ge=1, le=168), BeforeValidator(ascii_digits)] = Field(
+        24, description="How many hours back from now, 1 to 168 (a week).")
 
 
 class RedriveQuery(Query):
-    limit: PageLimit = 100
+    limit: PageLimit = Field(100, description="At most this many webhooks moved by this call, 1 to 100.")
 
 
 class SessionPatch(Request):
@@ -105,10 +109,26 @@ class MessageWithSession(MessageIn):
 # ---- response shapes documented in the OpenAPI document -----------------------------------
 
 
+class FieldError(Model):
+    field: str = Field(description="The offending field (dotted path: `steps.0.title`), query "
+                                   "parameter or path id; `body` for the whole body.")
+    message: str = Field(description="What is wrong with it.")
+
+
+def _error_codes(schema: dict[str, Any]) -> None:
+    schema["enum"] = list(errors.codes())  # every code the API answers (domain/errors.py)
+
+
 class ErrorBody(Model):
-    error: str
-    message: str
-    fields: list[dict[str, str]] | None = None
+    """Every error: a stable machine code, a message, and details for some codes (`fields`
+    for validation_error; `limit_bytes`, `session_status`, `supported`... as the code says)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="The machine code: branch on it, never on the message.",
+                       json_schema_extra=_error_codes)
+    message: str = Field(description="What went wrong and how to fix it, in English.")
+    fields: list[FieldError] | None = Field(None, description="validation_error: each offending field.")
 
 
 class ManualPage(Model):

@@ -14,6 +14,10 @@ class ServiceError(Exception):
 
     status = 400
     code = "bad_request"
+    # True: a well-formed request refused for what is stored (a completed session, a step past
+    # the manual's end, a key already used): the OpenAPI document lists such codes per status
+    # (`x-state-codes`), as no schema can tell them in advance
+    state = False
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -44,11 +48,11 @@ class InvalidCursor(ServiceError):
 
 
 class InvalidStep(ServiceError):
-    status, code = 400, "invalid_step"
+    status, code, state = 400, "invalid_step", True
 
 
 class SessionEnded(ServiceError):
-    status, code = 400, "session_ended"
+    status, code, state = 400, "session_ended", True
 
 
 class UserMismatch(ServiceError):
@@ -118,7 +122,7 @@ class UnsupportedMediaType(ServiceError):
 
 
 class IdempotencyKeyReused(ServiceError):
-    status, code = 422, "idempotency_key_reused"
+    status, code, state = 422, "idempotency_key_reused", True
 
 
 class ServiceUnavailable(ServiceError):
@@ -215,6 +219,18 @@ class UnsupportedProtocolVersion(ServiceError):
     status, code = 400, "unsupported_protocol_version"
 
 
+class InboxPaused(ServiceError):
+    """A capture sent to a paused inbox: stored nowhere (resume the inbox to capture again)."""
+
+    status, code = 410, "inbox_paused"
+
+
+class InternalError(ServiceError):
+    """A bug: the error boundary answers it without internals and logs the traceback."""
+
+    status, code = 500, "internal_error"
+
+
 class MethodNotAllowed(ServiceError):
     """The route exists but not with this method (`allow` lists the methods it takes)."""
 
@@ -223,3 +239,15 @@ class MethodNotAllowed(ServiceError):
     def __init__(self, message: str, allow: str, **details: Any) -> None:
         super().__init__(message, **details)
         self.headers = {"Allow": allow}
+
+
+def codes() -> dict[str, int]:
+    """Every error code the API answers, with its status: derived from the classes above (the
+    OpenAPI document's enum of `error`, and README's error table, come from here)."""
+    found: dict[str, int] = {}
+    pending: list[type[ServiceError]] = [ServiceError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.code, cls.status)
+        pending.extend(cls.__subclasses__())
+    return dict(sorted(found.items()))

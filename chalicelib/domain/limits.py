@@ -19,6 +19,7 @@ from typing import Annotated, NamedTuple
 from pydantic import Field
 
 from chalicelib.domain.models import Model
+from chalicelib.domain.vocabulary import INTEGRAL
 
 # ---- defaults (also the template's parameter defaults, see infra/package.py) ---------------
 # Far above what a tutoring agent sends (a few requests a minute) and what the test suite
@@ -52,8 +53,8 @@ QUOTA_RETRY_AFTER = 3600
 
 # at least 0.01/s (a value DynamoDB and API Gateway store exactly enough), at most 10,000/s
 RatePerSecond = Annotated[float, Field(strict=False, ge=0.01, le=10_000, allow_inf_nan=False)]
-Burst = Annotated[int, Field(strict=True, ge=1, le=5_000)]
-DailyQuota = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000)]
+Burst = Annotated[int, Field(strict=True, ge=1, le=5_000), INTEGRAL]
+DailyQuota = Annotated[int, Field(strict=True, ge=1, le=1_000_000_000), INTEGRAL]
 
 
 class KeyLimits(Model):

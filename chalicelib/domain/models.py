@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chalicelib.domain.vocabulary import (
+    INTEGRAL,
     MAX_STEPS,
     IdempotencyKey,
     MessageText,
@@ -47,11 +48,14 @@ class StepIn(Request):
 
 
 class ManualCreate(Request):
+    model_config = ConfigDict(json_schema_extra={"x-rules": [
+        "`steps` holds step_number 1..N, each once, in any order (N = the number of steps).",
+        "`total_steps`, when given, equals the number of steps."]})
     manual_id: ResourceId
     title: Title
     steps: Annotated[list[StepIn], Field(min_length=1, max_length=MAX_STEPS)]
     # Accepted for compatibility with the seed's format; must agree with the steps given.
-    total_steps: Annotated[int, Field(strict=True, ge=1, le=MAX_STEPS)] | None = None
+    total_steps: Annotated[int, Field(strict=True, ge=1, le=MAX_STEPS), INTEGRAL] | None = None
 
     @model_validator(mode="after")
     def _steps_are_one_to_n(self) -> "ManualCreate":

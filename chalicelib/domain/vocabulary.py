@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any, Literal, get_args
 
@@ -46,19 +47,31 @@ def _identifier(value: str) -> str:
     """Letters, marks, digits, punctuation and symbols only: no space, control, format
     (U+200B, U+202E, U+00AD, U+FEFF...), private-use, unassigned or invisible character."""
     for char in value:
-        if unicodedata.category(char)[0] in "CZ" or _invisible(char):
+        if _not_in_identifier(char):
             raise ValueError(f"must not contain {_named(char)}")
     return value
+
+
+def _not_in_identifier(char: str) -> bool:
+    return unicodedata.category(char)[0] in "CZ" or _invisible(char)
+
+
+def _not_in_display_text(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category in ("Cc", "Cs", "Co", "Cn", "Zl", "Zp") or (category == "Cf" and char not in _JOINERS)
+
+
+def _not_in_long_text(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cs") and char not in _LINE_BREAKS
 
 
 def _display_text(value: str) -> str:
     """One line that people read: no control, format (but the joiners), private-use,
     unassigned or line-separator character, and at least one visible character."""
     for char in value:
-        category = unicodedata.category(char)
-        if category in ("Cc", "Cs", "Co", "Cn", "Zl", "Zp") or (category == "Cf" and char not in _JOINERS):
+        if _not_in_display_text(char):
             raise ValueError(f"must not contain {_named(char)}")
-    if all(unicodedata.category(c)[0] in "CZ" or _invisible(c) for c in value):
+    if all(_not_in_identifier(c) for c in value):
         raise ValueError("must contain a visible character")
     return value
 
@@ -67,8 +80,89 @@ def _long_text(value: str) -> str:
     """Multi-line text (step content, chat messages): no control character but tab and line
     breaks (a NUL or an escape sequence is never content)."""
     for char in value:
-        if unicodedata.category(char) in ("Cc", "Cs") and char not in _LINE_BREAKS:
+        if _not_in_long_text(char):
             raise ValueError(f"must not contain {_named(char)}")
+    return value
+
+
+# ---- the same rules as JSON Schema patterns (for the OpenAPI document, built on request) --------
+# Each pattern is derived from the predicate its validator applies, over every code point
+# (this Python's Unicode database), so the document refuses exactly what the server refuses.
+# Surrogates are left out: a JSON text cannot carry one (json_input refuses the escape).
+
+
+@cache
+def _runs() -> tuple[tuple[int, int], ...]:
+    """Code points (surrogates left out) in runs that every predicate below treats alike: the
+    same Unicode category, and each character a rule names (_BLANK, _JOINERS...) alone."""
+    special = {ord(c) for c in _BLANK | _JOINERS | _LINE_BREAKS} | {p for r in _VARIATION_SELECTORS for p in r}
+    category = unicodedata.category
+    runs: list[tuple[int, int]] = []
+    start, previous = 0, category("\0")
+    for point in range(1, 0x110000):
+        if 0xD800 <= point <= 0xDFFF:
+            continue
+        current = category(chr(point))
+        if current != previous or point in special or start in special or point == 0xE000:
+            runs.append((start, point - 1 if point != 0xE000 else 0xD7FF))
+            start, previous = point, current
+    runs.append((start, 0x10FFFF))
+    return tuple(runs)
+
+
+def _refused_class(refused: Callable[[str], bool]) -> str:
+    """A regex character class body listing the code points `refused` is true for: BMP ones as
+    \\uXXXX escapes (Python's `re` and ECMA-262 read them alike), others as the characters."""
+    spans: list[tuple[int, int]] = []
+    for first, last in _runs():
+        if refused(chr(first)):
+            if spans and spans[-1][1] == first - 1:
+                spans[-1] = (spans[-1][0], last)
+            else:
+                spans.append((first, last))
+
+    def one(point: int) -> str:
+        return f"\\u{point:04x}" if point <= 0xFFFF else chr(point)
+
+    return "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in spans)
+
+
+@cache
+def identifier_pattern() -> str:
+    return f"^[^{_refused_class(_not_in_identifier)}]*$"
+
+
+@cache
+def display_text_pattern() -> str:
+    # no refused character, and at least one that an identifier may hold (a visible one)
+    line = _refused_class(_not_in_display_text)
+    return f"^[^{line}]*[^{_refused_class(_not_in_identifier)}][^{line}]*$"
+
+
+@cache
+def long_text_pattern() -> str:
+    return f"^[^{_refused_class(_not_in_long_text)}]*$"
+
+
+# name -> the pattern's builder: a field of such text carries {"x-text": name} in its JSON
+# Schema (small, also in MCP tool schemas); the OpenAPI document puts the pattern itself in one
+# component per name, referenced by each such field (the patterns are kilobytes long)
+TEXT_PATTERNS: dict[str, Callable[[], str]] = {
+    "IdentifierText": identifier_pattern, "DisplayText": display_text_pattern, "LongText": long_text_pattern}
+
+
+def _pattern(name: str) -> Any:
+    if name not in TEXT_PATTERNS:  # a typo here is a bug, at import
+        raise ValueError(name)
+    return Field(json_schema_extra={"x-text": name})
+
+
+def integral(value: object) -> object:
+    """JSON Schema's `integer` includes 15.0 (a number whose fraction is zero): such a float is
+    the integer it equals. Any other float, a bool or a string stays what it is (refused by
+    the strict int it precedes)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -86,17 +180,24 @@ def ascii_digits(value: object) -> object:
 RESOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 ResourceId = Annotated[str, StringConstraints(pattern=RESOURCE_ID_PATTERN)]
 # User ids come from upstream identity systems (emails, subjects, names in any script).
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_identifier)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_identifier),
+                  _pattern("IdentifierText")]
 InboxId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,64}$")]
 CaptureId = Annotated[str, StringConstraints(pattern=r"^req_[0-9a-f]{16,32}$")]
 KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
 IdempotencyKey = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,255}$")]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_display_text)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_display_text),
+                 _pattern("DisplayText")]
 Name = Title  # names of keys and inboxes: the same rules as titles
-StepContent = Annotated[str, StringConstraints(max_length=16_000), AfterValidator(_long_text)]
-MessageText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_long_text)]
+StepContent = Annotated[str, StringConstraints(max_length=16_000), AfterValidator(_long_text),
+                       _pattern("LongText")]
+MessageText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_long_text), _pattern("LongText")]
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CURSOR_CHARS)]
-StepNumber = Annotated[int, Field(strict=True, ge=1, le=MAX_STEPS)]
+# A whole number in a JSON body: an int, or a float equal to one (JSON Schema's `integer`).
+# Bounds go before the BeforeValidator(integral) (so that the JSON Schema says minimum/maximum):
+# Annotated[int, Field(strict=True, ge=..., le=...), INTEGRAL]
+INTEGRAL = BeforeValidator(integral)
+StepNumber = Annotated[int, Field(strict=True, ge=1, le=MAX_STEPS), INTEGRAL]
 # Moments as answered: UTC, ISO 8601 / RFC 3339 with microseconds (clock.to_iso), "...Z"
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 PageLimit = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), BeforeValidator(ascii_digits)]

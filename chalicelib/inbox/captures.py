@@ -30,12 +30,13 @@ from chalicelib.domain.errors import (
     HeadersTooLarge,
     InboxExists,
     InboxNotFound,
+    InboxPaused,
     RateLimited,
     ServiceUnavailable,
     TokenRequired,
 )
 from chalicelib.domain.models import Model, Page, Request
-from chalicelib.domain.vocabulary import CaptureId, InboxId, Name, Timestamp, conforms
+from chalicelib.domain.vocabulary import INTEGRAL, CaptureId, InboxId, Name, Timestamp, conforms
 from chalicelib.inbox import forwarding
 from chalicelib.lru import LRU
 
@@ -84,15 +85,31 @@ def served_type(content_type: str) -> str:
     return content_type if is_inert(content_type) else FALLBACK_TYPE
 
 
+def _any_case(text: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else "\\" + c if c in ".+" else c for c in text)
+
+
+# a valid content type that is_inert admits, as one pattern (letters in any case, as is_inert
+# lowercases): what the OpenAPI document says InboxResponse.content_type may be
+_TOKEN = "[A-Za-z0-9!#$&^_.+-]"
+CONTENT_TYPE_PATTERN = (
+    "^(?:" + "|".join(_any_case(t) for t in INERT_TYPES) + f"|{_any_case('application/')}{_TOKEN}*{_any_case('+json')})"
+    + r"(; ?[\x20-\x7e]{1,100})?$")
+
+
 class InboxResponse(Request):
     """What a capture answers. Statuses that cannot carry a body (1xx, 204, 205, 304) are
     refused, the content type must be a valid header value and an inert type (INERT_TYPES,
     or application/*+json)."""
 
-    status: Annotated[int, Field(strict=True, ge=200, le=599)] = 200
+    status: Annotated[int, Field(strict=True, ge=200, le=599, json_schema_extra={"not": {"enum": [204, 205, 304]}}),
+                      INTEGRAL] = 200
     body: Annotated[str, StringConstraints(max_length=64 * 1024)] = '{"ok": true}'
+    # a valid header value, and (the validator below, with its message) an inert type; the
+    # document's pattern says both at once
     content_type: Annotated[str, StringConstraints(
-        pattern=r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(; ?[\x20-\x7e]{1,100})?$")] = "application/json"
+        pattern=r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(; ?[\x20-\x7e]{1,100})?$"),
+        Field(json_schema_extra={"pattern": CONTENT_TYPE_PATTERN})] = "application/json"
 
     @field_validator("status")
     @classmethod
@@ -139,7 +156,7 @@ class InboxCreate(Request):
     # as InboxResponse(), without building its validator at import (cold start)
     response: InboxResponse = InboxResponse.model_construct()
     signing_secret: Annotated[str, StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/=]{8,200}$")] | None = None
-    ttl_days: Annotated[int, Field(strict=True, ge=1, le=MAX_TTL_DAYS)] = DEFAULT_TTL_DAYS
+    ttl_days: Annotated[int, Field(strict=True, ge=1, le=MAX_TTL_DAYS), INTEGRAL] = DEFAULT_TTL_DAYS
     forward_to: Destinations = []
 
     @field_validator("forward_to")
@@ -385,7 +402,7 @@ def capture(inbox_id: str, *, method: str, path: str, query: dict[str, str] | No
     if item is None:
         raise InboxNotFound(f"Inbox '{inbox_id}' not found.")
     if item.get("paused"):
-        return 410, json.dumps({"error": "inbox_paused", "message": "This inbox is paused."}), "application/json"
+        return 410, json.dumps(InboxPaused("This inbox is paused.").to_body()), "application/json"
     if len(body) > MAX_CAPTURE_BYTES:
         raise CaptureTooLarge(f"Body is {len(body)} bytes; the limit is {MAX_CAPTURE_BYTES}.",
                               limit_bytes=MAX_CAPTURE_BYTES)

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from chalicelib.db import keys as records
 from chalicelib.domain.clock import to_iso, utcnow
@@ -42,6 +42,10 @@ CACHE_SECONDS = 60.0
 
 
 class KeyCreate(Request):
+    # _admin_is_never_bound, as JSON Schema
+    model_config = ConfigDict(json_schema_extra={"not": {
+        "required": ["scopes", "user_id"],
+        "properties": {"scopes": {"contains": {"const": "admin"}}, "user_id": {"type": "string"}}}})
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)]
     name: Name | None = None
     user_id: UserId | None = None

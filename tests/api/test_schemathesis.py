@@ -3,6 +3,7 @@ against the local stack over HTTP: no 5xx, and every response matches its docume
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -14,7 +15,9 @@ def schemathesis(api: str, report: Path, *options: str) -> tuple[int, str]:
     result = subprocess.run(
         [str(st), "run", f"{api}/v1/openapi.json", "--url", api, "--seed", "20261122",
          "--report", "junit", "--report-junit-path", str(report), *options],
-        capture_output=True, text=True, timeout=900)
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks",
+             "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     output = result.stdout + result.stderr
     print(output[-3000:])  # a report of what ran, for whoever reads the test log
     generated = re.search(r"(\d+) generated", output)

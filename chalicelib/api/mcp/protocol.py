@@ -49,7 +49,14 @@ class JsonRpcMessage(Model):
     a response to the server (id with result or error). Batches are not accepted (MCP
     removed them in 2025-06-18)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # the validator below, as JSON Schema (the OpenAPI document says what it refuses)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "if": {"required": ["method"], "properties": {"method": {"type": "string"}}},
+        "then": {"properties": {"id": {"not": {"type": "null"}}, "result": {"type": "null"},
+                                "error": {"type": "null"}}},
+        "else": {"required": ["id"], "oneOf": [
+            {"required": ["result"], "properties": {"result": {"type": "object"}, "error": {"type": "null"}}},
+            {"required": ["error"], "properties": {"error": {"type": "object"}, "result": {"type": "null"}}}]}})
 
     jsonrpc: Literal["2.0"]
     id: RequestId | None = None

@@ -15,12 +15,14 @@ route = bp.declare
 
 @route("/v1/analytics/overview", "GET", summary="Totals and completion", responses={200: Overview})
 def analytics_overview() -> Response:
+    """Sessions by status, manuals, messages, failed webhooks, completion rate and times."""
     return json_response(analytics.overview())
 
 
 @route("/v1/analytics/popular-manuals", "GET", summary="Manuals by sessions started",
        responses={200: PopularManuals}, query=PopularQuery)
 def analytics_popular_manuals() -> Response:
+    """The manuals with the most sessions started, with their completion rates."""
     query = parse_query(bp.current_request, PopularQuery)
     return json_response({"items": analytics.popular_manuals(query.limit)})
 
@@ -28,5 +30,6 @@ def analytics_popular_manuals() -> Response:
 @route("/v1/analytics/recent-activity", "GET", summary="Activity per hour",
        responses={200: RecentActivity}, query=ActivityQuery)
 def analytics_recent_activity() -> Response:
+    """Per hour over the last `hours`: sessions started and ended, steps completed, messages."""
     query = parse_query(bp.current_request, ActivityQuery)
     return json_response(analytics.recent_activity(query.hours))

@@ -8,14 +8,17 @@ from chalice import Response
 
 from chalicelib.api import dashboard
 from chalicelib.api.routing import Resource
+from chalicelib.domain.errors import AssetNotFound
 
 bp = Resource(__name__)
 route = bp.declare
 
 
-@route("/dashboard", "GET", summary="The operator dashboard (HTML)", responses={200: None},
+@route("/dashboard", "GET", summary="The operator dashboard (HTML)", responses={200: None, 308: None},
        scope="public")
 def dashboard_page() -> Response:
+    """The operator dashboard's page (it asks for an API key, kept in the tab); `.../dashboard/`
+    redirects to `.../dashboard`."""
     request = bp.current_request
     if (request.context.get("path") or "").endswith("/"):
         # .../dashboard/ would resolve the page's relative URLs one level too deep: send the
@@ -27,8 +30,9 @@ def dashboard_page() -> Response:
     return Response(body=body, status_code=200, headers=headers)
 
 
-@route("/dashboard/{asset}", "GET", responses={200: None}, scope="public",
+@route("/dashboard/{asset}", "GET", responses={200: None}, scope="public", errors=(AssetNotFound,),
        summary="A file of the dashboard or the docs page (app.js, style.css, docs.js, docs.css)")
 def dashboard_asset(asset: str) -> Response:
+    """A script or style sheet of the dashboard or the docs page (404 asset_not_found otherwise)."""
     body, headers = dashboard.asset(asset)
     return Response(body=body, status_code=200, headers=headers)

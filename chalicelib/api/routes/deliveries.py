@@ -7,6 +7,7 @@ from chalice import Response
 from chalicelib.api.http import json_response, parse_query, path_id
 from chalicelib.api.routing import Resource
 from chalicelib.api.schemas import DeliveryListQuery, DeliveryPage, Redelivery, RedriveQuery
+from chalicelib.domain.errors import EventNotFound
 from chalicelib.domain.models import RedriveResult
 from chalicelib.pipeline import delivery
 
@@ -15,14 +16,16 @@ route = bp.declare
 
 
 @route("/v1/events/{event_id}/redeliver", "POST", summary="Queue one event's webhook again",
-       responses={202: Redelivery}, scope="admin")
+       responses={202: Redelivery}, scope="admin", errors=(EventNotFound,))
 def redeliver_event(event_id: str) -> Response:
+    """Queue an event's webhook again (202), e.g. after fixing the receiver of a failed one."""
     return json_response(delivery.redeliver(path_id(event_id, "event_id")), 202)
 
 
 @route("/v1/deliveries", "GET", summary="Webhooks that failed for good", responses={200: DeliveryPage},
        query=DeliveryListQuery)
 def list_deliveries() -> Response:
+    """Webhooks that spent every attempt and failed, newest first, with their attempts."""
     query = parse_query(bp.current_request, DeliveryListQuery)
     return json_response(delivery.list_failed(query.limit, query.cursor))
 
@@ -32,5 +35,7 @@ def list_deliveries() -> Response:
                "repeat until remaining is 0)",
        responses={200: RedriveResult}, query=RedriveQuery, scope="admin")
 def redrive_deliveries() -> Response:
+    """Move up to `limit` dead-lettered webhooks back to the delivery queue, in order; call
+    again until `remaining` is 0."""
     query = parse_query(bp.current_request, RedriveQuery)
     return json_response(delivery.redrive_step(query.limit))

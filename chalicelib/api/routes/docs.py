@@ -12,13 +12,16 @@ bp = Resource(__name__)
 route = bp.declare
 
 
-@route("/v1/openapi.json", "GET", summary="This document (OpenAPI 3.1)", responses={200: None}, per_user=True)
+@route("/v1/openapi.json", "GET", summary="This document (OpenAPI 3.1)", responses={200: None}, per_user=True,
+       operation_id="get_openapi_document")
 def openapi_document() -> Response:
+    """This OpenAPI 3.1 document: every operation, its parameters, bodies, statuses and links."""
     return json_response(openapi.document())
 
 
 @route("/docs", "GET", summary="The API documentation page (HTML)", responses={200: None},
        scope="public")
 def docs_page() -> Response:
+    """The documentation page, rendered from this document in the browser (it asks for a key)."""
     body, headers = dashboard.page("docs.html")  # its script and style: dashboard/docs.{js,css}
     return Response(body=body, status_code=200, headers=headers)

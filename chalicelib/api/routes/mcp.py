@@ -27,8 +27,14 @@ route = bp.declare
        summary="MCP (Model Context Protocol) endpoint: one JSON-RPC message per request",
        body=protocol.JsonRpcMessage,
        responses={200: [protocol.JsonRpcResult, protocol.JsonRpcErrorResponse], 202: None},
-       headers=(("MCP-Protocol-Version", protocol.ProtocolVersion),), scope="read", per_user=True)
+       headers=(("MCP-Protocol-Version", protocol.ProtocolVersion),), scope="read", per_user=True,
+       errors=(UnsupportedProtocolVersion, NotAcceptable, Forbidden))
 def mcp_message() -> Response:
+    """The Model Context Protocol (Streamable HTTP, stateless, JSON answers): POST one JSON-RPC
+    message (initialize, tools/list, tools/call ...); a notification or a response is
+    accepted with 202 and no body. Each tool checks the scope of the REST operation it maps
+    to. GET answers 405 (no SSE stream). Connect an MCP client to this URL with the API key
+    as `Authorization: Bearer <key>`."""
     request = bp.current_request
     _check_origin(request)
     _check_accept(request)
@@ -43,7 +49,9 @@ def mcp_message() -> Response:
     return json_response(reply)
 
 
-@route("/v1/mcp", "GET", summary="No SSE stream: 405", responses={405: ErrorBody}, per_user=True)
+# left out of the document: GET only ever answers 405 (the POST operation says so)
+@route("/v1/mcp", "GET", summary="No SSE stream: 405", responses={405: ErrorBody}, per_user=True,
+       documented=False)
 def mcp_stream() -> Response:
     raise MethodNotAllowed("The MCP endpoint is stateless and answers in JSON: POST one JSON-RPC "
                            "message; there is no SSE stream to open.", allow="POST")

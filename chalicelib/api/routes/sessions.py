@@ -16,7 +16,19 @@ from chalicelib.api.schemas import (
     SessionPage,
     SessionPatch,
 )
-from chalicelib.domain.errors import ValidationFailed
+from chalicelib.domain.errors import (
+    ConcurrentUpdate,
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidStep,
+    ManualNotFound,
+    SessionDeleting,
+    SessionEnded,
+    SessionExists,
+    SessionNotFound,
+    UserMismatch,
+    ValidationFailed,
+)
 from chalicelib.domain.models import NextStepOut, ProgressIn, ProgressOut, SessionCreate, SessionOut
 from chalicelib.domain.vocabulary import IdempotencyKey
 from chalicelib.services import progress, sessions
@@ -26,8 +38,14 @@ route = bp.declare
 
 
 @route("/v1/sessions", "POST", summary="Start a session (same id, user and manual again: 200)",
-       body=SessionCreate, responses={201: SessionOut, 200: SessionOut}, scope="agent", per_user=True)
+       body=SessionCreate, responses={201: SessionOut, 200: SessionOut}, scope="agent", per_user=True,
+       operation_id="start_session", errors=(ManualNotFound, SessionExists, SessionDeleting, Forbidden,
+                                             ConcurrentUpdate))
 def create_session() -> Response:
+    """Start a learner's session on a manual: 201 with the new session (status `active`,
+    current_step 1). Send your own `session_id` to make the call safe to retry: the same id,
+    user and manual again answers 200 with the existing session; the same id with another user
+    or manual is 409 session_exists. A key bound to a user starts sessions for that user only."""
     body = parse_body(bp.current_request, SessionCreate)
     auth.check_user(caller(bp.current_request), body.user_id)
     session, created = sessions.create_session(body)
@@ -35,8 +53,10 @@ def create_session() -> Response:
 
 
 @route("/v1/sessions", "GET", summary="List sessions, newest first", responses={200: SessionPage},
-       query=SessionListQuery, per_user=True)
+       query=SessionListQuery, per_user=True, errors=(Forbidden,))
 def list_sessions() -> Response:
+    """Sessions, newest first, filtered by status, user or manual (combine them), one page
+    at a time: pass `next_cursor` as `cursor` until it is null."""
     query = parse_query(bp.current_request, SessionListQuery)
     user_id = query.user_id
     bound = caller(bp.current_request)
@@ -48,24 +68,31 @@ def list_sessions() -> Response:
         limit=query.limit, cursor=query.cursor))
 
 
-@route("/v1/sessions/{session_id}", "GET", summary="A session", responses={200: SessionOut}, per_user=True)
+@route("/v1/sessions/{session_id}", "GET", summary="A session", responses={200: SessionOut}, per_user=True,
+       errors=(SessionNotFound, UserMismatch))
 def get_session(session_id: str) -> Response:
+    """One session: its status, current step, completed steps, message count and timestamps."""
     session = sessions.get_session(path_id(session_id, "session_id"))
     auth.check_user(caller(bp.current_request), session.user_id)
     return json_response(session)
 
 
 @route("/v1/sessions/{session_id}", "PATCH", summary="End an active session", body=SessionPatch,
-       responses={200: SessionOut}, scope="agent", per_user=True)
+       responses={200: SessionOut}, scope="agent", per_user=True, operation_id="end_session",
+       errors=(SessionNotFound, SessionEnded, UserMismatch, ConcurrentUpdate))
 def update_session(session_id: str) -> Response:
+    """End an active session before its last step: `ended` (finished early) or `abandoned`
+    (the learner left). A session that is no longer active answers 400 session_ended."""
     body = parse_body(bp.current_request, SessionPatch)
     check_owner(bp.current_request, path_id(session_id, "session_id"))
     return json_response(sessions.end_session(session_id, body.status))
 
 
 @route("/v1/sessions/{session_id}", "DELETE", summary="Delete a session with its messages and events",
-       responses={204: None}, scope="admin")
+       responses={204: None}, scope="admin", errors=(SessionNotFound, ConcurrentUpdate))
 def delete_session(session_id: str) -> Response:
+    """Delete a session, its messages and its events, for good. A delete that stopped midway
+    is finished by sending it again (meanwhile the id answers 409 session_deleting)."""
     check_owner(bp.current_request, path_id(session_id, "session_id"))
     sessions.delete_session(session_id)
     return no_content()
@@ -73,8 +100,19 @@ def delete_session(session_id: str) -> Response:
 
 @route("/v1/sessions/{session_id}/progress", "POST", summary="Report progress: DONE or ONGOING on a step",
        body=ProgressIn, responses={200: [ProgressOut, AlreadyProcessed]},
-       headers=(("Idempotency-Key", IdempotencyKey),), scope="agent", per_user=True)
+       headers=(("Idempotency-Key", IdempotencyKey, "Optional, the same as `idempotency_key` in the body "
+                 "(send one or the other; both must agree)."),), scope="agent", per_user=True,
+       errors=(SessionNotFound, SessionEnded, InvalidStep, UserMismatch, IdempotencyKeyReused,
+               ConcurrentUpdate))
 def report_progress(session_id: str) -> Response:
+    """Report a step: DONE (completed) or ONGOING (being worked on). Steps may be reported out
+    of order (`out_of_order: true`; the current step moves to the first step not done). When
+    every step is DONE the session becomes `completed` and takes no more progress (400
+    session_ended). A step past the manual's last is 400 invalid_step. Send an
+    `idempotency_key` (or the Idempotency-Key header) to make a retry safe: the same key and
+    payload answer 200 `already_processed` with the first result and the
+    `Idempotent-Replayed: true` header; the same key with another payload is 422
+    idempotency_key_reused. The answer holds the session and the next step to do."""
     request = bp.current_request
     with observability.rejections_counted(observability.PROGRESS_REJECTED, session_id=session_id):
         body = parse_body(request, ProgressIn)
@@ -94,15 +132,19 @@ def report_progress(session_id: str) -> Response:
 
 
 @route("/v1/sessions/{session_id}/next-step", "GET", summary="The step to do next",
-       responses={200: NextStepOut}, per_user=True)
+       responses={200: NextStepOut}, per_user=True, errors=(SessionNotFound, UserMismatch))
 def get_next_step(session_id: str) -> Response:
+    """The first step not yet DONE, with its title and content (null when every step is done),
+    and whether the session is completed: what the tutor should teach now."""
     check_owner(bp.current_request, path_id(session_id, "session_id"))
     return json_response(sessions.get_next_step(session_id))
 
 
 @route("/v1/sessions/{session_id}/events", "GET", summary="The audit trail with delivery status",
-       responses={200: EventPage}, query=EventListQuery, per_user=True)
+       responses={200: EventPage}, query=EventListQuery, per_user=True, errors=(SessionNotFound, UserMismatch))
 def list_events(session_id: str) -> Response:
+    """Every accepted change to the session, oldest first (session_created, progress_update,
+    session_ended), each with its webhook's delivery status and attempts."""
     check_owner(bp.current_request, path_id(session_id, "session_id"))
     page = parse_query(bp.current_request, EventListQuery)
     return json_response(sessions.list_events(session_id, page.limit, page.cursor, page.after_sequence))
