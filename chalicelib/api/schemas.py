@@ -49,6 +49,7 @@ class SessionListQuery(PageQuery):
 
 class DeliveryListQuery(PageQuery):
     status: Literal["failed"] | None = None  # the only status listed across sessions
+    endpoint_id: ResourceId | None = None  # only those that failed at this endpoint
 
 
 class CaptureListQuery(PageQuery):
@@ -116,6 +117,8 @@ class DeliveryView(BaseModel):
     occurred_at: Timestamp
     delivery_status: str
     delivery_attempts: list[dict[str, Any]]
+    failed_endpoints: list[str]
+    deliveries: dict[str, dict[str, Any]]
 
 
 class DeliveryPage(BaseModel):
@@ -126,6 +129,11 @@ class DeliveryPage(BaseModel):
 class Redelivery(BaseModel):
     event_id: str
     status: Literal["queued"]
+    endpoints: list[str]  # where it was queued again
+
+
+class RedeliverQuery(Query):
+    endpoint_id: ResourceId | None = None  # only this endpoint (default: where it failed, else all that take it)
 
 
 class SessionCounts(BaseModel):

@@ -32,7 +32,7 @@ from chalicelib.domain.errors import (
 )
 from chalicelib.domain.models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut
 from chalicelib.lru import LRU
-from chalicelib.pipeline import webhooks
+from chalicelib.pipeline import targets
 from chalicelib.services import manuals
 
 T = TypeVar("T")
@@ -174,10 +174,10 @@ def list_events(session_id: str, limit: int, cursor: str | None) -> Page:
     `pending` (queued or on its way), `retrying`, `delivered`, `failed` (dead-lettered),
     `gone` (receiver answered 410) or `not_sent` (its type is not configured for webhooks)."""
     page = list_children(session_id, EVENTS, limit, cursor, Event)
-    types = get_settings().event_types
     for event in page.items:
+        event["deliveries"] = targets.deliveries_of(event)
         if event["delivery_status"] is None:
-            event["delivery_status"] = "pending" if webhooks.wanted(event, types) else "not_sent"
+            event["delivery_status"] = "pending" if targets.wanted_anywhere(event) else "not_sent"
     return page
 
 

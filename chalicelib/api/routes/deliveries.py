@@ -6,7 +6,7 @@ from chalice import Response
 
 from chalicelib.api.http import json_response, parse_query, path_id
 from chalicelib.api.routing import Resource
-from chalicelib.api.schemas import DeliveryListQuery, DeliveryPage, Redelivery, RedriveQuery
+from chalicelib.api.schemas import DeliveryListQuery, DeliveryPage, RedeliverQuery, Redelivery, RedriveQuery
 from chalicelib.domain.models import RedriveResult
 from chalicelib.pipeline import delivery
 
@@ -15,16 +15,17 @@ route = bp.declare
 
 
 @route("/v1/events/{event_id}/redeliver", "POST", summary="Queue one event's webhook again",
-       responses={202: Redelivery}, scope="admin")
+       responses={202: Redelivery}, query=RedeliverQuery, scope="admin")
 def redeliver_event(event_id: str) -> Response:
-    return json_response(delivery.redeliver(path_id(event_id, "event_id")), 202)
+    query = parse_query(bp.current_request, RedeliverQuery)
+    return json_response(delivery.redeliver(path_id(event_id, "event_id"), query.endpoint_id), 202)
 
 
 @route("/v1/deliveries", "GET", summary="Webhooks that failed for good", responses={200: DeliveryPage},
        query=DeliveryListQuery)
 def list_deliveries() -> Response:
     query = parse_query(bp.current_request, DeliveryListQuery)
-    return json_response(delivery.list_failed(query.limit, query.cursor))
+    return json_response(delivery.list_failed(query.limit, query.cursor, query.endpoint_id))
 
 
 @route("/v1/deliveries/redrive", "POST",
