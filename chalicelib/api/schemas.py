@@ -66,6 +66,7 @@ class ActivityQuery(Query):
 
 class RedriveQuery(Query):
     limit: PageLimit = 100
+    endpoint_id: ResourceId | None = None  # only this endpoint's dead letters
 
 
 class SessionPatch(Request):

@@ -113,12 +113,11 @@ def dedup_for(endpoint_id: str, event_id: str) -> str:
 def delivery_state(event: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
     """One endpoint's delivery state on an event item ({} if never attempted). An event stored
     before endpoints existed keeps the default endpoint's state in its top-level fields."""
-    if "deliveries" not in event:
-        if endpoint_id != DEFAULT_ENDPOINT or "delivery_round" not in event:
-            return {}
+    state: dict[str, Any] = (event.get("deliveries") or {}).get(endpoint_id) or {}
+    if not state and endpoint_id == DEFAULT_ENDPOINT and "delivery_round" in event:
+        # only writes from before per-endpoint state set delivery_round at the top level
         return {"status": event.get("delivery_status"), "round": event.get("delivery_round"),
                 "attempt_count": event.get("attempt_count", 0)}
-    state: dict[str, Any] = (event.get("deliveries") or {}).get(endpoint_id) or {}
     return state
 
 

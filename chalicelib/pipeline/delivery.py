@@ -435,51 +435,73 @@ def delivery_view(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def redrive(dead_letter_url: str, queue_url: str, progress: Any = None, *,
-            limit: int | None = None, seconds: float | None = None) -> int:
+            limit: int | None = None, seconds: float | None = None, endpoint_id: str | None = None,
+            walk: dict[str, int] | None = None) -> int:
     """Move dead-lettered messages back to the delivery queue, in order, keeping each
-    message's group; each starts a new delivery round (a fresh attempt budget). Returns how
-    many moved. Works on moto (no StartMessageMoveTask) and AWS alike. Without `limit` and
-    `seconds` it empties the queue; with them it stops after `limit` messages or once
-    `seconds` have passed (checked before each receive of at most 10, so a call stays
-    bounded), and a later call continues where it stopped."""
+    message's group (and endpoint); each starts a new delivery round (a fresh attempt budget).
+    Returns how many moved. Works on moto (no StartMessageMoveTask) and AWS alike. Without
+    `limit` and `seconds` it empties the queue; with them it stops after `limit` messages or
+    once `seconds` have passed (checked before each receive of at most 10, so a call stays
+    bounded), and a later call continues where it stopped. With `endpoint_id`, only that
+    endpoint's messages move: the others received on the way are held and released at the
+    end (`walk` then says how many were passed over, and whether the queue's end was reached)."""
     moved = 0
+    held: list[str] = []
+    reached_end = False
     deadline = None if seconds is None else time.monotonic() + seconds
-    while limit is None or moved < limit:
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        # Never receive more than we will move: a received message stays hidden (and its
-        # FIFO group blocked) for the visibility timeout.
-        wanted = 10 if limit is None else min(10, limit - moved)
-        messages = queue.receive(dead_letter_url, max_messages=wanted, visibility_timeout=120)
-        if not messages:
-            break
-        # Sent one by one, in order (a partly failed SendMessageBatch could store a group's
-        # later message without its earlier one), then deleted together: a redrive that dies
-        # in between leaves copies in both queues, delivered again under the same webhook-id.
-        for message in messages:
-            attributes = message.get("Attributes", {})
-            group = attributes.get("MessageGroupId", "redrive")
-            dedup = attributes.get("MessageDeduplicationId", message["MessageId"])
-            round_id = new_round()
-            endpoint_id = queue.attribute(message, ENDPOINT) or DEFAULT_ENDPOINT
-            queue.enqueue(message["Body"], group=group, queue_url=queue_url,
-                          dedup_id=f"{dedup[:80]}:redrive:{round_id}",
-                          attributes={ROUND: round_id, ENDPOINT: endpoint_id})
-        refused = queue.delete_batch(dead_letter_url, [m["ReceiptHandle"] for m in messages])
-        if refused:
-            logger.warning("redriven messages not deleted from the dead-letter queue", extra={"refused": len(refused)})
-        for _ in messages:
-            moved += 1
-            if progress:
-                progress(moved)
+    try:
+        while limit is None or moved < limit:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            # Never receive more than we will move: a received message stays hidden (and its
+            # FIFO group blocked) for the visibility timeout.
+            wanted = 10 if limit is None or endpoint_id is not None else min(10, limit - moved)
+            received = queue.receive(dead_letter_url, max_messages=wanted, visibility_timeout=120)
+            if not received:
+                reached_end = True
+                break
+            messages = [m for m in received
+                        if endpoint_id is None or (queue.attribute(m, ENDPOINT) or DEFAULT_ENDPOINT) == endpoint_id]
+            held += [m["ReceiptHandle"] for m in received if m not in messages]
+            # Sent one by one, in order (a partly failed SendMessageBatch could store a group's
+            # later message without its earlier one), then deleted together: a redrive that dies
+            # in between leaves copies in both queues, delivered again under the same webhook-id.
+            for message in messages:
+                attributes = message.get("Attributes", {})
+                group = attributes.get("MessageGroupId", "redrive")
+                dedup = attributes.get("MessageDeduplicationId", message["MessageId"])
+                round_id = new_round()
+                target = queue.attribute(message, ENDPOINT) or DEFAULT_ENDPOINT
+                queue.enqueue(message["Body"], group=group, queue_url=queue_url,
+                              dedup_id=f"{dedup[:80]}:redrive:{round_id}",
+                              attributes={ROUND: round_id, ENDPOINT: target})
+            refused = queue.delete_batch(dead_letter_url, [m["ReceiptHandle"] for m in messages])
+            if refused:
+                logger.warning("redriven messages not deleted from the dead-letter queue",
+                               extra={"refused": len(refused)})
+            for _ in messages:
+                moved += 1
+                if progress:
+                    progress(moved)
+    finally:
+        if held:
+            queue.release(held, dead_letter_url)
+    if walk is not None:
+        walk.update(passed=len(held), reached_end=int(reached_end))
     return moved
 
 
-def redrive_step(limit: int, seconds: float = REDRIVE_SECONDS) -> RedriveResult:
+def redrive_step(limit: int, seconds: float = REDRIVE_SECONDS, endpoint_id: str | None = None) -> RedriveResult:
     """One bounded step of a redrive (POST /v1/deliveries/redrive): move up to `limit`
     dead-lettered messages within `seconds`, and say how many are still dead-lettered
-    (approximate, as SQS counts; the caller repeats until it is 0)."""
+    (approximate, as SQS counts; the caller repeats until it is 0). With `endpoint_id`, only
+    that endpoint's; `remaining` is then 0 once a step has walked the whole queue, and
+    otherwise what the queue holds besides the other endpoints' messages it passed over."""
     settings = get_settings()
+    walk: dict[str, int] = {}
     moved = redrive(settings.dead_letter_queue_url, settings.delivery_queue_url,
-                    limit=limit, seconds=seconds)
-    return RedriveResult(moved=moved, remaining=queue.depth(settings.dead_letter_queue_url))
+                    limit=limit, seconds=seconds, endpoint_id=endpoint_id, walk=walk)
+    depth = queue.depth(settings.dead_letter_queue_url)
+    if endpoint_id is not None:
+        depth = 0 if walk["reached_end"] else max(0, depth - walk["passed"])
+    return RedriveResult(moved=moved, remaining=depth)

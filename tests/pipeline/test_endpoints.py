@@ -282,3 +282,59 @@ def test_webhook_url_creates_and_updates_the_default_endpoint(api, aws, pipeline
     assert all(r.verified for r in moved.requests)
     Webhook(receiver.secret).verify(moved.requests[0].body, moved.requests[0].headers)
     assert len(receiver.requests) == 3
+
+
+def test_an_event_stored_before_endpoints_existed_gets_per_endpoint_state(api, aws, make_session) -> None:
+    """An event item written before per-endpoint state (no `deliveries` map, its delivery in
+    the top-level fields) keeps that state as the default endpoint's and takes new attempts."""
+    from chalicelib.db import events
+    from chalicelib.db import table as store
+    from chalicelib.domain.endpoints import delivery_state
+
+    session = make_session()
+    sid = session["session_id"]
+    key = events.key(sid, 1)
+    # GIVEN the event as an older version stored it: delivered once, no `deliveries`
+    store.get_client().update_item(
+        TableName=aws.table_name, Key=store.to_item(key),
+        UpdateExpression="SET delivery_status = :s, delivery_round = :r, attempt_count = :n REMOVE deliveries",
+        ExpressionAttributeValues=store.values(s="delivered", r="0", n=1))
+    legacy = store.get_item(key)
+    assert "deliveries" not in legacy
+    assert delivery_state(legacy, "default") == {"status": "delivered", "round": "0", "attempt_count": 1}
+    # WHEN another endpoint records an attempt on it
+    assert events.record_attempt(sid, 1, endpoint_id="ep_0123456789abcdef", status="delivered",
+                                 entry={"attempt": 1, "outcome": "delivered"}, round_id="0", attempt=1,
+                                 now="2026-12-02T00:00:00.000000Z", event_id=legacy["event_id"])
+    # THEN the map was added and holds that endpoint's state; the default's stays readable
+    stored = store.get_item(key)
+    assert stored["deliveries"]["ep_0123456789abcdef"]["status"] == "delivered"
+    assert stored["delivery_attempts"][-1]["endpoint_id"] == "ep_0123456789abcdef"
+    assert delivery_state(stored, "default") == {"status": "delivered", "round": "0", "attempt_count": 1}
+
+
+@pytest.mark.parametrize("pipeline", ["0"], indirect=True)
+def test_a_redrive_can_move_one_endpoints_dead_letters_only(api, aws, pipeline, receivers) -> None:
+    # GIVEN two endpoints down for good: every webhook of a session dead-lettered at both
+    first, first_receiver = endpoint(api, receivers)
+    second, second_receiver = endpoint(api, receivers)
+    first_receiver.behaviour = second_receiver.behaviour = always(500)
+    run_session(api, "s-1", 1)
+    ids = event_ids(api, "s-1")
+    drain(pipeline, lambda: queue_depth(aws.dead_letter_queue_url) == 2 * len(ids)
+          and queue_depth(aws.delivery_queue_url) == 0)
+    # WHEN both are back, and only the first endpoint's dead letters are redriven
+    first_receiver.behaviour = second_receiver.behaviour = always(200)
+    step = api.post(f"/v1/deliveries/redrive?endpoint_id={first['endpoint_id']}")
+    assert step.status_code == 200 and step.json == {"moved": len(ids), "remaining": 0}
+    drain(pipeline, lambda: len(first_receiver.delivered()) == len(ids) and queue_depth(aws.delivery_queue_url) == 0)
+    # THEN the first got its webhooks again, in order; the second's stay dead-lettered
+    assert [r.headers["webhook-id"] for r in first_receiver.delivered()] == ids
+    assert second_receiver.delivered() == []
+    assert queue_depth(aws.dead_letter_queue_url) == len(ids)
+    listed = api.get(f"/v1/deliveries?status=failed&endpoint_id={second['endpoint_id']}").json["items"]
+    assert {d["event_id"] for d in listed} == set(ids)
+    # AND the rest follow with a redrive of the second
+    assert api.post(f"/v1/deliveries/redrive?endpoint_id={second['endpoint_id']}").json["moved"] == len(ids)
+    drain(pipeline, lambda: len(second_receiver.delivered()) == len(ids))
+    assert [r.headers["webhook-id"] for r in second_receiver.delivered()] == ids

@@ -34,4 +34,4 @@ def list_deliveries() -> Response:
        responses={200: RedriveResult}, query=RedriveQuery, scope="admin")
 def redrive_deliveries() -> Response:
     query = parse_query(bp.current_request, RedriveQuery)
-    return json_response(delivery.redrive_step(query.limit))
+    return json_response(delivery.redrive_step(query.limit, endpoint_id=query.endpoint_id))
