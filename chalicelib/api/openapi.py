@@ -138,7 +138,8 @@ def _build() -> dict[str, Any]:
 # What each path parameter may be: the definition its route checks it against
 # (chalicelib/domain/vocabulary.py): 400 for a bad resource id; 404 for a bad inbox or capture id.
 _PATH_KINDS: dict[str, Any] = {"session_id": ResourceId, "manual_id": ResourceId, "event_id": ResourceId,
-                               "key_id": ResourceId, "inbox_id": InboxId, "request_id": CaptureId}
+                               "key_id": ResourceId, "inbox_id": InboxId, "request_id": CaptureId,
+                               "endpoint_id": ResourceId}
 
 
 def path_schema(name: str) -> dict[str, Any]:
