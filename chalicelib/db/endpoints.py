@@ -42,7 +42,11 @@ def create(record: dict[str, Any]) -> str:
     """Store a new endpoint and count it, in one transaction. Returns "created", "exists"
     (that id is taken) or "full" (MAX_ENDPOINTS exist)."""
     tx = table.Transaction()
-    tx.put("endpoint", {**key(record["endpoint_id"]), "type": "endpoint", **record}, condition=_absent)
+    # an Update that creates (not a Put): the delivery function, which may create the default
+    # endpoint, is allowed UpdateItem only
+    fields = {"type": "endpoint", **record}
+    tx.update("endpoint", key(record["endpoint_id"]), "SET " + ", ".join(f"#{k} = :{k}" for k in fields),
+              condition=_absent, names={f"#{k}": k for k in fields}, vals=table.values(**fields))
     tx.update("count", _COUNT, "ADD #n :one", condition=_room_left, names={"#n": "n"},
               vals=table.values(one=1, max=MAX_ENDPOINTS))
     try:

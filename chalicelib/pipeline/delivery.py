@@ -167,7 +167,7 @@ def deliver(message: Envelope, state: dict[str, Any] | None, settings: Settings,
     delivered it)."""
     assert message.payload is not None
     fields = _log_fields(message)
-    endpoint = targets.by_id(message.endpoint_id, configure=False)
+    endpoint = targets.by_id(message.endpoint_id)
     if endpoint is None or not endpoint.get("enabled", True):
         logger.info("webhook dropped: its endpoint is disabled or deleted", extra=fields)
         return None

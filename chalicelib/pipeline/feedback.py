@@ -2,7 +2,8 @@
 FIFO delivery queue, ten per SendMessageBatch: one message per webhook endpoint whose filter
 takes the event (chalicelib/pipeline/fanout.py: group = (endpoint, session), dedup id =
 (endpoint, event)). The endpoint list comes from a per-instance cache (10 s), so a batch
-normally reads nothing from the table.
+normally reads nothing from the table, and it never writes it (the default endpoint of
+WEBHOOK_URL is stored by the API or the delivery function: see targets.every).
 
 Records are handled in stream order. A batch never holds two messages of one FIFO group, so
 however SQS treats a partly failed batch, a group's messages are stored in stream order.
@@ -74,7 +75,7 @@ def next_batch(pending: list[Outgoing]) -> list[Outgoing]:
 def handle_stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Process a stream batch; returns Lambda's partial batch response."""
     try:
-        every = targets.every()
+        every = targets.every(configure=False)  # reads only: this function never writes the table
     except Exception:  # noqa: BLE001 - the endpoint list unreadable: retry the batch from its start
         logger.exception("could not read the webhook endpoints")
         count(STREAM_BATCH_FAILURES, Function="feedback")

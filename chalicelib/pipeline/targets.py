@@ -38,10 +38,11 @@ def forget() -> None:
 
 
 def every(configure: bool = True) -> list[dict[str, Any]]:
-    """Every endpoint (enabled or not), from the cache; with WEBHOOK_URL set, the default
-    endpoint is created or brought in line first (once per process and configuration), unless
-    `configure` is False (the delivery function: it only reads; the feedback function, which
-    runs before it for every event, applies the configuration)."""
+    """Every endpoint (enabled or not), from the cache. With WEBHOOK_URL set, `configure`
+    creates or updates the stored endpoint `default` first (once per process and
+    configuration: the API, the delivery function, `make run`); without it (the feedback
+    function, which never writes the table) a stored `default` that the configuration has
+    moved past is read as the configuration says, until a writer stores it."""
     global _cached
     settings = get_settings()
     expires, seen_settings, configured, found = _cached
@@ -55,8 +56,31 @@ def every(configure: bool = True) -> list[dict[str, Any]]:
         elif seen_settings is not settings:
             configured = False
         found = records.all_endpoints()
+        if not configured:
+            found = as_configured(found, settings)
         _cached = (time.monotonic() + CACHE_SECONDS, settings, configured, found)
     return found
+
+
+def _marker(settings: Settings) -> str:
+    """A fingerprint of the configuration the default endpoint follows."""
+    return rules.fingerprint("\n".join([settings.webhook_url, settings.webhook_secret,
+                                         *sorted(settings.event_types)]))
+
+
+def as_configured(found: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    """The endpoints as `ensure_default` would leave them, without writing: the default
+    endpoint from WEBHOOK_URL (its stored enabled state kept) when none is stored, or the
+    stored one is of an older configuration."""
+    if not settings.webhook_url:
+        return found
+    stored = next((e for e in found if e["endpoint_id"] == DEFAULT_ENDPOINT), None)
+    if stored is not None and stored.get("env_fingerprint") == _marker(settings):
+        return found
+    default = {**(stored or {}), "endpoint_id": DEFAULT_ENDPOINT, "url": settings.webhook_url,
+               "event_types": sorted(settings.event_types), "secret": settings.webhook_secret,
+               "enabled": (stored or {}).get("enabled", True)}
+    return [e for e in found if e["endpoint_id"] != DEFAULT_ENDPOINT] + [default]
 
 
 def by_id(endpoint_id: str, configure: bool = True) -> dict[str, Any] | None:
@@ -90,7 +114,7 @@ def ensure_default(settings: Settings) -> None:
     if not settings.webhook_url:
         return
     types = sorted(settings.event_types)
-    marker = rules.fingerprint("\n".join([settings.webhook_url, settings.webhook_secret, *types]))
+    marker = _marker(settings)
     item = records.get(DEFAULT_ENDPOINT)
     if item is None:
         created = to_iso(utcnow())
