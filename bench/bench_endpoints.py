@@ -8,12 +8,13 @@ function's DynamoDB calls per message, and the wall time from the last request u
 receiver has every webhook. Then 5 endpoints, one of them answering 500 (retries 30 s
 apart): the time until the 4 healthy ones have everything.
 
-    python bench/bench_endpoints.py [sessions, default 10] [steps, default 4]
+    python bench/bench_endpoints.py [sessions, default 5] [steps, default 2]
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -21,10 +22,11 @@ from typing import Any
 
 from common import AUTH, machine, stack
 
+os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"  # the attempts' log lines would dominate the time
+os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+
 
 def run(endpoints: int, sessions: int, steps: int, failing: int = 0) -> dict[str, Any]:
-    import os
-
     os.environ.pop("WEBHOOK_URL", None)
     os.environ["WEBHOOK_RETRY_SCHEDULE"] = "30,30"
     os.environ["WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "1"
@@ -75,7 +77,7 @@ def run(endpoints: int, sessions: int, steps: int, failing: int = 0) -> dict[str
         healthy = receivers[failing:]
         started = time.perf_counter()
         while not all(len(r.delivered()) >= events_per_endpoint for r in healthy):
-            if time.perf_counter() - started > 120:
+            if time.perf_counter() - started > 900:
                 raise RuntimeError("did not settle")
             if not runner.pump():
                 time.sleep(0.01)
@@ -91,8 +93,8 @@ def run(endpoints: int, sessions: int, steps: int, failing: int = 0) -> dict[str
 
 
 def main() -> None:
-    sessions = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    sessions = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     print(f"Machine: {machine()}; {sessions} sessions x {steps + 2} events")
     print("| endpoints | failing | messages | progress round trips | SendMessageBatch | DynamoDB calls per message"
           " (stream + delivery) | seconds until every healthy receiver has everything |")
