@@ -221,7 +221,7 @@ def merge_template(schedule: tuple[int, ...] | None = None) -> dict[str, Any]:
         safety_net_receive_count(schedule))
     template["Parameters"].update({
         "WebhookUrl": {"Type": "String", "Default": "",
-                       "Description": "The URL of the webhook endpoint `default` (more through /v1/webhook-endpoints)."},
+                       "Description": "The URL of the webhook endpoint `default` (others: /v1/webhook-endpoints)."},
         "WebhookSecret": {"Type": "String", "NoEcho": True, "Default": "",
                           "Description": "whsec_... signing secret for webhooks."},
         "LogLevel": {"Type": "String", "Default": "INFO", "AllowedValues": ["DEBUG", "INFO", "WARNING", "ERROR"],
