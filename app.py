@@ -15,7 +15,19 @@ from chalicelib import observability
 from chalicelib.api import auth, headers, openapi
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.api.routes import analytics as analytics_routes
-from chalicelib.api.routes import dashboard, deliveries, docs, health, inbox, keys, manuals, mcp, messages, sessions
+from chalicelib.api.routes import (
+    dashboard,
+    deliveries,
+    docs,
+    endpoints,
+    health,
+    inbox,
+    keys,
+    manuals,
+    mcp,
+    messages,
+    sessions,
+)
 from chalicelib.jobs import analytics, cleanup
 from chalicelib.pipeline import delivery, feedback
 
@@ -42,7 +54,7 @@ def api_key_authorizer(auth_request: Any) -> auth.UsageAuthResponse:
                                   usage_identifier_key=principal.usage_identifier)
 
 
-for resource in (manuals, sessions, messages, analytics_routes, deliveries, inbox, keys, health,
+for resource in (manuals, sessions, messages, analytics_routes, deliveries, endpoints, inbox, keys, health,
                  docs, dashboard, mcp):
     app.register_blueprint(resource.bp.bind(api_key_authorizer))
 

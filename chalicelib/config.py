@@ -29,6 +29,7 @@ class Settings(NamedTuple):  # not a frozen dataclass: cheaper to define (cold s
     idle_timeout_seconds: int
     retention_days: int
     usage_plan_name: str  # API Gateway's default usage plan (set on AWS; empty: no API Gateway keys)
+    endpoint_disable_after_days: float = 5.0  # a webhook endpoint failing every attempt this long is disabled
 
     @property
     def max_attempts(self) -> int:
@@ -74,4 +75,5 @@ def get_settings() -> Settings:
         idle_timeout_seconds=int(env("SESSION_IDLE_TIMEOUT_SECONDS", "1800")),
         retention_days=int(env("RETENTION_DAYS", "0")),
         usage_plan_name=env("USAGE_PLAN_NAME", ""),
+        endpoint_disable_after_days=float(env("ENDPOINT_DISABLE_AFTER_DAYS", "5")),
     )

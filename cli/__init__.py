@@ -13,6 +13,7 @@ What it does:
   events tail SESSION       a session's events and their webhook delivery (-f: follow)
   deliveries failed         webhooks that failed for good (dead-lettered)
   redrive                   move dead-lettered webhooks back to the delivery queue
+  endpoints list|create|rotate|test|replay|disable|enable  webhook endpoints
   inbox show [INBOX_ID]     requests captured by a webhook inbox (--token)
   keys create|list|limits|revoke  API keys (limits: a key's own rate, burst, daily quota)
   keys bootstrap            the first admin key of a deployment (AWS credentials)
@@ -38,7 +39,7 @@ from typing import Any
 import click
 
 from cli.client import DEFAULT_URL, Client
-from cli.commands import Cli, deliveries, events, inbox, keys, manuals, sessions
+from cli.commands import Cli, deliveries, endpoints, events, inbox, keys, manuals, sessions
 
 
 def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -63,7 +64,7 @@ def cli(ctx: click.Context, url: str, api_key: str | None, json_output: bool, ti
 
 
 for command in (manuals.manuals, sessions.sessions, events.events, deliveries.deliveries,
-                deliveries.redrive, inbox.inbox, keys.keys):
+                deliveries.redrive, endpoints.endpoints, inbox.inbox, keys.keys):
     cli.add_command(command)
 
 

@@ -40,6 +40,7 @@ ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": observability.SERVICE,
     "POWERTOOLS_METRICS_NAMESPACE": observability.NAMESPACE,
     "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
+    "ENDPOINT_DISABLE_AFTER_DAYS": {"Ref": "EndpointDisableAfterDays"},
 }
 FUNCTIONS = ("APIHandler", "FeedbackHandler", "AnalyticsHandler", "DeliveryHandler", "CleanupHandler",
              "DeadLetterHandler")
@@ -219,11 +220,15 @@ def merge_template(schedule: tuple[int, ...] | None = None) -> dict[str, Any]:
     template["Resources"]["DeliveryQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"] = (
         safety_net_receive_count(schedule))
     template["Parameters"].update({
-        "WebhookUrl": {"Type": "String", "Default": "", "Description": "Where webhooks are POSTed."},
+        "WebhookUrl": {"Type": "String", "Default": "",
+                       "Description": "The URL of the webhook endpoint `default` (others: /v1/webhook-endpoints)."},
         "WebhookSecret": {"Type": "String", "NoEcho": True, "Default": "",
                           "Description": "whsec_... signing secret for webhooks."},
         "LogLevel": {"Type": "String", "Default": "INFO", "AllowedValues": ["DEBUG", "INFO", "WARNING", "ERROR"],
                      "Description": "Level of the functions' JSON logs."},
+        # a String (a Number Ref reaches the environment as a number in moto's CloudFormation)
+        "EndpointDisableAfterDays": {"Type": "String", "Default": "5", "AllowedPattern": r"^[0-9]+(\.[0-9]+)?$",
+                                     "Description": "A webhook endpoint failing every attempt this long is disabled."},
         "DeliveryLagAlarmSeconds": {"Type": "Number", "Default": 900,
                                     "Description": "Alarm when webhooks reach receivers later than this (p99)."},
     })

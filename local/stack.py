@@ -357,6 +357,9 @@ def start(port: int = 8000, moto_port: int = 0, host: str = "127.0.0.1") -> Loca
         inbox_url, inbox_token = _local_inbox(api_url)
         os.environ["WEBHOOK_URL"] = f"{api_url}/v1/hooks/local"
         settings.get_settings.cache_clear()
+    from chalicelib.pipeline import targets
+
+    targets.every()  # WEBHOOK_URL / WEBHOOK_SECRET -> the webhook endpoint `default`, now
     runner = Runner(app_module, stack.stream_arn, stack.delivery_queue_url)
     stoppers.append(runner.start(interval=IDLE_POLL_SECONDS, queue_concurrency=QUEUE_CONSUMERS, activity=table_activity,
                                   queue_activity=queue_activity).set)

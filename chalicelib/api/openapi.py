@@ -302,7 +302,8 @@ def _links(choices: list[type[BaseModel]], op: Operation, documented: list[Opera
 # What each path parameter may be: the definition its route checks it against
 # (chalicelib/domain/vocabulary.py): 400 for a bad resource id; 404 for a bad inbox or capture id.
 _PATH_KINDS: dict[str, Any] = {"session_id": ResourceId, "manual_id": ResourceId, "event_id": ResourceId,
-                               "key_id": ResourceId, "inbox_id": InboxId, "request_id": CaptureId}
+                               "key_id": ResourceId, "inbox_id": InboxId, "request_id": CaptureId,
+                               "endpoint_id": ResourceId}
 _PATH_TEXT = {
     "session_id": "The session's id (the caller's, or the one startSession answered).",
     "manual_id": "The manual's id (chosen when it was created).",
@@ -310,6 +311,7 @@ _PATH_TEXT = {
     "key_id": "The API key's id (from listKeys or createKey; never the key itself).",
     "inbox_id": "The inbox's id (from createInbox).",
     "request_id": "A captured request's id (from listInboxRequests).",
+    "endpoint_id": "A webhook endpoint's id (from createWebhookEndpoint or listWebhookEndpoints).",
     "asset": "A file name: app.js, style.css, docs.js or docs.css.",
 }
 # a header a link fills from a response field (createInbox's read_token opens that inbox)
@@ -343,6 +345,7 @@ _TAGS = {
     "inboxes": "Webhook inboxes: capture URLs and what they captured.",
     "hooks": "The capture URLs of inboxes (public).",
     "keys": "API keys and their limits.",
+    "webhook-endpoints": "The receivers of webhooks: URL, event filter, secret (rotation), health.",
     "mcp": "The Model Context Protocol endpoint for agents.",
     "openapi.json": "This document.",
     "health": "Liveness and readiness.",

@@ -78,6 +78,7 @@ class SessionListQuery(PageQuery):
 class DeliveryListQuery(PageQuery):
     status: Literal["failed"] | None = Field(None, description=(  # the only one listed across sessions
         "`failed`: webhooks that spent every attempt (the only status listed)."))
+    endpoint_id: ResourceId | None = Field(None, description="Only the webhooks that failed at this endpoint.")
 
 
 class CaptureListQuery(PageQuery):
@@ -96,6 +97,7 @@ class ActivityQuery(Query):
 
 class RedriveQuery(Query):
     limit: PageLimit = Field(100, description="At most this many webhooks moved by this call, 1 to 100.")
+    endpoint_id: ResourceId | None = Field(None, description="Only this endpoint's dead letters.")
 
 
 class SessionPatch(Request):
@@ -163,6 +165,8 @@ class DeliveryView(Model):
     occurred_at: Timestamp
     delivery_status: str
     delivery_attempts: list[dict[str, Any]]
+    failed_endpoints: list[str]
+    deliveries: dict[str, dict[str, Any]]
 
 
 class DeliveryPage(Model):
@@ -173,6 +177,12 @@ class DeliveryPage(Model):
 class Redelivery(Model):
     event_id: str
     status: Literal["queued"]
+    endpoints: list[str]  # where it was queued again
+
+
+class RedeliverQuery(Query):
+    endpoint_id: ResourceId | None = Field(None, description=(
+        "Only this endpoint (default: where it failed, else every endpoint that takes it)."))
 
 
 class SessionCounts(Model):

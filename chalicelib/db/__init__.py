@@ -10,8 +10,9 @@ One table, `PK`/`SK`, five sparse global secondary indexes (each `GSIn PK/SK`):
 |------------------------|-------------------------------------------|-------------------------------------------|-------------------------------------------------------------------------|
 | manual (manuals)       | MANUAL#<id> / #META                       | GSI1 MANUALS / <id>                       | sessions.create (GetItem), GET manuals (Query GSI1), GET manual (Query) |
 | step (manuals)         | MANUAL#<id> / STEP#<rev>#<nnnn>           | -                                         | progress (in its BatchGetItem), next-step (GetItem, cached)              |
-| session (sessions)     | SESSION#<id> / #META                      | GSI1 SESSIONS#<status>, GSI2 USER#<user>, GSI3 MANUAL#<manual>, GSI4 SESSIONS (by start); GSI5 ACTIVE#<shard> (by the minute of last activity, keys only, while active) | GET session (GetItem), progress (BatchGetItem), lists (Query + BatchGetItem), idle job (Query GSI5), retention (Query GSI1) |
-| event (events)         | SESSION#<id> / EVT#<nnnnnnnnnn>           | GSI2 EVENT#<event_id>; GSI1 DELIVERIES#failed while failed | GET events (Query), delivery (BatchGetItem per batch), redeliver (Query GSI2), failed list (Query GSI1 + BatchGetItem) |
+| session (sessions)     | SESSION#<id> / #META                      | GSI1 SESSIONS#<status>, GSI2 USER#<user>, GSI3 MANUAL#<manual>, GSI4 SESSIONS (by start); GSI5 ACTIVE#<shard> (by the bucket of last activity, keys only, while active) | GET session (GetItem), progress (BatchGetItem), lists (Query + BatchGetItem), idle job (Query GSI5), retention (Query GSI1) |
+| event (events)         | SESSION#<id> / EVT#<nnnnnnnnnn>           | GSI2 EVENT#<event_id>; GSI1 DELIVERIES#failed while failed at some endpoint; GSI4 EVENTS#<hour>#<shard> / <occurred_at>#<session_id>#<nnnnnnnnnn> | GET events (Query), delivery (BatchGetItem per batch), redeliver (Query GSI2), failed list (Query GSI1 + BatchGetItem), an endpoint's replay (Query GSI4 + BatchGetItem) |
+| webhook endpoint (endpoints) | WEBHOOKS / EP#<endpoint_id>; WEBHOOKS / #COUNT; WEBHOOKS / STATS#<endpoint_id> | -            | the pipeline's fan-out (Query, cached 10 s per instance), GET endpoints (Query + BatchGetItem of stats), GET endpoint (BatchGetItem) |
 | idempotency (sessions) | SESSION#<id> / IDEM#<key>                 | -                                         | progress (in its BatchGetItem)                                          |
 | message (messages)     | SESSION#<id> / MSG#<created_at>#<msg_id>  | -                                         | GET messages (Query)                                                    |
 | message claim (messages)| SESSION#<id> / MSGID#<msg_id>            | -                                         | a repeated append (its refused condition returns it)                     |
@@ -23,7 +24,8 @@ One table, `PK`/`SK`, five sparse global secondary indexes (each `GSIn PK/SK`):
 | inbox metrics (inbox)  | INBOX#<id> / METRIC#<hour>                | -                                         | GET metrics (Query of the hours)                                        |
 | counters (stats)       | STATS#GLOBAL#<n>, STATS#HOUR#<hour>#<n> / #; STATS#MANUALS / <manual>#<n>; STATSCHK#<partition> / # (stream checkpoints) | - | analytics (BatchGetItem of a fixed number of items; Query per manual); the analytics function (BatchGetItem of a batch's checkpoints) |
 
-Writers: every change of a session is one transaction (sessions + events [+ idempotency]
+Writers: a webhook endpoint's create and delete are one transaction each (endpoint + count);
+every change of a session is one transaction (sessions + events [+ idempotency]
 [+ the manual's counter]); a message is one (session touch + claim + message); the stream
 feeds the analytics counters (stats) and the delivery function updates an event's delivery
 fields only; an inbox capture is written once (its key's marker, forward logs and hourly

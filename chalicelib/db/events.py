@@ -2,7 +2,16 @@
 
     SESSION#<id> / EVT#<nnnnnnnnnn>   the event (+ GSI2 EVENT#<event_id>: found by id;
                                       + GSI1 DELIVERIES#failed / <failed at>#<event_id>
-                                      while its delivery has failed for good)
+                                      while its delivery to some endpoint has failed for good;
+                                      + GSI4 EVENTS#<hour>#<shard> / <occurred_at>#<session>#<seq>:
+                                      the events of a time window, for an endpoint's replay)
+
+Delivery state is kept per webhook endpoint, on the event: `deliveries` maps an endpoint id
+to {status, round, attempt_count, at} (one writer per endpoint and event at a time: the FIFO
+group (endpoint, session)); `delivery_attempts` is the log of every endpoint's attempts (each
+entry names its endpoint); `failed_endpoints` is the set of endpoints it failed at, and the
+event is on the failed list while that set is not empty. `delivery_status` sums it up: `failed`
+while any endpoint failed it, otherwise the status of the latest attempt.
 
 Written once, in the transaction of the change it records (chalicelib/db/sessions.py); the
 delivery function then updates only its delivery fields.
@@ -10,6 +19,7 @@ delivery function then updates only its delivery fields.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from chalicelib.db import table
@@ -26,10 +36,25 @@ def key(session_id: str, sequence: int) -> dict[str, str]:
     return {"PK": f"SESSION#{session_id}", "SK": f"EVT#{sequence:010d}"}
 
 
+EVENT_SHARDS = 4  # the window index's partitions per hour, so no hour is one hot partition
+
+
+def window_partition(hour: str, shard: int) -> str:
+    return f"EVENTS#{hour}#{shard}"
+
+
+def window_shard(session_id: str) -> int:
+    return int(hashlib.sha256(session_id.encode()).hexdigest()[:8], 16) % EVENT_SHARDS
+
+
 def item(event: Event) -> dict[str, Any]:
     return {**key(event.session_id, event.sequence), "type": "event",
-            **event.model_dump(exclude={"delivery_status", "delivery_attempts"}),
-            "GSI2PK": f"EVENT#{event.event_id}", "GSI2SK": "EVENT"}
+            **event.model_dump(exclude={"delivery_status", "delivery_attempts", "deliveries"}),
+            "deliveries": {},
+            "GSI2PK": f"EVENT#{event.event_id}", "GSI2SK": "EVENT",
+            "GSI4PK": window_partition(event.occurred_at[:13], window_shard(event.session_id)),
+            # by time, then (events of one instant, e.g. a last DONE and its session_ended) by sequence
+            "GSI4SK": f"{event.occurred_at}#{event.session_id}#{event.sequence:010d}"}
 
 
 def delivery_states(refs: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -38,52 +63,110 @@ def delivery_states(refs: list[tuple[str, int]]) -> dict[tuple[str, int], dict[s
     return {(s, n): found[table.ident(key(s, n))] for s, n in refs if table.ident(key(s, n)) in found}
 
 
-def record_attempt(session_id: str, sequence: int, *, status: str, entry: dict[str, Any],
+_only_this_one_failed = ("attribute_exists(PK) AND (attribute_not_exists(failed_endpoints)"
+                         " OR (size(failed_endpoints) = :one AND contains(failed_endpoints, :endpoint)))")
+_not_failed_here = ("attribute_exists(PK) AND (attribute_not_exists(failed_endpoints)"
+                    " OR NOT contains(failed_endpoints, :endpoint))")
+_none_failed = "attribute_exists(PK) AND attribute_not_exists(failed_endpoints)"
+_add_deliveries = "SET deliveries = if_not_exists(deliveries, :nothing)"
+
+
+def _update(session_id: str, sequence: int, expression: str, condition: str, vals: dict[str, Any],
+            endpoint_id: str) -> None:
+    """One UpdateItem of an endpoint's delivery state (`deliveries.#ep`); an event stored
+    before per-endpoint state existed first gets its empty `deliveries` map."""
+    names = {"#ep": endpoint_id}
+    values = {**table.values(**{k: v for k, v in vals.items() if k != "endpoints"}),
+              ":endpoints": table.string_set(endpoint_id)}
+    if ":endpoints" not in expression:
+        values.pop(":endpoints")
+    try:
+        table.update_item(key(session_id, sequence), expression, condition=condition, names=names, vals=values)
+    except table.PathMissing:
+        table.update_item(key(session_id, sequence), _add_deliveries, condition=_stored,
+                          vals=table.values(nothing={}))
+        table.update_item(key(session_id, sequence), expression, condition=condition, names=names, vals=values)
+
+
+def record_attempt(session_id: str, sequence: int, *, endpoint_id: str, status: str, entry: dict[str, Any],
                    round_id: str, attempt: int, now: str, event_id: str) -> bool:
-    """Append one attempt to the log with the event's new delivery status (one UpdateItem);
-    a `failed` event is listed under FAILED, any other status leaves that list. False when the
-    event is no longer stored (its session was deleted)."""
-    expression = ("SET delivery_status = :status, last_attempt_at = :now, delivery_round = :round,"
-                  f" attempt_count = :n, {_LOG}")
-    vals: dict[str, Any] = {"status": status, "now": now, "round": round_id, "n": attempt,
-                            "empty": [], "entry": [entry]}
-    if status == "failed":
-        expression += ", GSI1PK = :failed_pk, GSI1SK = :failed_sk"
-        vals.update(failed_pk=FAILED, failed_sk=f"{now}#{event_id}")
-    else:
-        if status == "delivered":
-            expression += ", delivered_at = :now"
-        expression += " REMOVE GSI1PK, GSI1SK"
+    """Append one attempt to the log with the endpoint's new delivery status (one UpdateItem;
+    two when another endpoint has failed this event, which keeps it listed as failed).
+    `failed` lists the event under FAILED; any other status takes this endpoint off it.
+    False when the event is no longer stored (its session was deleted)."""
+    state = {"status": status, "round": round_id, "attempt_count": attempt, "at": now}
+    if status == "delivered":
+        state["delivered_at"] = now
+    vals: dict[str, Any] = {"state": state, "now": now, "empty": [], "entry": [{**entry, "endpoint_id": endpoint_id}],
+                            "status": status, "endpoint": endpoint_id, "one": 1}
     try:
-        table.update_item(key(session_id, sequence), expression, condition=_stored, vals=table.values(**vals))
+        if status == "failed":
+            vals.update(failed_pk=FAILED, failed_sk=f"{now}#{event_id}")
+            _update(session_id, sequence,
+                    "SET deliveries.#ep = :state, delivery_status = :status, last_attempt_at = :now,"
+                    f" GSI1PK = :failed_pk, GSI1SK = :failed_sk, {_LOG} ADD failed_endpoints :endpoints",
+                    _stored, {k: v for k, v in vals.items() if k not in ("endpoint", "one")}, endpoint_id)
+            return True
+        try:
+            _update(session_id, sequence,
+                    "SET deliveries.#ep = :state, delivery_status = :status, last_attempt_at = :now,"
+                    f" {_LOG} REMOVE GSI1PK, GSI1SK, failed_endpoints",
+                    _only_this_one_failed, vals, endpoint_id)
+        except table.ConditionFailed as refused:
+            if refused.item is None:
+                raise
+            # another endpoint failed it: the event stays failed (and listed)
+            _update(session_id, sequence,
+                    f"SET deliveries.#ep = :state, last_attempt_at = :now, {_LOG} DELETE failed_endpoints :endpoints",
+                    _stored, {k: v for k, v in vals.items() if k not in ("status", "endpoint", "one")}, endpoint_id)
     except table.ConditionFailed:
         return False
     return True
 
 
-def record_failed_once(session_id: str, sequence: int, *, entry: dict[str, Any], now: str,
-                       event_id: str) -> bool:
-    """Mark an event failed (listed under FAILED) unless it already is or is gone."""
+def record_failed_once(session_id: str, sequence: int, *, endpoint_id: str, entry: dict[str, Any], now: str,
+                       event_id: str, round_id: str) -> bool:
+    """Mark an event failed at an endpoint (listed under FAILED) unless it already is or is gone."""
     try:
-        table.update_item(
-            key(session_id, sequence),
-            f"SET delivery_status = :failed, last_attempt_at = :now, GSI1PK = :pk, GSI1SK = :sk, {_LOG}",
-            condition=_not_yet_failed, vals=table.values(
-                failed="failed", now=now, pk=FAILED, sk=f"{now}#{event_id}", empty=[], entry=[entry]))
+        _update(session_id, sequence,
+                "SET delivery_status = :failed, deliveries.#ep = :state, last_attempt_at = :now,"
+                f" GSI1PK = :pk, GSI1SK = :sk, {_LOG} ADD failed_endpoints :endpoints",
+                _not_failed_here, {"failed": "failed", "now": now, "pk": FAILED, "sk": f"{now}#{event_id}",
+                                   "empty": [], "entry": [{**entry, "endpoint_id": endpoint_id}],
+                                   "endpoint": endpoint_id,
+                                   "state": {"status": "failed", "round": round_id, "attempt_count": 0,
+                                             "at": now}}, endpoint_id)
     except table.ConditionFailed:
         return False
     return True
 
 
-def mark_pending(session_id: str, sequence: int) -> bool:
-    """Back to `pending` and off the failed list (a redelivery); False if it is gone
-    (conditional: a deleted event must not come back as a stub item)."""
+def mark_pending(session_id: str, sequence: int, endpoint_id: str, round_id: str, now: str) -> bool:
+    """An endpoint's delivery back to `pending` in a new round and off the failed list (a
+    redelivery or replay); the event leaves the failed list once no endpoint has it failed.
+    False if it is gone (conditional: a deleted event must not come back as a stub item)."""
+    try:
+        _update(session_id, sequence, "SET deliveries.#ep = :state DELETE failed_endpoints :endpoints", _stored,
+                {"state": {"status": "pending", "round": round_id, "attempt_count": 0, "at": now}}, endpoint_id)
+    except table.ConditionFailed:
+        return False
     try:
         table.update_item(key(session_id, sequence), "SET delivery_status = :pending REMOVE GSI1PK, GSI1SK",
-                    condition=_stored, vals=table.values(pending="pending"))
+                          condition=_none_failed, vals=table.values(pending="pending"))
     except table.ConditionFailed:
-        return False
+        pass  # another endpoint still has it failed: it stays listed
     return True
+
+
+def window_page(hour: str, shard: int, since: str, until: str, limit: int,
+                cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """The events of one hour's shard that occurred in [since, until), oldest first: one
+    Query on GSI4 and one BatchGetItem for the whole items."""
+    entries, next_cursor = table.query_page(
+        index="GSI4", key_condition="GSI4PK = :pk AND GSI4SK BETWEEN :since AND :until",
+        vals=table.values(pk=window_partition(hour, shard), since=since, until=until),
+        limit=limit, cursor=cursor, cursor_scope=f"window:{hour}:{shard}")
+    return [e for e in table.full_items(entries) if since <= e["occurred_at"] < until], next_cursor
 
 
 def find(event_id: str) -> dict[str, Any] | None:

@@ -176,6 +176,16 @@ class ConditionFailed(ConcurrentUpdate):
         self.item = item
 
 
+class PathMissing(Exception):
+    """An update named a nested attribute (`deliveries.#ep`) of a map the item lacks (an item
+    written before that map existed): the entity module adds the map and tries again."""
+
+
+def string_set(*members: str) -> dict[str, Any]:
+    """A string-set value (for ADD / DELETE of set members), which `to_attr` never builds."""
+    return {"SS": list(members)}
+
+
 class _Canceled(Exception):
     """A refused TransactWriteItems, by position; Transaction.commit names the items."""
 
@@ -197,6 +207,8 @@ def _call(operation: str, **kwargs: Any) -> dict[str, Any]:
             ) from exc
         if code == "ConditionalCheckFailedException":
             raise ConditionFailed(from_item(exc.response.get("Item"))) from exc
+        if code == "ValidationException" and "document path" in str(error.get("Message", "")):
+            raise PathMissing(str(error.get("Message", ""))) from exc
         if code in _TRANSIENT:
             raise ServiceUnavailable(
                 "The data store is busy; retry shortly.", retry_after=1) from exc

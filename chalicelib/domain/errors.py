@@ -161,6 +161,33 @@ class EventNotFound(ServiceError):
     status, code = 404, "event_not_found"
 
 
+class EndpointNotFound(ServiceError):
+    status, code = 404, "endpoint_not_found"
+
+
+class EndpointExists(ServiceError):
+    """Only an id the operator chose can collide; a random one never does."""
+
+    status, code = 409, "endpoint_exists"
+
+
+class EndpointLimitReached(ServiceError):
+    status, code = 409, "endpoint_limit_reached"
+
+
+class EndpointDisabled(ServiceError):
+    """A test or replay to a disabled endpoint (its messages would be dropped): enable it first."""
+
+    status, code = 409, "endpoint_disabled"
+
+
+class EndpointUrlRefused(ServiceError):
+    """The URL cannot receive webhooks: not https (on AWS), does not resolve, or (on AWS) an
+    address inside the network (the SSRF guard, applied at registration as at delivery)."""
+
+    status, code = 400, "endpoint_url_refused"
+
+
 class KeyNotFound(ServiceError):
     status, code = 404, "key_not_found"
 

@@ -196,8 +196,9 @@ class Event(Model):
     ended_at: Timestamp | None = None
     occurred_at: Timestamp
     summary: dict[str, Any] | None = None
-    delivery_status: str | None = None
-    delivery_attempts: list[dict[str, Any]] = []
+    delivery_status: str | None = None  # sums up: `failed` while any endpoint failed it, else the latest
+    delivery_attempts: list[dict[str, Any]] = []  # every endpoint's attempts, each naming its endpoint_id
+    deliveries: dict[str, dict[str, Any]] = {}  # per webhook endpoint: status, round, attempt_count, at
 
 
 # ---- messages ------------------------------------------------------------------------------

@@ -1,8 +1,15 @@
-"""The delivery function: webhook messages from the FIFO queue -> signed POSTs, with the
-attempt budget counted here, not by SQS.
+"""The delivery function: webhook messages from the FIFO queue -> signed POSTs to their
+endpoints, with the attempt budget counted here, not by SQS.
 
-Per batch: one BatchGetItem reads the delivery state of the batch's events (which round,
-how many attempts in it); then each message in order:
+Each message goes to one webhook endpoint (its `endpoint` attribute; none: the default
+endpoint): its URL, its secret(s) (two signatures during a rotation's grace period), the SSRF
+guard at every attempt. Delivery state, attempts and the failed list are per endpoint
+(chalicelib/db/events.py). A 410 disables the endpoint; so does failing every attempt for
+ENDPOINT_DISABLE_AFTER_DAYS. Each batch adds its attempts to each endpoint's stats (one
+UpdateItem per endpoint per batch). Messages to a disabled or deleted endpoint are dropped.
+
+Per batch: one BatchGetItem reads the delivery state of the batch's events (per endpoint:
+which round, how many attempts in it); then each message in order:
   - its attempt number is the stored count for the message's round + 1 (a redelivered or
     redriven message starts a new round with a fresh budget);
   - it is POSTed once, and `delivery_policy.decide` says what the answer means;
@@ -30,10 +37,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.config import Settings, get_settings
+from chalicelib.db import endpoints as endpoint_records
 from chalicelib.db import events
 from chalicelib.domain import delivery_policy
+from chalicelib.domain import endpoints as endpoint_rules
 from chalicelib.domain.clock import from_iso, to_iso, utcnow
-from chalicelib.domain.errors import EventNotFound
+from chalicelib.domain.endpoints import DEFAULT_ENDPOINT, PING
+from chalicelib.domain.errors import EndpointNotFound, EventNotFound
 from chalicelib.domain.models import Page, RedriveResult
 from chalicelib.inbox import forwarding
 from chalicelib.observability import (
@@ -45,12 +55,14 @@ from chalicelib.observability import (
     count,
     logger,
 )
-from chalicelib.pipeline import queue, webhooks
+from chalicelib.pipeline import fanout, queue, targets, webhooks
 
 REDRIVE_SECONDS = 10.0  # per API request: well under API Gateway's 29 s integration timeout
 SWEEP_SECONDS = 20.0
+RECENT_ATTEMPTS = 10  # an endpoint's latest attempts kept on its stats (those of its latest batch)
 ORIGINAL_ROUND = "0"  # the round of a message the feedback function enqueued
-ROUND = "round"  # message attribute: the delivery round a message belongs to
+ROUND = fanout.ROUND  # message attribute: the delivery round a message belongs to
+ENDPOINT = fanout.ENDPOINT  # message attribute: the endpoint it goes to (absent: the default one)
 DEAD_LETTERED = "dead_lettered"  # message attribute: who put it in the DLQ (absent: SQS did)
 STATUS_OF = {"delivered": "delivered", "gone": "gone", "failed": "failed",
              "retrying": "retrying", "throttled": "retrying"}
@@ -66,19 +78,26 @@ class Envelope:
     body: str
     round: str
     payload: dict[str, Any] | None  # None: not a webhook message we can deliver
+    endpoint_id: str = DEFAULT_ENDPOINT
 
     @classmethod
     def of(cls, record: dict[str, Any]) -> Envelope:
         try:
             payload = json.loads(record["body"])
-            events.key(payload["session_id"], payload["sequence"])  # has what we need
             if not isinstance(payload.get("event_id"), str):
                 raise ValueError("no event_id")
-        except (ValueError, TypeError, KeyError):
+            if payload.get("event_type") != PING:
+                events.key(payload["session_id"], payload["sequence"])  # has what we need
+        except (ValueError, TypeError, KeyError, AttributeError):
             payload = None
         return cls(record["messageId"], record["receiptHandle"],
                    record.get("attributes", {}).get("MessageGroupId", ""), record["body"],
-                   queue.attribute(record, ROUND) or ORIGINAL_ROUND, payload)
+                   queue.attribute(record, ROUND) or ORIGINAL_ROUND, payload,
+                   queue.attribute(record, ENDPOINT) or DEFAULT_ENDPOINT)
+
+    @property
+    def is_ping(self) -> bool:
+        return self.payload is not None and self.payload.get("event_type") == PING
 
     @property
     def ref(self) -> tuple[str, int]:
@@ -86,48 +105,121 @@ class Envelope:
         assert self.payload is not None
         return self.payload["session_id"], self.payload["sequence"]
 
+    @property
+    def attributes(self) -> dict[str, str]:
+        return {ROUND: self.round, ENDPOINT: self.endpoint_id}
+
+
+class Stats:
+    """One batch's attempts per endpoint, written once per endpoint at the end of the batch."""
+
+    def __init__(self) -> None:
+        self.by_endpoint: dict[str, dict[str, Any]] = {}
+
+    def add(self, message: Envelope, result: webhooks.Attempt, outcome: str) -> None:
+        now = to_iso(utcnow())
+        endpoint_id, delivered = message.endpoint_id, outcome == "delivered"
+        entry = self.by_endpoint.setdefault(endpoint_id, {
+            "attempts": 0, "delivered": 0, "latencies": {}, "last_error": None, "last_error_at": None,
+            "last_success_at": None, "recent": []})
+        payload = message.payload or {}
+        entry["recent"] = [*entry["recent"], {
+            "event_id": payload.get("event_id"), "event_type": payload.get("event_type"),
+            "session_id": payload.get("session_id"), "outcome": outcome, "status_code": result.status_code,
+            "error": result.error, "latency_ms": result.latency_ms, "at": now}][-RECENT_ATTEMPTS:]
+        entry["attempts"] += 1
+        bucket = endpoint_rules.bucket(result.latency_ms)
+        entry["latencies"][bucket] = entry["latencies"].get(bucket, 0) + 1
+        if delivered:
+            entry["delivered"] += 1
+            entry["last_success_at"] = now
+        else:
+            entry["last_error"] = (f"HTTP {result.status_code}" if result.status_code is not None
+                                   else (result.error or "no answer"))[:300]
+            entry["last_error_at"] = now
+
+    def write(self, settings: Settings) -> None:
+        """Add them to each endpoint's stats; disable an endpoint that has failed every
+        attempt for ENDPOINT_DISABLE_AFTER_DAYS. Never fails the batch."""
+        for endpoint_id, entry in self.by_endpoint.items():
+            try:
+                failing_at = entry["last_error_at"] if not entry["delivered"] else None
+                after = endpoint_records.record_stats(
+                    endpoint_id, attempts=entry["attempts"], delivered=entry["delivered"],
+                    latencies=entry["latencies"], last_error=entry["last_error"],
+                    last_error_at=entry["last_error_at"], last_success_at=entry["last_success_at"],
+                    failing_at=failing_at, recent=entry["recent"])
+                since = (after or {}).get("failing_since")
+                if failing_at and since and (utcnow() - from_iso(since)).total_seconds() >= \
+                        settings.endpoint_disable_after_days * 86_400:
+                    targets.disable(endpoint_id, f"every attempt failed since {since} "
+                                                   f"(ENDPOINT_DISABLE_AFTER_DAYS={settings.endpoint_disable_after_days:g})")
+            except Exception:  # noqa: BLE001 - stats are not worth a redelivery
+                logger.exception("could not record webhook endpoint stats", extra={"endpoint_id": endpoint_id})
+
 
 # ---- one attempt ---------------------------------------------------------------------------
 
 
-def deliver(message: Envelope, state: dict[str, Any] | None,
-            settings: Settings) -> delivery_policy.Decision | None:
+def deliver(message: Envelope, state: dict[str, Any] | None, settings: Settings,
+            stats: Stats | None = None) -> delivery_policy.Decision | None:
     """Attempt one message. Returns the decision taken (None: nothing to deliver: the event
-    was deleted with its session, or this round already delivered it)."""
+    was deleted with its session, its endpoint is disabled or deleted, or this round already
+    delivered it)."""
     assert message.payload is not None
     fields = _log_fields(message)
+    endpoint = targets.by_id(message.endpoint_id)
+    if endpoint is None or not endpoint.get("enabled", True):
+        logger.info("webhook dropped: its endpoint is disabled or deleted", extra=fields)
+        return None
+    if message.is_ping:
+        result = _post(message, endpoint, settings)
+        if stats is not None:
+            stats.add(message, result, delivery_policy.classify(result.status_code))
+        logger.info("webhook test ping sent", extra={**fields, "status": result.status_code, "error": result.error,
+                                                     "latency_ms": result.latency_ms})
+        return None  # tried once, never retried
     if state is None:
         logger.info("webhook dropped: its event was deleted with its session", extra=fields)
         return None
-    if state.get("delivery_round") == message.round and state.get("delivery_status") in ("delivered", "gone"):
+    mine = endpoint_rules.delivery_state(state, message.endpoint_id)
+    if mine.get("round") == message.round and mine.get("status") in ("delivered", "gone"):
         logger.info("webhook already settled in this round; not sent again", extra=fields)
         return None
-    n = delivery_policy.attempt_number(state.get("delivery_round"), int(state.get("attempt_count", 0)),
-                                       message.round)
+    n = delivery_policy.attempt_number(mine.get("round"), int(mine.get("attempt_count") or 0), message.round)
     total = settings.max_attempts
     if n > total:  # recorded as failed, but the process stopped before dead-lettering it
         decision = delivery_policy.Decision("failed", total, total)
         _dead_letter(message, decision, settings)
         return decision
-    if settings.webhook_url:
-        headers = webhooks.signed_headers(settings.webhook_secret, message.payload["event_id"], message.body)
-        result = webhooks.post(settings.webhook_url, message.body, headers,
-                               settings.webhook_timeout_seconds,
-                               allow_private=settings.webhook_allow_private_targets)
-    else:
-        result = webhooks.Attempt(None, "WEBHOOK_URL is not configured", 0)
+    result = _post(message, endpoint, settings)
     decision = delivery_policy.decide(settings.retry_schedule, n, result.status_code, result.retry_after)
-    state.update(record_attempt(message, decision, result))
+    mine = record_attempt(message, decision, result)
+    state.setdefault("deliveries", {})[message.endpoint_id] = mine
+    if stats is not None:
+        stats.add(message, result, decision.outcome)
     _report(message, decision, result, fields)
+    if decision.outcome == "gone":  # Standard Webhooks: 410 means the endpoint is gone
+        targets.disable(message.endpoint_id, f"the endpoint answered 410 Gone at {to_iso(utcnow())}")
     if decision.outcome == "failed":
         _dead_letter(message, decision, settings)
     return decision  # not settled: the caller hides the message for decision.delay
 
 
+def _post(message: Envelope, endpoint: dict[str, Any], settings: Settings) -> webhooks.Attempt:
+    """One signed POST to the endpoint (every secret in its grace period signs)."""
+    assert message.payload is not None
+    secrets = endpoint_rules.signing_secrets(endpoint, time.time())
+    headers = webhooks.signed_headers(secrets, message.payload["event_id"], message.body)
+    return webhooks.post(endpoint["url"], message.body, headers, settings.webhook_timeout_seconds,
+                         allow_private=settings.webhook_allow_private_targets)
+
+
 def record_attempt(message: Envelope, decision: delivery_policy.Decision,
                    result: webhooks.Attempt) -> dict[str, Any]:
-    """Append the attempt to the event item's log and set its status (one UpdateItem). A
-    `failed` event is listed in GSI1 under DELIVERIES#failed. Returns the new state."""
+    """Append the attempt to the event item's log and set the endpoint's status (one
+    UpdateItem). A `failed` event is listed in GSI1 under DELIVERIES#failed. Returns the
+    endpoint's new state."""
     assert message.payload is not None
     now = to_iso(utcnow())
     status = STATUS_OF[decision.outcome]
@@ -138,11 +230,11 @@ def record_attempt(message: Envelope, decision: delivery_policy.Decision,
     if not decision.settled:
         entry["retry_in_seconds"] = decision.delay
     session_id, sequence = message.ref
-    if not events.record_attempt(session_id, sequence, status=status, entry=entry,
+    if not events.record_attempt(session_id, sequence, endpoint_id=message.endpoint_id, status=status, entry=entry,
                                  round_id=message.round, attempt=decision.attempt, now=now,
                                  event_id=message.payload["event_id"]):
         logger.info("event no longer stored (session deleted)", extra=_log_fields(message))
-    return {"delivery_status": status, "delivery_round": message.round, "attempt_count": decision.attempt}
+    return {"status": status, "round": message.round, "attempt_count": decision.attempt}
 
 
 def _dead_letter(message: Envelope, decision: delivery_policy.Decision, settings: Settings) -> None:
@@ -150,8 +242,8 @@ def _dead_letter(message: Envelope, decision: delivery_policy.Decision, settings
     event source then deletes the original, as for any settled message)."""
     event_id = message.payload["event_id"] if message.payload else message.message_id
     queue.enqueue(message.body, group=message.group or "unknown", queue_url=settings.dead_letter_queue_url,
-                  dedup_id=f"{event_id}:{message.round}:dead",
-                  attributes={ROUND: message.round, DEAD_LETTERED: "delivery",
+                  dedup_id=f"{endpoint_rules.dedup_for(message.endpoint_id, event_id)}:{message.round}:dead",
+                  attributes={**message.attributes, DEAD_LETTERED: "delivery",
                               "attempts": str(decision.attempt)})
     count(WEBHOOK_DEAD_LETTERED, Source="delivery")
 
@@ -160,7 +252,7 @@ def _log_fields(message: Envelope) -> dict[str, Any]:
     payload = message.payload or {}
     return {"event_id": payload.get("event_id"), "event_type": payload.get("event_type"),
             "session_id": payload.get("session_id"), "sequence": payload.get("sequence"),
-            "round": message.round, "message_id": message.message_id}
+            "round": message.round, "message_id": message.message_id, "endpoint_id": message.endpoint_id}
 
 
 def _report(message: Envelope, decision: delivery_policy.Decision, result: webhooks.Attempt,
@@ -195,7 +287,8 @@ def handle_delivery_batch(event: dict[str, Any]) -> dict[str, Any]:
     (they must not overtake it); other sessions keep flowing."""
     settings = get_settings()
     messages = [Envelope.of(r) for r in event.get("Records", [])]
-    states = events.delivery_states([m.ref for m in messages if m.payload])
+    states = events.delivery_states([m.ref for m in messages if m.payload and not m.is_ping])
+    stats = Stats()
     failed: list[str] = []
     blocked: dict[str, str] = {}  # group -> the message id of its head, still being retried
     hidden: list[tuple[str, int]] = []  # (receipt handle, seconds): retries back off, followers come back at once
@@ -210,7 +303,7 @@ def handle_delivery_batch(event: dict[str, Any]) -> dict[str, Any]:
             _dead_letter(message, delivery_policy.Decision("failed", 0, settings.max_attempts), settings)
             continue
         try:
-            decision = deliver(message, states.get(message.ref), settings)
+            decision = deliver(message, None if message.is_ping else states.get(message.ref), settings, stats)
         except Exception:  # noqa: BLE001 - one broken message must not stop other sessions
             # Nothing (or not all) was recorded: the message comes back after the visibility
             # timeout and repeats this attempt; a message that keeps crashing its invocation
@@ -229,6 +322,7 @@ def handle_delivery_batch(event: dict[str, Any]) -> dict[str, Any]:
     # their visibility is ours to set; the ones that succeeded it deletes itself. A message
     # SQS refuses here (or all of them, if the invocation dies before this line) comes back
     # when its visibility timeout runs out: a retry sooner than its schedule, never a loss.
+    stats.write(settings)
     if hidden:
         refused = queue.change_visibility(hidden)
         if refused:
@@ -265,7 +359,7 @@ def sweep_dead_letters(seconds: float = SWEEP_SECONDS) -> dict[str, int]:
                     "messageAttributes": raw.get("MessageAttributes", {})}))
     recorded = 0
     for message in unrecorded:
-        if message.payload is not None and _record_safety_net(message):
+        if message.payload is not None and not message.is_ping and _record_safety_net(message):
             recorded += 1
     queue.release(held, settings.dead_letter_queue_url)
     if recorded:
@@ -282,15 +376,15 @@ def _record_safety_net(message: Envelope) -> bool:
              "error": "dead-lettered by SQS after its receive limit (the delivery function kept failing)",
              "latency_ms": 0, "at": now}
     # False: already listed, or deleted with its session
-    return events.record_failed_once(*message.ref, entry=entry, now=now,
-                                     event_id=message.payload["event_id"])
+    return events.record_failed_once(*message.ref, endpoint_id=message.endpoint_id, entry=entry, now=now,
+                                     event_id=message.payload["event_id"], round_id=message.round)
 
 
 # ---- operator actions ----------------------------------------------------------------------
 
 
 def new_round() -> str:
-    return f"r{time.time_ns():x}"
+    return fanout.new_round()
 
 
 def find_event(event_id: str) -> dict[str, Any]:
@@ -300,22 +394,35 @@ def find_event(event_id: str) -> dict[str, Any]:
     return item
 
 
-def redeliver(event_id: str) -> dict[str, Any]:
+def redeliver(event_id: str, endpoint_id: str | None = None) -> dict[str, Any]:
     """Queue one event's webhook again (same webhook-id, so receivers can de-duplicate), in
-    a new delivery round with a fresh attempt budget."""
+    a new delivery round with a fresh attempt budget: to `endpoint_id`, or else to every
+    endpoint it failed at, or (none failed) to every enabled endpoint that takes it."""
     event = find_event(event_id)
+    if endpoint_id is not None:
+        if targets.by_id(endpoint_id) is None:
+            raise EndpointNotFound(f"No webhook endpoint '{endpoint_id}'.", endpoint_id=endpoint_id)
+        chosen = [endpoint_id]
+    else:
+        chosen = list(event.get("failed_endpoints") or []) or [
+            e["endpoint_id"] for e in targets.every()
+            if e.get("enabled", True) and endpoint_rules.matches(e.get("event_types"), event)]
     body = webhooks.dumps(webhooks.payload(event))
-    round_id = new_round()
-    queue.enqueue(body, group=event["session_id"], dedup_id=f"{event_id}:{round_id}",
-                  attributes={ROUND: round_id})
-    if not events.mark_pending(event["session_id"], event["sequence"]):
-        raise EventNotFound(f"Event '{event_id}' not found", event_id=event_id)
-    return {"event_id": event_id, "status": "queued"}
+    for target in chosen:
+        round_id = new_round()
+        if not events.mark_pending(event["session_id"], event["sequence"], target, round_id, to_iso(utcnow())):
+            raise EventNotFound(f"Event '{event_id}' not found", event_id=event_id)
+        fanout.enqueue(fanout.message(target, event["session_id"], event_id, body, round_id))
+    return {"event_id": event_id, "status": "queued", "endpoints": chosen}
 
 
-def list_failed(limit: int, cursor: str | None) -> Page:
-    """Events whose delivery failed for good, newest first: one Query on GSI1 + one BatchGet."""
+def list_failed(limit: int, cursor: str | None, endpoint_id: str | None = None) -> Page:
+    """Events whose delivery failed for good, newest first: one Query on GSI1 + one BatchGet.
+    With `endpoint_id`, only those that failed at that endpoint (a page may then hold fewer
+    than `limit`: follow next_cursor)."""
     items, next_cursor = events.failed_page(limit, cursor)
+    if endpoint_id is not None:
+        items = [e for e in items if endpoint_id in (e.get("failed_endpoints") or [])]
     return Page(items=[delivery_view(e) for e in items], next_cursor=next_cursor)
 
 
@@ -323,56 +430,82 @@ def delivery_view(event: dict[str, Any]) -> dict[str, Any]:
     return {"event_id": event["event_id"], "event_type": event["event_type"],
             "session_id": event["session_id"], "occurred_at": event["occurred_at"],
             "delivery_status": event.get("delivery_status", "pending"),
-            "delivery_attempts": event.get("delivery_attempts", [])}
+            "delivery_attempts": event.get("delivery_attempts", []),
+            "failed_endpoints": list(event.get("failed_endpoints") or []),
+            "deliveries": targets.deliveries_of(event)}
 
 
 def redrive(dead_letter_url: str, queue_url: str, progress: Any = None, *,
-            limit: int | None = None, seconds: float | None = None) -> int:
+            limit: int | None = None, seconds: float | None = None, endpoint_id: str | None = None,
+            walk: dict[str, int] | None = None) -> int:
     """Move dead-lettered messages back to the delivery queue, in order, keeping each
-    message's group; each starts a new delivery round (a fresh attempt budget). Returns how
-    many moved. Works on moto (no StartMessageMoveTask) and AWS alike. Without `limit` and
-    `seconds` it empties the queue; with them it stops after `limit` messages or once
-    `seconds` have passed (checked before each receive of at most 10, so a call stays
-    bounded), and a later call continues where it stopped."""
+    message's group (and endpoint); each starts a new delivery round (a fresh attempt budget).
+    Returns how many moved. Works on moto (no StartMessageMoveTask) and AWS alike. Without
+    `limit` and `seconds` it empties the queue; with them it stops after `limit` messages or
+    once `seconds` have passed (checked before each receive of at most 10, so a call stays
+    bounded), and a later call continues where it stopped. With `endpoint_id`, only that
+    endpoint's messages move: the others received on the way are held and released at the
+    end (`walk` then says how many were passed over, and whether the queue's end was reached)."""
     moved = 0
+    held: list[str] = []
+    reached_end = False
     deadline = None if seconds is None else time.monotonic() + seconds
-    while limit is None or moved < limit:
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        # Never receive more than we will move: a received message stays hidden (and its
-        # FIFO group blocked) for the visibility timeout.
-        wanted = 10 if limit is None else min(10, limit - moved)
-        messages = queue.receive(dead_letter_url, max_messages=wanted, visibility_timeout=120)
-        if not messages:
-            break
-        # Sent one by one, in order (a partly failed SendMessageBatch could store a group's
-        # later message without its earlier one), then deleted together: a redrive that dies
-        # in between leaves copies in both queues, delivered again under the same webhook-id.
-        for message in messages:
-            attributes = message.get("Attributes", {})
-            group = attributes.get("MessageGroupId", "redrive")
-            dedup = attributes.get("MessageDeduplicationId", message["MessageId"])
-            round_id = new_round()
-            queue.enqueue(message["Body"], group=group, queue_url=queue_url,
-                          dedup_id=f"{dedup[:80]}:redrive:{round_id}", attributes={ROUND: round_id})
-        refused = queue.delete_batch(dead_letter_url, [m["ReceiptHandle"] for m in messages])
-        if refused:
-            logger.warning("redriven messages not deleted from the dead-letter queue", extra={"refused": len(refused)})
-        for _ in messages:
-            moved += 1
-            if progress:
-                progress(moved)
+    try:
+        while limit is None or moved < limit:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            # Never receive more than we will move: a received message stays hidden (and its
+            # FIFO group blocked) for the visibility timeout.
+            wanted = 10 if limit is None or endpoint_id is not None else min(10, limit - moved)
+            received = queue.receive(dead_letter_url, max_messages=wanted, visibility_timeout=120)
+            if not received:
+                reached_end = True
+                break
+            messages = [m for m in received
+                        if endpoint_id is None or (queue.attribute(m, ENDPOINT) or DEFAULT_ENDPOINT) == endpoint_id]
+            held += [m["ReceiptHandle"] for m in received if m not in messages]
+            # Sent one by one, in order (a partly failed SendMessageBatch could store a group's
+            # later message without its earlier one), then deleted together: a redrive that dies
+            # in between leaves copies in both queues, delivered again under the same webhook-id.
+            for message in messages:
+                attributes = message.get("Attributes", {})
+                group = attributes.get("MessageGroupId", "redrive")
+                dedup = attributes.get("MessageDeduplicationId", message["MessageId"])
+                round_id = new_round()
+                target = queue.attribute(message, ENDPOINT) or DEFAULT_ENDPOINT
+                queue.enqueue(message["Body"], group=group, queue_url=queue_url,
+                              dedup_id=f"{dedup[:80]}:redrive:{round_id}",
+                              attributes={ROUND: round_id, ENDPOINT: target})
+            refused = queue.delete_batch(dead_letter_url, [m["ReceiptHandle"] for m in messages])
+            if refused:
+                logger.warning("redriven messages not deleted from the dead-letter queue",
+                               extra={"refused": len(refused)})
+            for _ in messages:
+                moved += 1
+                if progress:
+                    progress(moved)
+    finally:
+        if held:
+            queue.release(held, dead_letter_url)
+    if walk is not None:
+        walk.update(passed=len(held), reached_end=int(reached_end))
     return moved
 
 
-def redrive_step(limit: int, seconds: float = REDRIVE_SECONDS) -> RedriveResult:
+def redrive_step(limit: int, seconds: float = REDRIVE_SECONDS, endpoint_id: str | None = None) -> RedriveResult:
     """One bounded step of a redrive (POST /v1/deliveries/redrive): move up to `limit`
     dead-lettered messages within `seconds`, and say how many are still dead-lettered
-    (approximate, as SQS counts; the caller repeats until it is 0)."""
+    (approximate, as SQS counts; the caller repeats until it is 0). With `endpoint_id`, only
+    that endpoint's; `remaining` is then 0 once a step has walked the whole queue, and
+    otherwise what the queue holds besides the other endpoints' messages it passed over."""
     settings = get_settings()
+    walk: dict[str, int] = {}
     moved = redrive(settings.dead_letter_queue_url, settings.delivery_queue_url,
-                    limit=limit, seconds=seconds)
-    return RedriveResult(moved=moved, remaining=queue.depth(settings.dead_letter_queue_url))
+                    limit=limit, seconds=seconds, endpoint_id=endpoint_id, walk=walk)
+    depth = queue.depth(settings.dead_letter_queue_url)
+    if endpoint_id is not None:
+        depth = 0 if walk["reached_end"] else max(0, depth - walk["passed"])
+    return RedriveResult(moved=moved, remaining=depth)
 
 
 # ---- inbox forwards share the delivery queue (chalicelib/inbox/forwarding.py) --------------

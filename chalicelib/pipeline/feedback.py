@@ -1,13 +1,17 @@
 """The feedback function: event items from the table's stream -> webhook messages on the
-FIFO delivery queue (group = session, dedup id = event id), ten per SendMessageBatch.
+FIFO delivery queue, ten per SendMessageBatch: one message per webhook endpoint whose filter
+takes the event (chalicelib/pipeline/fanout.py: group = (endpoint, session), dedup id =
+(endpoint, event)). The endpoint list comes from a per-instance cache (10 s), so a batch
+normally reads nothing from the table, and it never writes it (the default endpoint of
+WEBHOOK_URL is stored by the API or the delivery function: see targets.every).
 
-Records are handled in stream order. A batch never holds two messages of one session, so
-however SQS treats a partly failed batch, a session's messages are stored in stream order.
+Records are handled in stream order. A batch never holds two messages of one FIFO group, so
+however SQS treats a partly failed batch, a group's messages are stored in stream order.
 When a send fails, the function stops and reports the earliest record not yet sent in
 `batchItemFailures`: Lambda resumes from it, so nothing overtakes it, and what was already
 sent after it is sent again with the same dedup id, which SQS drops (within its 5-minute
-window). A record that can never be sent (not an event item, an event type nobody asked
-for, a malformed item) is skipped, so it cannot block the stream.
+window). A record that can never be sent (not an event item, an event type no endpoint
+asked for, a malformed item) is skipped, so it cannot block the stream.
 """
 
 from __future__ import annotations
@@ -15,11 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.config import get_settings
 from chalicelib.db.table import from_item
 from chalicelib.inbox import forwarding
 from chalicelib.observability import STREAM_BATCH_FAILURES, count, logger
-from chalicelib.pipeline import queue, webhooks
+from chalicelib.pipeline import fanout, queue, targets
 
 SEND_BATCH = 10  # SendMessageBatch's limit
 
@@ -43,21 +46,22 @@ def event_of(record: dict[str, Any]) -> dict[str, Any] | None:
     return from_item(image)
 
 
-def message_of(record: dict[str, Any], event_types: tuple[str, ...]) -> queue.Message | None:
-    """The webhook message for a record, or None if it has none (or can never have one)."""
+def messages_of(record: dict[str, Any], every: list[dict[str, Any]]) -> list[queue.Message]:
+    """The webhook messages for a record, one per endpoint that wants it (none: a record
+    that has none, or can never have one)."""
     try:
         event = event_of(record)
-        if event is None or not webhooks.wanted(event, event_types):
-            return None
-        body = webhooks.dumps(webhooks.payload(event))
+        if event is None:
+            return []
+        return fanout.messages_for(event, every)
     except (KeyError, TypeError, ValueError):
         logger.exception("skipping a malformed stream record", extra={"stream_event_id": record.get("eventID")})
-        return None
-    return queue.Message(body=body, group=event["session_id"], dedup_id=event["event_id"])
+        return []
 
 
 def next_batch(pending: list[Outgoing]) -> list[Outgoing]:
-    """Up to ten pending messages in stream order, at most one per session."""
+    """Up to ten pending messages in stream order, at most one per FIFO group (endpoint and
+    session)."""
     batch: list[Outgoing] = []
     groups: set[str] = set()
     for item in pending:
@@ -71,9 +75,15 @@ def next_batch(pending: list[Outgoing]) -> list[Outgoing]:
 
 def handle_stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Process a stream batch; returns Lambda's partial batch response."""
-    event_types = get_settings().event_types
+    try:
+        every = targets.every(configure=False)  # reads only: this function never writes the table
+    except Exception:  # noqa: BLE001 - the endpoint list unreadable: retry the batch from its start
+        logger.exception("could not read the webhook endpoints")
+        count(STREAM_BATCH_FAILURES, Function="feedback")
+        first = records[0].get("dynamodb", {}).get("SequenceNumber", "") if records else ""
+        return {"batchItemFailures": [{"itemIdentifier": first}] if records else []}
     pending = [Outgoing(n, r.get("dynamodb", {}).get("SequenceNumber", ""), m)
-               for n, r in enumerate(records) if (m := message_of(r, event_types)) is not None]
+               for n, r in enumerate(records) for m in messages_of(r, every)]
     while pending:
         batch = next_batch(pending)
         try:

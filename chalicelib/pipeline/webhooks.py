@@ -58,14 +58,19 @@ def payload(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def signed_headers(secret: str, message_id: str, body: str, now: datetime | None = None) -> dict[str, str]:
-    """Standard Webhooks headers: webhook-id, webhook-timestamp, webhook-signature (v1)."""
+def signed_headers(secret: str | list[str], message_id: str, body: str,
+                   now: datetime | None = None) -> dict[str, str]:
+    """Standard Webhooks headers: webhook-id, webhook-timestamp, webhook-signature (v1). With
+    several secrets (a rotation's grace period) the signatures are space-separated, so a
+    receiver holding any one of the secrets verifies."""
     from standardwebhooks.webhooks import Webhook
 
     moment = now or datetime.now(UTC)
     headers = {"webhook-id": message_id, "webhook-timestamp": str(int(moment.timestamp()))}
-    if secret:
-        headers["webhook-signature"] = Webhook(secret).sign(message_id, moment, body)
+    keys = [secret] if isinstance(secret, str) else secret
+    signatures = [Webhook(key).sign(message_id, moment, body) for key in keys if key]
+    if signatures:
+        headers["webhook-signature"] = " ".join(signatures)
     return headers
 
 
@@ -110,6 +115,29 @@ def _connect(host: str, port: int, timeout: float | None, allow_private: bool) -
             sock.close()
             error = exc
     raise error
+
+
+def check_target(url: str, allow_private: bool) -> None:
+    """The guard `post` applies, applied ahead of time (an endpoint's registration): only
+    http(s) URLs with a host that resolves, to no inside address unless `allow_private`, never
+    to a metadata address. Raises TargetRefused saying why."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError as exc:
+        raise TargetRefused(f"not a valid URL ({exc})") from exc
+    if parts.scheme.lower() not in ("http", "https"):
+        raise TargetRefused(f"scheme '{parts.scheme[:20]}' is not allowed (http or https only)")
+    if not parts.hostname:
+        raise TargetRefused("the URL has no host")
+    try:
+        found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise TargetRefused(f"{parts.hostname[:100]} did not resolve") from exc
+    for *_, address in found:
+        _check_address(ipaddress.ip_address(str(address[0]).split("%")[0]), allow_private)
 
 
 class _Transport:

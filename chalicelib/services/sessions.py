@@ -32,7 +32,7 @@ from chalicelib.domain.errors import (
 )
 from chalicelib.domain.models import Event, NextStep, NextStepOut, Page, Session, SessionCreate, SessionOut
 from chalicelib.lru import LRU
-from chalicelib.pipeline import webhooks
+from chalicelib.pipeline import targets
 from chalicelib.services import manuals
 
 T = TypeVar("T")
@@ -176,10 +176,10 @@ def list_events(session_id: str, limit: int, cursor: str | None, after_sequence:
     With `after_sequence`, only the events after that one (still one Query)."""
     start = None if after_sequence is None else repository.event_position(after_sequence + 1)
     page = list_children(session_id, EVENTS, limit, cursor, Event, start)
-    types = get_settings().event_types
     for event in page.items:
+        event["deliveries"] = targets.deliveries_of(event)
         if event["delivery_status"] is None:
-            event["delivery_status"] = "pending" if webhooks.wanted(event, types) else "not_sent"
+            event["delivery_status"] = "pending" if targets.wanted_anywhere(event) else "not_sent"
     return page
 
 

@@ -55,6 +55,9 @@ def test_round_trips_per_route(api, calls) -> None:
         ("POST", "/v1/sessions/s-1/messages", {"user_id": "u", "message": "hi", "sender": "user"}, 1),
         ("POST", "/v1/messages", {"session_id": "s-1", "user_id": "u", "message": "yo", "sender": "agent"}, 1),
         ("GET", "/v1/sessions/s-1/messages", None, 1),
+        # a session's events with their per-endpoint delivery: one Query, plus one for the
+        # webhook endpoint list when this process has not read it in the last 10 s
+        ("GET", "/v1/sessions/s-1/events", None, 2),
         ("GET", "/v1/sessions/s-1/events", None, 1),
         # ending a session also reads its event trail once, for the session summary
         ("PATCH", "/v1/sessions/s-1", {"status": "ended"}, 3),
@@ -107,7 +110,8 @@ def test_the_pipeline_handlers_pay_per_batch(api, aws, runner, receiver, calls) 
     feedback: one SendMessageBatch per ten sessions' events, no table call; analytics: one
     BatchGetItem (the checkpoints of the batch's partitions) and one TransactWriteItems (up to
     100 items), no SQS call. Delivery: one BatchGetItem per queue batch, then one UpdateItem per
-    attempt, and no SQS call of ours when every message was delivered."""
+    attempt and one per endpoint (its stats), and no SQS call of ours when every message was
+    delivered."""
     import boto3
 
     import app as app_module
@@ -129,6 +133,12 @@ def test_the_pipeline_handlers_pay_per_batch(api, aws, runner, receiver, calls) 
     assert 36 < len(records) <= 100  # one Lambda batch
     batch = {"Records": records}
 
+    from chalicelib.pipeline import targets
+
+    targets.forget()
+    calls.clear()
+    targets.every(configure=False)  # as a cold feedback instance: reads the endpoint list (cached 10 s)
+    assert dict(calls) == {"Query": 1}
     calls.clear()
     assert app_module.feedback_handler(batch, None) == {"batchItemFailures": []}
     # 36 messages, at most one per session in a request: 12 sessions -> 10 + 2, three times
@@ -145,10 +155,15 @@ def test_the_pipeline_handlers_pay_per_batch(api, aws, runner, receiver, calls) 
     assert dict(calls) == {"BatchGetItem": 1}  # all counted already: nothing written
     assert api.get("/v1/analytics/overview").json["sessions"]["by_status"]["completed"] == 12
 
+    targets.forget()
+    calls.clear()
+    targets.every()  # a cold delivery instance applies WEBHOOK_URL (here: stores `default`), reads the list
+    assert calls["GetItem"] == 1 and calls["Query"] == 1 and set(calls) <= {"GetItem", "Query", "TransactWriteItems"}
     calls.clear()
     sqs.clear()
     handled = runner.pump_queue()  # one receive: one session's messages (up to ten)
     assert handled == 3
-    assert calls["BatchGetItem"] == 1 and calls["UpdateItem"] == handled, dict(calls)
+    # one UpdateItem per attempt, and one per endpoint for the batch's stats
+    assert calls["BatchGetItem"] == 1 and calls["UpdateItem"] == handled + 1, dict(calls)
     assert set(calls) == {"BatchGetItem", "UpdateItem"}, dict(calls)
     assert not sqs, sqs  # delivered: no SQS call of ours (the event source deletes them)

@@ -128,18 +128,26 @@ def data(http: Http) -> dict[str, Any]:
     http.ok("POST", f"v1/sessions/{detail}/messages", {"user_id": user3, "sender": "agent",
                                                         "message": "Well done. Now declare a variable."})
     # GIVEN the receiver (the stack's own inbox `local`) answers 410 Gone while paused: the
-    # webhook of step 2 fails for good ("gone": never retried, only redelivered by hand)
+    # webhook of step 2 fails for good ("gone": never retried, only redelivered by hand), and
+    # the 410 disables the webhook endpoint `default`, which is enabled again after each
     http.wait_for("the first webhooks", lambda: http.delivered(detail) and http.delivered(ids["completed"]))
     token = {"X-Inbox-Token": "test-token"}
     http.ok("PATCH", "v1/inboxes/local", {"paused": True}, headers=token)
+    ids["gone"] = f"{RUN}-gone"  # and one more, for a read-only key to try to redeliver
     try:
-        http.ok("POST", f"v1/sessions/{detail}/progress", {"user_id": user3, "current_step": 2, "step_status": "DONE"})
-        ids["gone"] = f"{RUN}-gone"  # and one more, for a read-only key to try to redeliver
-        http.ok("POST", "v1/sessions", {"session_id": ids["gone"], "user_id": user3, "manual_id": ids["manual2"]})
-        for session_id in (detail, ids["gone"]):
+        for session_id, change in (
+                (detail, lambda: http.ok("POST", f"v1/sessions/{detail}/progress",
+                                         {"user_id": user3, "current_step": 2, "step_status": "DONE"})),
+                (ids["gone"], lambda: http.ok("POST", "v1/sessions", {"session_id": ids["gone"], "user_id": user3,
+                                                                      "manual_id": ids["manual2"]}))):
+            change()
             http.wait_for("the 410", lambda: any(e["delivery_status"] == "gone" for e in http.events(session_id)))
+            http.wait_for("the endpoint disabled by it",
+                          lambda: not http.ok("GET", "v1/webhook-endpoints/default")["enabled"])
+            http.ok("PATCH", "v1/webhook-endpoints/default", {"enabled": True})
     finally:
         http.ok("PATCH", "v1/inboxes/local", {"paused": False}, headers=token)
+        http.ok("PATCH", "v1/webhook-endpoints/default", {"enabled": True})
     return ids
 
 
@@ -834,3 +842,44 @@ def test_inbox_shows_forwards_duplicates_conflicts_and_metrics(page: Page, http:
     page.get_by_role("link", name=first["request_id"]).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(first["request_id"])
     expect(page.locator(".facts")).to_contain_text("2 more arrivals with the same key and body")
+
+
+def test_an_endpoint_page_shows_status_stats_attempts_and_rotates_and_tests(page: Page, http: Http, data: dict) -> None:
+    # GIVEN an endpoint of its own (an inbox as receiver) that has had a delivery
+    inbox = http.ok("POST", "v1/inboxes", {"name": f"{RUN} endpoint"})
+    created = http.ok("POST", "v1/webhook-endpoints", {"url": inbox["capture_url"], "description": f"{RUN} LMS",
+                                                        "event_types": ["session_created"]})
+    endpoint_id = created["endpoint_id"]
+    try:
+        http.ok("POST", "v1/sessions", {"session_id": f"{RUN}-ep", "user_id": data["user"], "manual_id": data["manual"]})
+        http.wait_for("the endpoint's first delivery",
+                      lambda: http.ok("GET", f"v1/webhook-endpoints/{endpoint_id}")["stats"]["delivered"] >= 1)
+        # WHEN the operator opens the endpoints page and follows the endpoint's link
+        sign_in(page, dashboard_url(http, "/endpoints"), http.key)
+        link = page.get_by_role("link", name=endpoint_id)
+        expect(link).to_be_visible()
+        link.click()
+        # THEN its settings, status, stats and recent attempts are shown
+        expect(page.get_by_role("heading", level=1)).to_have_text(f"Endpoint {endpoint_id}")
+        main = page.locator("main")
+        expect(main).to_contain_text(inbox["capture_url"])
+        expect(main).to_contain_text("session_created")
+        expect(page.get_by_label("Stats")).to_contain_text("Success rate100%")
+        attempts = rows(page, f"Latest attempts at {endpoint_id}")
+        expect(attempts.first).to_contain_text("session_created")
+        expect(attempts.first).to_contain_text("HTTP 200")
+        shot(page, "endpoint")
+        # AND a test ping is queued and reaches the receiver
+        page.get_by_role("button", name="Send test ping").click()
+        expect(page.get_by_role("status")).to_contain_text("queued")
+        http.wait_for("the ping", lambda: any(
+            "ping" in (c["body"] or "") for c in http.ok(
+                "GET", f"v1/inboxes/{inbox['inbox_id']}/requests",
+                headers={"X-Inbox-Token": inbox["read_token"]})["items"]))
+        # AND a rotation shows the new secret once
+        page.get_by_role("button", name="Rotate secret").click()
+        expect(page.get_by_role("status")).to_contain_text("New signing secret")
+        expect(page.locator("code.secret")).to_have_text(re.compile(r"^whsec_[A-Za-z0-9+/=]{32,}$"))
+        assert http.ok("GET", f"v1/webhook-endpoints/{endpoint_id}")["previous_secret_expires_at"]
+    finally:
+        http.ok("DELETE", f"v1/webhook-endpoints/{endpoint_id}")

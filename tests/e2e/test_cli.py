@@ -673,3 +673,59 @@ def test_keys_bootstrap_writes_the_first_admin_key_into_the_table(aws, api) -> N
     assert api.as_key(key).post("/v1/keys", {"scopes": ["read"]}).status_code == 201
     usage = CliRunner().invoke(cli, ["keys", "bootstrap"])
     assert usage.exit_code == 2
+
+
+# ---- webhook endpoints ---------------------------------------------------------------------
+
+
+def test_endpoints_create_list_test_rotate_replay_disable_on_the_local_stack(sh, http, course) -> None:
+    # GIVEN an inbox of its own as the receiver
+    status, inbox = http("POST", "v1/inboxes", {"name": uid("endpoint receiver")})
+    assert status == 201, inbox
+    token = {"X-Inbox-Token": inbox["read_token"]}
+
+    def captures() -> list[dict[str, Any]]:
+        items = http("GET", f"v1/inboxes/{inbox['inbox_id']}/requests?limit=100", headers=token)[1]["items"]
+        return [json.loads(c["body"]) for c in items if c["body"]]
+
+    # WHEN it is registered as an endpoint for session starts only
+    created = sh("endpoints", "create", inbox["capture_url"], "--event-type", "session_created",
+                 "--description", "cli test")
+    assert created.exit_code == 0, created.output
+    endpoint_id, url = created.stdout.splitlines()[0].split()
+    assert url == inbox["capture_url"] and created.stdout.splitlines()[1].startswith("secret: whsec_")
+    try:
+        # THEN a new session's start reaches it (and nothing else of the session)
+        sid = uid("endpoint")
+        start_session(http, sid, uid("endpoint-u"), course["B"])
+        wait_for(lambda: any(c.get("session_id") == sid for c in captures()), what="the start at the endpoint")
+        # it is listed with its filter and stats
+        listing = sh("endpoints", "list", "--all")
+        assert listing.exit_code == 0, listing.output
+        row = next(line for line in listing.stdout.splitlines() if line.startswith(endpoint_id))
+        assert "enabled" in row and "session_created" in row and inbox["capture_url"] in row
+        # a test ping arrives
+        ping = sh("endpoints", "test", endpoint_id)
+        assert ping.exit_code == 0 and "queued" in ping.stdout, ping.output
+        wait_for(lambda: any(c.get("event_type") == "ping" for c in captures()), what="the ping")
+        # a rotation prints the new secret and the grace
+        rotated = sh("endpoints", "rotate", endpoint_id, "--grace", "60")
+        assert rotated.exit_code == 0 and rotated.stdout.startswith("secret: whsec_"), rotated.output
+        assert "signs too until" in rotated.stderr
+        # a replay re-sends the session's start (same event id)
+        since = events_of(http, sid)[0]["occurred_at"]
+        replay = sh("endpoints", "replay", endpoint_id, "--since", since, "--batch", "1")
+        assert replay.exit_code == 0, replay.output
+        assert "Replayed" in replay.stdout
+        event_id = events_of(http, sid)[0]["event_id"]
+        wait_for(lambda: [c.get("event_id") for c in captures()].count(event_id) == 2, what="the replayed start")
+        # disable, then enable (with the replay hint)
+        disabled = sh("endpoints", "disable", endpoint_id)
+        assert disabled.exit_code == 0 and f"{endpoint_id} disabled" in disabled.stdout
+        enabled = sh("endpoints", "enable", endpoint_id)
+        assert enabled.exit_code == 0 and "endpoints replay" in enabled.stderr
+        # an unknown endpoint is the API's 404
+        unknown = sh("endpoints", "test", "ep_0000000000000000")
+        assert unknown.exit_code == 1 and "error: endpoint_not_found:" in unknown.stderr
+    finally:
+        assert http("DELETE", f"v1/webhook-endpoints/{endpoint_id}")[0] == 204

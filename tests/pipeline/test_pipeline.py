@@ -163,16 +163,24 @@ def test_a_failed_send_is_retried_from_its_record_without_reordering(api, aws, r
         assert got == expected, sid
 
 
-def test_gone_stops_retrying(api, aws, runner, receiver) -> None:
+def test_gone_stops_retrying_and_disables_the_endpoint(api, aws, runner, receiver) -> None:
+    # GIVEN a receiver that answers 410 Gone (Standard Webhooks: "stop sending")
     receiver.behaviour = always(410)
     run_session(api, "s-1", 1)
     ids = event_ids(api, "s-1")
-    drain(runner, lambda: len(receiver.requests) == len(ids) and queue_depth(aws.delivery_queue_url) == 0)
+    # WHEN the pipeline runs
+    drain(runner, lambda: len(receiver.requests) == 1 and queue_depth(aws.delivery_queue_url) == 0)
     for _ in range(5):
         runner.pump()
-    assert len(receiver.requests) == len(ids)  # one attempt each, no retries
+    # THEN the first webhook was tried once, and nothing after it: the endpoint is disabled
+    assert len(receiver.requests) == 1
     assert queue_depth(aws.dead_letter_queue_url) == 0
-    assert {e["delivery_status"] for e in api.get("/v1/sessions/s-1/events").json["items"]} == {"gone"}
+    events = api.get("/v1/sessions/s-1/events").json["items"]
+    assert [e["event_id"] for e in events] == ids
+    assert events[0]["delivery_status"] == "gone" and events[0]["deliveries"]["default"]["status"] == "gone"
+    assert [e["deliveries"]["default"]["status"] for e in events[1:]] == ["endpoint_disabled"] * (len(ids) - 1)
+    endpoint = api.get("/v1/webhook-endpoints/default").json
+    assert endpoint["enabled"] is False and "410" in endpoint["disabled_reason"]
 
 
 def test_retry_after_is_honoured(api, runner, receiver) -> None:

@@ -187,6 +187,8 @@
     [/^\/inbox$/, inboxList, "inbox"],
     [/^\/inbox\/([^/]+)$/, inboxRequest, "inbox"],
     [/^\/keys$/, keyList, "keys"],
+    [/^\/endpoints$/, endpointList, "endpoints"],
+    [/^\/endpoints\/([^/]+)$/, endpointDetail, "endpoints"],
   ];
   let renderCount = 0;
 
@@ -1449,6 +1451,119 @@
       }
     });
     return form;
+  }
+
+  // ---- webhook endpoints (issue #18: list, and a page per endpoint) ------------------------
+
+  const latency = (ms) => (ms === null || ms === undefined ? "—" : `≤ ${ms} ms`);
+
+  function endpointStatus(e) {
+    return e.enabled ? badge("enabled") : h("span", {}, badge("disabled"), e.disabled_reason ? ` ${e.disabled_reason}` : "");
+  }
+
+  async function endpointList() {
+    const results = h("div", { class: "results" });
+    const { nav, go } = pager("Webhook endpoints", async (cursor) => {
+      const params = new URLSearchParams({ limit: "20", ...(cursor ? { cursor } : {}) });
+      try {
+        const { data } = await api(`v1/webhook-endpoints?${params}`);
+        results.replaceChildren(table("Webhook endpoints, by id",
+          ["Endpoint", "URL", "Status", "Events", ["Attempts", "num"], ["Success", "num"], ["p50", "num"], "Last success"],
+          data.items.map((e) => h("tr", {},
+            h("td", {}, h("a", { href: `#/endpoints/${encodeURIComponent(e.endpoint_id)}` }, e.endpoint_id)),
+            h("td", {}, h("code", {}, e.url)), h("td", {}, endpointStatus(e)),
+            h("td", {}, e.event_types ? e.event_types.join(", ") : "every event"),
+            h("td", { class: "num" }, e.stats.attempts),
+            h("td", { class: "num" }, e.stats.success_rate === null ? "—" : percent(e.stats.success_rate)),
+            h("td", { class: "num" }, latency(e.stats.p50_latency_ms)),
+            h("td", {}, time(e.stats.last_success_at)))),
+          "No webhook endpoints: register one with POST /v1/webhook-endpoints (or set WEBHOOK_URL)."));
+        return data.next_cursor;
+      } catch (error) {
+        results.replaceChildren(errorBox(error, "Webhook endpoints"));
+        return null;
+      }
+    });
+    await go();
+    return h("section", {}, h("h1", { tabindex: "-1" }, "Webhook endpoints"),
+      h("p", {}, "Every event goes to each enabled endpoint whose filter takes it, in order per session."),
+      results, nav);
+  }
+
+  async function endpointDetail([endpointId]) {
+    const back = h("p", { class: "crumbs" }, h("a", { href: "#/endpoints" }, "← Webhook endpoints"));
+    const heading = h("h1", { tabindex: "-1" }, "Endpoint ", h("code", {}, endpointId));
+    const path = `v1/webhook-endpoints/${encodeURIComponent(endpointId)}`;
+    let e;
+    try {
+      e = (await api(path)).data;
+    } catch (error) {
+      return h("section", {}, back, heading, errorBox(error, "Could not load this endpoint"));
+    }
+    const s = e.stats;
+    const feedback = h("div", { class: "feedback", "aria-live": "polite" });
+    const action = (label, cls, run) => {
+      const button = h("button", { type: "button", class: cls }, label);
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        feedback.replaceChildren();
+        try {
+          feedback.append(await run());
+        } catch (error) {
+          feedback.append(errorBox(error, `${label} failed`));
+        }
+        button.disabled = false;
+      });
+      return button;
+    };
+    const rotate = action("Rotate secret", "danger", async () => {
+      const { data } = await api(`${path}/rotate-secret`, { method: "POST", body: "{}" });
+      return h("div", { class: "ok", role: "status" },
+        h("p", {}, "New signing secret (shown only now: give it to the receiver):"),
+        h("p", {}, h("code", { class: "secret" }, data.secret)),
+        h("p", {}, data.previous_secret_expires_at
+          ? h("span", {}, "The old secret keeps signing too until ", time(data.previous_secret_expires_at), ".")
+          : "The old secret no longer signs."));
+    });
+    const test = action("Send test ping", "secondary", async () => {
+      const { data } = await api(`${path}/test`, { method: "POST", body: "{}" });
+      return h("p", { class: "ok", role: "status" }, `Ping ${data.event_id} queued. Refresh to see the attempt.`);
+    });
+    const toggle = action(e.enabled ? "Disable" : "Enable", "secondary", async () => {
+      const { data } = await api(path, { method: "PATCH", body: JSON.stringify({ enabled: !e.enabled }) });
+      const hint = data.replay_hint ? ` To re-send what it missed, replay from ${data.replay_hint.since}.` : "";
+      return h("p", { class: "ok", role: "status" }, `${data.enabled ? "Enabled" : "Disabled"}.${hint} Refresh to see it.`);
+    });
+    return h("section", {}, back, heading,
+      h("dl", { class: "facts" },
+        fact("URL", h("code", {}, e.url)), fact("Description", e.description || "—"),
+        fact("Status", endpointStatus(e)), fact("Disabled at", time(e.disabled_at)),
+        fact("Events", e.event_types ? e.event_types.join(", ") : "every event"),
+        fact("Created", time(e.created_at)), fact("Secret rotated", time(e.secret_rotated_at)),
+        fact("Old secret signs until", time(e.previous_secret_expires_at))),
+      h("h2", {}, "Stats"),
+      h("dl", { class: "cards", "aria-label": "Stats" },
+        [["Attempts", s.attempts], ["Delivered", s.delivered],
+          ["Success rate", s.success_rate === null ? "—" : percent(s.success_rate)],
+          ["p50 latency", latency(s.p50_latency_ms)], ["p99 latency", latency(s.p99_latency_ms)]]
+          .map(([label, value]) => h("div", { class: "card" }, h("dt", {}, label), h("dd", {}, value)))),
+      h("dl", { class: "facts" },
+        fact("Last success", time(s.last_success_at)),
+        fact("Last error", s.last_error ? h("span", {}, s.last_error, " · ", time(s.last_error_at)) : "—"),
+        fact("Failing since", time(s.failing_since))),
+      h("h2", {}, "Recent attempts"),
+      table(`Latest attempts at ${e.endpoint_id}`, ["Event", "Type", "Outcome", "Answer", ["Latency", "num"], "At"],
+        s.recent_attempts.slice().reverse().map((a) => h("tr", {},
+          h("td", {}, a.session_id
+            ? h("a", { href: `#/sessions/${encodeURIComponent(a.session_id)}` }, h("code", {}, a.event_id))
+            : h("code", {}, a.event_id)),
+          h("td", {}, a.event_type || "—"), h("td", {}, badge(a.outcome || "—")),
+          h("td", {}, a.status_code ? `HTTP ${a.status_code}` : a.error || "—"),
+          h("td", { class: "num" }, `${a.latency_ms} ms`), h("td", {}, time(a.at)))),
+        "No attempts yet."),
+      h("h2", {}, "Actions"),
+      h("p", { class: "actions" }, test, " ", rotate, " ", toggle),
+      feedback);
   }
 
   // ---- start --------------------------------------------------------------------------------

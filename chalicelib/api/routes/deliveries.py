@@ -6,7 +6,7 @@ from chalice import Response
 
 from chalicelib.api.http import json_response, parse_query, path_id
 from chalicelib.api.routing import Resource
-from chalicelib.api.schemas import DeliveryListQuery, DeliveryPage, Redelivery, RedriveQuery
+from chalicelib.api.schemas import DeliveryListQuery, DeliveryPage, RedeliverQuery, Redelivery, RedriveQuery
 from chalicelib.domain.errors import EventNotFound
 from chalicelib.domain.models import RedriveResult
 from chalicelib.pipeline import delivery
@@ -16,10 +16,12 @@ route = bp.declare
 
 
 @route("/v1/events/{event_id}/redeliver", "POST", summary="Queue one event's webhook again",
-       responses={202: Redelivery}, scope="admin", errors=(EventNotFound,))
+       responses={202: Redelivery}, query=RedeliverQuery, scope="admin", errors=(EventNotFound,))
 def redeliver_event(event_id: str) -> Response:
-    """Queue an event's webhook again (202), e.g. after fixing the receiver of a failed one."""
-    return json_response(delivery.redeliver(path_id(event_id, "event_id")), 202)
+    """Queue an event's webhook again (202), e.g. after fixing the receiver of a failed one:
+    to every endpoint it is meant for, or with `endpoint_id` to that endpoint only."""
+    query = parse_query(bp.current_request, RedeliverQuery)
+    return json_response(delivery.redeliver(path_id(event_id, "event_id"), query.endpoint_id), 202)
 
 
 @route("/v1/deliveries", "GET", summary="Webhooks that failed for good", responses={200: DeliveryPage},
@@ -27,7 +29,7 @@ def redeliver_event(event_id: str) -> Response:
 def list_deliveries() -> Response:
     """Webhooks that spent every attempt and failed, newest first, with their attempts."""
     query = parse_query(bp.current_request, DeliveryListQuery)
-    return json_response(delivery.list_failed(query.limit, query.cursor))
+    return json_response(delivery.list_failed(query.limit, query.cursor, query.endpoint_id))
 
 
 @route("/v1/deliveries/redrive", "POST",
@@ -38,4 +40,4 @@ def redrive_deliveries() -> Response:
     """Move up to `limit` dead-lettered webhooks back to the delivery queue, in order; call
     again until `remaining` is 0."""
     query = parse_query(bp.current_request, RedriveQuery)
-    return json_response(delivery.redrive_step(query.limit))
+    return json_response(delivery.redrive_step(query.limit, endpoint_id=query.endpoint_id))

@@ -1,0 +1,85 @@
+"""Webhook endpoints: register (the secret shown once), list, read, change, delete, rotate
+the secret, send a test ping, replay a time window. Admin keys only."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.api.http import json_response, parse_body, parse_query, path_id
+from chalicelib.api.routing import Resource, no_content
+from chalicelib.api.schemas import PageQuery
+from chalicelib.domain.endpoints import (
+    Endpoint,
+    EndpointCreate,
+    EndpointCreated,
+    EndpointPage,
+    EndpointPatch,
+    EndpointUpdated,
+    ReplayProgress,
+    ReplayRequest,
+    RotateSecret,
+    SecretRotated,
+    TestSent,
+)
+from chalicelib.services import endpoints
+
+bp = Resource(__name__)
+route = bp.declare
+BASE = "/v1/webhook-endpoints"
+ONE = BASE + "/{endpoint_id}"
+
+
+@route(BASE, "POST", summary="Register a webhook endpoint (its signing secret is shown only in this answer)",
+       body=EndpointCreate, responses={201: EndpointCreated}, scope="admin")
+def create_endpoint() -> Response:
+    return json_response(endpoints.create(parse_body(bp.current_request, EndpointCreate)), 201)
+
+
+@route(BASE, "GET", summary="List webhook endpoints with their health and stats", responses={200: EndpointPage},
+       query=PageQuery, scope="admin")
+def list_endpoints() -> Response:
+    page = parse_query(bp.current_request, PageQuery)
+    return json_response(endpoints.list_page(page.limit, page.cursor))
+
+
+@route(ONE, "GET", summary="One webhook endpoint: settings, health, stats", responses={200: Endpoint},
+       scope="admin")
+def get_endpoint(endpoint_id: str) -> Response:
+    return json_response(endpoints.get(path_id(endpoint_id, "endpoint_id")))
+
+
+@route(ONE, "PATCH", summary="Change a webhook endpoint (url, description, event_types, enabled)",
+       body=EndpointPatch, responses={200: EndpointUpdated}, scope="admin")
+def update_endpoint(endpoint_id: str) -> Response:
+    body = parse_body(bp.current_request, EndpointPatch)
+    return json_response(endpoints.update(path_id(endpoint_id, "endpoint_id"), body))
+
+
+@route(ONE, "DELETE", summary="Delete a webhook endpoint", responses={204: None}, scope="admin")
+def delete_endpoint(endpoint_id: str) -> Response:
+    endpoints.delete(path_id(endpoint_id, "endpoint_id"))
+    return no_content()
+
+
+@route(ONE + "/rotate-secret", "POST",
+       summary="A new signing secret; the old one keeps signing too for grace_seconds (default 86400)",
+       body=RotateSecret, responses={200: SecretRotated}, scope="admin")
+def rotate_endpoint_secret(endpoint_id: str) -> Response:
+    request = bp.current_request
+    body = parse_body(request, RotateSecret) if request.raw_body else RotateSecret()
+    return json_response(endpoints.rotate_secret(path_id(endpoint_id, "endpoint_id"), body.grace_seconds))
+
+
+@route(ONE + "/test", "POST", summary="Send a ping event to this endpoint through the pipeline",
+       responses={202: TestSent}, scope="admin")
+def test_endpoint(endpoint_id: str) -> Response:
+    return json_response(endpoints.send_test(path_id(endpoint_id, "endpoint_id")), 202)
+
+
+@route(ONE + "/replay", "POST",
+       summary="Re-send a time window's events to this endpoint only (a bounded step: repeat with next_cursor "
+               "until done)",
+       body=ReplayRequest, responses={200: ReplayProgress}, scope="admin")
+def replay_endpoint(endpoint_id: str) -> Response:
+    body = parse_body(bp.current_request, ReplayRequest)
+    return json_response(endpoints.replay_step(path_id(endpoint_id, "endpoint_id"), body))

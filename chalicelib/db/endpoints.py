@@ -1,0 +1,158 @@
+"""Webhook endpoint items: all in one small partition (at most MAX_ENDPOINTS of them).
+
+    WEBHOOKS / EP#<endpoint_id>      the endpoint: url, filter, enabled, signing secrets
+    WEBHOOKS / #COUNT                how many endpoints exist (the limit, kept in the
+                                     same transaction as each create and delete)
+    WEBHOOKS / STATS#<endpoint_id>   its delivery stats: counters, a latency histogram,
+                                     last error / success, failing since (written by the
+                                     delivery function once per batch, never by the API)
+
+The signing secret is stored in the endpoint item as it is: a signature needs the secret
+itself (an HMAC), so it cannot be hashed; the table is readable only by the functions' roles,
+and the API shows a secret only in the answer that created it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.db import table
+from chalicelib.domain.endpoints import LATENCY_BUCKETS, MAX_ENDPOINTS
+
+PARTITION = "WEBHOOKS"
+PREFIX = "EP#"
+_stored = "attribute_exists(PK)"
+_absent = "attribute_not_exists(PK)"
+_room_left = "attribute_not_exists(#n) OR #n < :max"
+_is_enabled = "attribute_exists(PK) AND enabled = :yes"
+
+
+def key(endpoint_id: str) -> dict[str, str]:
+    return {"PK": PARTITION, "SK": f"{PREFIX}{endpoint_id}"}
+
+
+def stats_key(endpoint_id: str) -> dict[str, str]:
+    return {"PK": PARTITION, "SK": f"STATS#{endpoint_id}"}
+
+
+_COUNT = {"PK": PARTITION, "SK": "#COUNT"}
+
+
+def create(record: dict[str, Any]) -> str:
+    """Store a new endpoint and count it, in one transaction. Returns "created", "exists"
+    (that id is taken) or "full" (MAX_ENDPOINTS exist)."""
+    tx = table.Transaction()
+    # an Update that creates (not a Put): the delivery function, which may create the default
+    # endpoint, is allowed UpdateItem only
+    fields = {"type": "endpoint", **record}
+    tx.update("endpoint", key(record["endpoint_id"]), "SET " + ", ".join(f"#{k} = :{k}" for k in fields),
+              condition=_absent, names={f"#{k}": k for k in fields}, vals=table.values(**fields))
+    tx.update("count", _COUNT, "ADD #n :one", condition=_room_left, names={"#n": "n"},
+              vals=table.values(one=1, max=MAX_ENDPOINTS))
+    try:
+        tx.commit()
+    except table.TransactionCanceled as exc:
+        if exc.failed("endpoint"):
+            return "exists"
+        if exc.failed("count"):
+            return "full"
+        raise
+    return "created"
+
+
+def get(endpoint_id: str) -> dict[str, Any] | None:
+    return table.get_item(key(endpoint_id))
+
+
+def get_with_stats(endpoint_id: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The endpoint and its stats (one BatchGetItem)."""
+    found = table.batch_get([key(endpoint_id), stats_key(endpoint_id)])
+    return found.get(table.ident(key(endpoint_id))), found.get(table.ident(stats_key(endpoint_id)), {})
+
+
+def list_page(limit: int, cursor: str | None) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], str | None]:
+    """A page of endpoints (by id) with their stats: one Query + one BatchGetItem."""
+    items, next_cursor = table.query_page(
+        key_condition="PK = :pk AND begins_with(SK, :prefix)", vals=table.values(pk=PARTITION, prefix=PREFIX),
+        limit=limit, cursor=cursor, cursor_scope="webhook-endpoints")
+    stats = table.batch_get([stats_key(i["endpoint_id"]) for i in items]) if items else {}
+    return [(i, stats.get(table.ident(stats_key(i["endpoint_id"])), {})) for i in items], next_cursor
+
+
+def all_endpoints() -> list[dict[str, Any]]:
+    """Every endpoint (at most MAX_ENDPOINTS: one Query page), for the pipeline's fan-out."""
+    return list(table.query_all(key_condition="PK = :pk AND begins_with(SK, :prefix)",
+                                vals=table.values(pk=PARTITION, prefix=PREFIX), consistent=True))
+
+
+def update(endpoint_id: str, fields: dict[str, Any], remove: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """Set `fields` and remove `remove` on a stored endpoint; the item after it, or None for
+    an unknown endpoint."""
+    names = {f"#{k}": k for k in (*fields, *remove)}
+    expression = ("SET " + ", ".join(f"#{k} = :{k}" for k in fields)) if fields else ""
+    if remove:
+        expression += " REMOVE " + ", ".join(f"#{k}" for k in remove)
+    try:
+        return table.update_item(key(endpoint_id), expression.strip(), condition=_stored, names=names,
+                                 vals=table.values(**fields) if fields else None, returning=True)
+    except table.ConditionFailed:
+        return None
+
+
+def disable(endpoint_id: str, reason: str, now: str) -> bool:
+    """Disable an enabled endpoint (False: already disabled, or gone)."""
+    try:
+        table.update_item(key(endpoint_id), "SET enabled = :no, disabled_reason = :reason, disabled_at = :now,"
+                          " updated_at = :now", condition=_is_enabled,
+                          vals=table.values(no=False, yes=True, reason=reason, now=now))
+    except table.ConditionFailed:
+        return False
+    return True
+
+
+def delete(endpoint_id: str) -> bool:
+    """Delete an endpoint, uncount it and drop its stats (one transaction); False if unknown."""
+    tx = table.Transaction()
+    tx.delete("endpoint", key(endpoint_id), condition=_stored)
+    tx.update("count", _COUNT, "ADD #n :minus", names={"#n": "n"}, vals=table.values(minus=-1))
+    tx.delete("stats", stats_key(endpoint_id))
+    try:
+        tx.commit()
+    except table.TransactionCanceled as exc:
+        if exc.failed("endpoint"):
+            return False
+        raise
+    return True
+
+
+def record_stats(endpoint_id: str, *, attempts: int, delivered: int, latencies: dict[int, int],
+                 last_error: str | None, last_error_at: str | None, last_success_at: str | None,
+                 failing_at: str | None, recent: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Add one batch's attempts to an endpoint's stats (one UpdateItem; counters and
+    histogram buckets are atomic ADDs, so concurrent batches add up). `failing_at`: every
+    attempt of the batch failed (failing_since is set if unset); None with a delivery
+    clears it. `recent` (the batch's latest attempts) replaces the ones stored. Returns the
+    stats after the update."""
+    adds = {"attempts": attempts, "delivered": delivered,
+            **{f"lat_{bound}": n for bound, n in latencies.items() if n}}
+    expression = "ADD " + ", ".join(f"#{name} :{name}" for name in adds)
+    sets: dict[str, Any] = {"endpoint_id": endpoint_id, "type": "endpoint_stats", "recent_attempts": recent}
+    if last_error is not None:
+        sets.update(last_error=last_error, last_error_at=last_error_at)
+    if last_success_at is not None:
+        sets["last_success_at"] = last_success_at
+    expression += " SET " + ", ".join(f"#{name} = :{name}" for name in sets)
+    vals = {**adds, **sets}
+    names = {f"#{name}": name for name in vals}
+    if failing_at is not None:
+        expression += ", failing_since = if_not_exists(failing_since, :failing_at)"
+        vals["failing_at"] = failing_at
+    elif delivered:
+        expression += " REMOVE failing_since"
+    return table.update_item(stats_key(endpoint_id), expression, names=names, vals=table.values(**vals),
+                             returning=True)
+
+
+def histogram(stats: dict[str, Any]) -> dict[int, int]:
+    """The latency histogram stored on a stats item: bucket bound (ms) -> attempts."""
+    return {bound: int(stats.get(f"lat_{bound}", 0)) for bound in (*LATENCY_BUCKETS, LATENCY_BUCKETS[-1] * 2)}

@@ -1,0 +1,151 @@
+"""`endpoints list|create|rotate|test|replay|disable|enable`: webhook endpoints (admin key)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cli.commands import Cli, every_option
+from cli.output import more_hint, table, when
+
+EVENT_TYPES = ("session_created", "progress_update", "progress_update:DONE", "session_ended")
+
+
+@click.group()
+def endpoints() -> None:
+    """Webhook endpoints: where webhooks go (needs an admin key)."""
+
+
+def _rate(stats: dict) -> str:
+    rate = stats.get("success_rate")
+    return "-" if rate is None else f"{rate * 100:.0f}%"
+
+
+@endpoints.command("list")
+@every_option
+@click.pass_obj
+def endpoints_list(obj: Cli, limit: int, every: bool, cursor: str | None) -> None:
+    """Every endpoint with its health and stats."""
+    items, next_cursor = obj.client.listing("v1/webhook-endpoints", limit=limit, cursor=cursor, every=every)
+    if obj.json_output:
+        obj.emit({"items": items, "next_cursor": next_cursor})
+        return
+    if not items:
+        click.echo("(no webhook endpoints)")
+        return
+    rows = [[e["endpoint_id"], "enabled" if e["enabled"] else f"DISABLED: {e['disabled_reason']}",
+             ",".join(e["event_types"]) if e["event_types"] else "(every event)", e["url"],
+             e["stats"]["attempts"], _rate(e["stats"]),
+             "-" if e["stats"]["p50_latency_ms"] is None else f"{e['stats']['p50_latency_ms']} ms",
+             when(e["stats"]["last_success_at"])] for e in items]
+    click.echo(table(["ENDPOINT", "STATUS", "EVENTS", "URL", "ATTEMPTS", "OK", "P50", "LAST SUCCESS"], rows))
+    more_hint("endpoints", next_cursor)
+
+
+@endpoints.command("create")
+@click.argument("url")
+@click.option("--description", default=None)
+@click.option("--event-type", "event_types", multiple=True, type=click.Choice(EVENT_TYPES),
+              help="An event type it takes (repeat; none: every event).")
+@click.option("--disabled", is_flag=True, help="Create it disabled.")
+@click.pass_obj
+def endpoints_create(obj: Cli, url: str, description: str | None, event_types: tuple[str, ...],
+                     disabled: bool) -> None:
+    """Register URL as a webhook endpoint; prints its signing secret (shown only now)."""
+    body: dict = {"url": url, "enabled": not disabled}
+    if description:
+        body["description"] = description
+    if event_types:
+        body["event_types"] = list(event_types)
+    created = obj.client.call("POST", "v1/webhook-endpoints", body=body)[1]
+    if obj.json_output:
+        obj.emit(created)
+        return
+    click.echo(f"{created['endpoint_id']}  {created['url']}")
+    click.echo(f"secret: {created['secret']}")
+    click.echo("(the secret is shown only now: give it to the receiver)", err=True)
+
+
+@endpoints.command("rotate")
+@click.argument("endpoint_id")
+@click.option("--grace", "grace_seconds", type=click.IntRange(0, 7 * 86400), default=86400, show_default=True,
+              help="Seconds the old secret keeps signing too.")
+@click.pass_obj
+def endpoints_rotate(obj: Cli, endpoint_id: str, grace_seconds: int) -> None:
+    """A new signing secret; the old one keeps signing for --grace seconds."""
+    answer = obj.client.call("POST", f"v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+                             body={"grace_seconds": grace_seconds})[1]
+    if obj.json_output:
+        obj.emit(answer)
+        return
+    click.echo(f"secret: {answer['secret']}")
+    expires = answer["previous_secret_expires_at"]
+    click.echo(f"(the old secret signs too until {expires})" if expires else "(the old secret no longer signs)",
+               err=True)
+
+
+@endpoints.command("test")
+@click.argument("endpoint_id")
+@click.pass_obj
+def endpoints_test(obj: Cli, endpoint_id: str) -> None:
+    """Send a ping event to the endpoint through the pipeline."""
+    answer = obj.client.call("POST", f"v1/webhook-endpoints/{endpoint_id}/test")[1]
+    if obj.json_output:
+        obj.emit(answer)
+    else:
+        click.echo(f"ping {answer['event_id']} queued for {endpoint_id}")
+
+
+@endpoints.command("replay")
+@click.argument("endpoint_id")
+@click.option("--since", required=True, help="Start of the window (2026-11-22T10:00:00.000000Z).")
+@click.option("--until", default=None, help="End of the window (default: now).")
+@click.option("--batch", type=click.IntRange(1, 500), default=100, show_default=True,
+              help="Events queued per request (each request also stops after about 10 s).")
+@click.pass_obj
+def endpoints_replay(obj: Cli, endpoint_id: str, since: str, until: str | None, batch: int) -> None:
+    """Re-send a window's events to this endpoint only (same webhook-ids), step by step."""
+    body: dict = {"since": since, "limit": batch, **({"until": until} if until else {})}
+    queued = scanned = 0
+    while True:
+        step = obj.client.call("POST", f"v1/webhook-endpoints/{endpoint_id}/replay", body=body)[1]
+        queued += step["queued"]
+        scanned += step["scanned"]
+        if not obj.json_output:
+            click.echo(f"\rreplaying: {queued} queued, {scanned} scanned", nl=False, err=True)
+        if step["done"]:
+            break
+        body["cursor"] = step["next_cursor"]
+    if obj.json_output:
+        obj.emit({"endpoint_id": endpoint_id, "queued": queued, "scanned": scanned})
+    else:
+        print(file=sys.stderr)
+        click.echo(f"Replayed {queued} event(s) to {endpoint_id}.")
+
+
+def _set_enabled(obj: Cli, endpoint_id: str, enabled: bool) -> None:
+    answer = obj.client.call("PATCH", f"v1/webhook-endpoints/{endpoint_id}", body={"enabled": enabled})[1]
+    if obj.json_output:
+        obj.emit(answer)
+        return
+    click.echo(f"{endpoint_id} {'enabled' if answer['enabled'] else 'disabled'}")
+    if answer.get("replay_hint"):
+        click.echo(f"(to re-send what it missed: endpoints replay {endpoint_id} "
+                   f"--since {answer['replay_hint']['since']})", err=True)
+
+
+@endpoints.command("disable")
+@click.argument("endpoint_id")
+@click.pass_obj
+def endpoints_disable(obj: Cli, endpoint_id: str) -> None:
+    """Stop sending to the endpoint (nothing is queued for it while disabled)."""
+    _set_enabled(obj, endpoint_id, False)
+
+
+@endpoints.command("enable")
+@click.argument("endpoint_id")
+@click.pass_obj
+def endpoints_enable(obj: Cli, endpoint_id: str) -> None:
+    """Send to the endpoint again (prints the replay that re-sends what it missed)."""
+    _set_enabled(obj, endpoint_id, True)

@@ -1,0 +1,340 @@
+"""Webhook endpoints end to end, in-process: the API via chalice.test.Client on moto, the
+event-source runner, one real receiver per endpoint on 127.0.0.1 (fan-out, filters, order,
+isolation of a failing endpoint, rotation, 410, replay, test ping, stats, the failed list
+and redelivery per endpoint)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from chalicelib.config import get_settings
+from tests.conftest import drain, event_ids, queue_depth, run_session
+from tests.receiver import Receiver, always
+
+
+@pytest.fixture
+def pipeline(api, aws, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Any:
+    """The runner with no WEBHOOK_URL (so no default endpoint): endpoints come from the API.
+    The retry schedule is the test's parameter (default: three attempts, no delay)."""
+    import app as app_module
+    from local.runner import Runner
+
+    monkeypatch.delenv("WEBHOOK_URL", raising=False)
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "2")
+    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", getattr(request, "param", "0,0"))
+    get_settings.cache_clear()
+    return Runner(app_module, aws.stream_arn, aws.delivery_queue_url)
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    made: list[Receiver] = []
+    yield made
+    for r in made:
+        r.stop()
+
+
+def endpoint(api, receivers: list[Receiver], **fields: Any) -> tuple[dict, Receiver]:
+    """A receiver on 127.0.0.1 and an endpoint for it (the receiver verifies with its secret)."""
+    receiver = Receiver()
+    receivers.append(receiver)
+    created = api.post("/v1/webhook-endpoints", {"url": receiver.url, **fields})
+    assert created.status_code == 201, created.json
+    receiver.secret = created.json["secret"]
+    return created.json, receiver
+
+
+def events_of(api, sid: str) -> list[dict]:
+    return api.get(f"/v1/sessions/{sid}/events?limit=100").json["items"]
+
+
+def test_two_endpoints_with_different_filters_each_get_exactly_their_events_in_order(api, aws, pipeline,
+                                                                                    receivers) -> None:
+    # GIVEN an LMS that wants starts and ends, and an analytics sink that wants every report
+    lms, lms_receiver = endpoint(api, receivers, event_types=["session_created", "session_ended"])
+    sink, sink_receiver = endpoint(api, receivers, event_types=["progress_update"])
+    # WHEN two sessions run to the end
+    for sid in ("s-a", "s-b"):
+        run_session(api, sid, 3)
+    expected_lms = {sid: [e["event_id"] for e in events_of(api, sid) if e["event_type"] != "progress_update"]
+                    for sid in ("s-a", "s-b")}
+    expected_sink = {sid: [e["event_id"] for e in events_of(api, sid) if e["event_type"] == "progress_update"]
+                     for sid in ("s-a", "s-b")}
+    drain(pipeline, lambda: len(lms_receiver.delivered()) == 4 and len(sink_receiver.delivered()) == 6
+          and queue_depth(aws.delivery_queue_url) == 0)
+    # THEN each got exactly its events, each session's in order, signed with its own secret
+    for receiver, expected in ((lms_receiver, expected_lms), (sink_receiver, expected_sink)):
+        assert len(receiver.requests) == sum(len(v) for v in expected.values())
+        for sid, ids in expected.items():
+            got = [r.headers["webhook-id"] for r in receiver.requests if r.json["session_id"] == sid]
+            assert got == ids
+        assert all(r.verified for r in receiver.requests)
+    # AND each event shows its delivery per endpoint
+    events = events_of(api, "s-a")
+    assert events[0]["deliveries"] == {lms["endpoint_id"]: events[0]["deliveries"][lms["endpoint_id"]]}
+    assert events[0]["deliveries"][lms["endpoint_id"]]["status"] == "delivered"
+    assert events[1]["deliveries"][sink["endpoint_id"]]["status"] == "delivered"
+    assert {a["endpoint_id"] for e in events for a in e["delivery_attempts"]} == {lms["endpoint_id"],
+                                                                                 sink["endpoint_id"]}
+
+
+@pytest.mark.parametrize("pipeline", ["30,30"], indirect=True)
+def test_a_failing_endpoint_delays_nothing_at_the_other(api, aws, pipeline, receivers) -> None:
+    # GIVEN two endpoints taking every event, one of them down (its retries wait 30 s)
+    down, down_receiver = endpoint(api, receivers)
+    down_receiver.behaviour = always(500)
+    _, up_receiver = endpoint(api, receivers)
+    run_session(api, "s-1", 3)
+    ids = event_ids(api, "s-1")
+    # WHEN the pipeline runs
+    started = time.monotonic()
+    drain(pipeline, lambda: len(up_receiver.delivered()) == len(ids) and len(down_receiver.requests) >= 1,
+          timeout=20)
+    for _ in range(5):
+        pipeline.pump()
+    # THEN the healthy endpoint got the whole session, in order, at once (well before the
+    # failing endpoint's first retry is due)
+    assert time.monotonic() - started < 20
+    assert [r.headers["webhook-id"] for r in up_receiver.delivered()] == ids
+    # while the failing one tried only its head (held back for its 30 s retry), nothing else
+    assert [r.headers["webhook-id"] for r in down_receiver.requests] == ids[:1]
+    events = events_of(api, "s-1")
+    assert events[0]["deliveries"][down["endpoint_id"]]["status"] == "retrying"
+    assert events[1]["deliveries"][down["endpoint_id"]] == {"status": "pending"}
+
+
+def test_rotation_signs_with_both_secrets_during_the_grace_and_only_the_new_after(api, aws, pipeline,
+                                                                                   receivers) -> None:
+    created, receiver = endpoint(api, receivers, event_types=["session_created"])
+    old = created["secret"]
+    path = f"/v1/webhook-endpoints/{created['endpoint_id']}/rotate-secret"
+    # WHEN the secret is rotated with a grace period
+    new = api.post(path, {"grace_seconds": 3600}).json["secret"]
+    run_session(api, "s-1", 1)
+    drain(pipeline, lambda: len(receiver.delivered()) == 1)
+    # THEN the webhook carries two signatures: a receiver with either secret verifies
+    during = receiver.requests[0]
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        Webhook(secret).verify(during.body, during.headers)
+    # WHEN the grace period is over (rotated again, with a 1 s grace, which then passes)
+    newest = api.post(path, {"grace_seconds": 1}).json["secret"]
+    time.sleep(1.2)
+    run_session(api, "s-2", 1)
+    drain(pipeline, lambda: len(receiver.delivered()) == 2)
+    # THEN only the newest secret verifies
+    after = receiver.requests[1]
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    Webhook(newest).verify(after.body, after.headers)
+    for stale in (old, new):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(stale).verify(after.body, after.headers)
+
+
+def test_a_410_disables_that_endpoint_only(api, aws, pipeline, receivers) -> None:
+    gone, gone_receiver = endpoint(api, receivers)
+    gone_receiver.behaviour = always(410)
+    _, other_receiver = endpoint(api, receivers)
+    run_session(api, "s-1", 2)
+    ids = event_ids(api, "s-1")
+    drain(pipeline, lambda: len(other_receiver.delivered()) == len(ids) and queue_depth(aws.delivery_queue_url) == 0)
+    for _ in range(5):
+        pipeline.pump()
+    # THEN the 410 endpoint got one request and is disabled, saying why
+    assert len(gone_receiver.requests) == 1
+    read = api.get(f"/v1/webhook-endpoints/{gone['endpoint_id']}").json
+    assert read["enabled"] is False and "410" in read["disabled_reason"] and read["disabled_at"]
+    # AND later events are not queued for it at all
+    run_session(api, "s-2", 1)
+    drain(pipeline, lambda: len(other_receiver.delivered()) == len(ids) + 3 and queue_depth(aws.delivery_queue_url) == 0)
+    assert len(gone_receiver.requests) == 1
+    assert events_of(api, "s-2")[0]["deliveries"][gone["endpoint_id"]] == {"status": "endpoint_disabled"}
+    # AND a test ping or a replay to it is refused until it is enabled again
+    assert api.post(f"/v1/webhook-endpoints/{gone['endpoint_id']}/test").json["error"] == "endpoint_disabled"
+
+
+def test_replay_resends_the_window_with_the_original_ids_to_that_endpoint_only(api, aws, pipeline,
+                                                                               receivers) -> None:
+    first, first_receiver = endpoint(api, receivers)
+    _, second_receiver = endpoint(api, receivers)
+    run_session(api, "s-1", 2)
+    run_session(api, "s-2", 2)
+    ids = {sid: event_ids(api, sid) for sid in ("s-1", "s-2")}
+    total = sum(len(v) for v in ids.values())
+    drain(pipeline, lambda: len(first_receiver.delivered()) == total and len(second_receiver.delivered()) == total)
+    since = events_of(api, "s-1")[0]["occurred_at"]
+    # WHEN the first endpoint replays the window, two events per request
+    path = f"/v1/webhook-endpoints/{first['endpoint_id']}/replay"
+    steps, body = [], {"since": since, "limit": 2}
+    while True:
+        step = api.post(path, body)
+        assert step.status_code == 200, step.json
+        steps.append(step.json)
+        if step.json["done"]:
+            break
+        body = {**body, "cursor": step.json["next_cursor"]}
+    assert sum(s["queued"] for s in steps) == total and all(s["queued"] <= 2 for s in steps)
+    drain(pipeline, lambda: len(first_receiver.delivered()) == 2 * total and queue_depth(aws.delivery_queue_url) == 0)
+    # THEN it got every event again, same webhook-ids, each session in order; the other nothing
+    replayed = first_receiver.delivered()[total:]
+    for sid, expected in ids.items():
+        assert [r.headers["webhook-id"] for r in replayed if r.json["session_id"] == sid] == expected
+    assert len(second_receiver.requests) == total
+    # AND a window before everything replays nothing
+    empty = api.post(path, {"since": "2020-01-01T00:00:00.000000Z", "until": "2020-01-02T00:00:00.000000Z"})
+    assert empty.json == {"endpoint_id": first["endpoint_id"], "queued": 0, "scanned": 0,
+                          "next_cursor": None, "done": True}
+
+
+def test_a_test_ping_goes_through_the_pipeline_and_counts_in_the_stats(api, aws, pipeline, receivers) -> None:
+    created, receiver = endpoint(api, receivers)
+    sent = api.post(f"/v1/webhook-endpoints/{created['endpoint_id']}/test")
+    assert sent.status_code == 202 and sent.json["status"] == "queued"
+    drain(pipeline, lambda: len(receiver.delivered()) == 1)
+    ping = receiver.requests[0]
+    assert ping.json["event_type"] == "ping" and ping.headers["webhook-id"] == sent.json["event_id"]
+    assert ping.verified
+    run_session(api, "s-1", 1)
+    drain(pipeline, lambda: len(receiver.delivered()) == 4)
+    stats = api.get(f"/v1/webhook-endpoints/{created['endpoint_id']}").json["stats"]
+    assert stats["attempts"] == 4 and stats["delivered"] == 4 and stats["success_rate"] == 1.0
+    assert stats["p50_latency_ms"] is not None and stats["p99_latency_ms"] >= stats["p50_latency_ms"]
+    assert stats["last_success_at"] and stats["last_error"] is None
+
+
+def test_failing_every_attempt_for_the_configured_days_disables(api, aws, pipeline, receivers, monkeypatch) -> None:
+    # GIVEN ENDPOINT_DISABLE_AFTER_DAYS=0: failing at all is failing long enough
+    monkeypatch.setenv("ENDPOINT_DISABLE_AFTER_DAYS", "0")
+    get_settings.cache_clear()
+    created, receiver = endpoint(api, receivers, event_types=["session_created"])
+    receiver.behaviour = always(500)
+    run_session(api, "s-1", 1)
+    drain(pipeline, lambda: len(receiver.requests) >= 1 and queue_depth(aws.delivery_queue_url) == 0)
+    read = api.get(f"/v1/webhook-endpoints/{created['endpoint_id']}").json
+    assert read["enabled"] is False and "ENDPOINT_DISABLE_AFTER_DAYS" in read["disabled_reason"]
+    assert read["stats"]["failing_since"] and read["stats"]["last_error"] == "HTTP 500"
+    assert read["stats"]["success_rate"] == 0.0
+
+
+def test_the_failed_list_and_redelivery_are_per_endpoint(api, aws, pipeline, receivers) -> None:
+    # GIVEN an endpoint that fails every attempt (three) and one that works
+    bad, bad_receiver = endpoint(api, receivers, event_types=["session_created"])
+    bad_receiver.behaviour = always(500)
+    good, good_receiver = endpoint(api, receivers, event_types=["session_created"])
+    run_session(api, "s-1", 1)
+    [event_id] = [e["event_id"] for e in events_of(api, "s-1") if e["event_type"] == "session_created"]
+    drain(pipeline, lambda: len(bad_receiver.requests) == 3 and len(good_receiver.delivered()) == 1
+          and queue_depth(aws.delivery_queue_url) == 0)
+    # THEN the event is failed (at one endpoint), listed for it, not for the other
+    event = events_of(api, "s-1")[0]
+    assert event["delivery_status"] == "failed"
+    assert event["deliveries"][bad["endpoint_id"]]["status"] == "failed"
+    assert event["deliveries"][good["endpoint_id"]]["status"] == "delivered"
+    listed = api.get(f"/v1/deliveries?status=failed&endpoint_id={bad['endpoint_id']}").json["items"]
+    assert [(d["event_id"], d["failed_endpoints"]) for d in listed] == [(event_id, [bad["endpoint_id"]])]
+    assert api.get(f"/v1/deliveries?status=failed&endpoint_id={good['endpoint_id']}").json["items"] == []
+    # WHEN the bad endpoint recovers and the event is redelivered
+    bad_receiver.behaviour = always(200)
+    again = api.post(f"/v1/events/{event_id}/redeliver")
+    assert again.status_code == 202 and again.json["endpoints"] == [bad["endpoint_id"]]
+    drain(pipeline, lambda: len(bad_receiver.delivered()) == 1 and queue_depth(aws.delivery_queue_url) == 0)
+    # THEN only the endpoint it failed at got it again, and it left the failed list
+    assert len(good_receiver.requests) == 1
+    assert api.get("/v1/deliveries?status=failed").json["items"] == []
+    event = events_of(api, "s-1")[0]
+    assert event["delivery_status"] == "delivered"
+    assert event["deliveries"][bad["endpoint_id"]]["status"] == "delivered"
+    # AND a redelivery to an unknown endpoint is a 404
+    unknown = api.post(f"/v1/events/{event_id}/redeliver?endpoint_id=ep_0000000000000000")
+    assert unknown.status_code == 404 and unknown.json["error"] == "endpoint_not_found"
+
+
+def test_webhook_url_creates_and_updates_the_default_endpoint(api, aws, pipeline, receivers, monkeypatch) -> None:
+    # GIVEN today's configuration: WEBHOOK_URL / WEBHOOK_SECRET
+    receiver = Receiver(secret="whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    receivers.append(receiver)
+    monkeypatch.setenv("WEBHOOK_URL", receiver.url)
+    monkeypatch.setenv("WEBHOOK_SECRET", receiver.secret)
+    get_settings.cache_clear()
+    # WHEN events flow
+    run_session(api, "s-1", 1)
+    drain(pipeline, lambda: len(receiver.delivered()) == 3)
+    # THEN they went to the endpoint `default`, with the configured filter, verified
+    default = api.get("/v1/webhook-endpoints/default").json
+    assert default["url"] == receiver.url
+    assert default["event_types"] == ["progress_update:DONE", "session_created", "session_ended"]
+    assert all(r.verified for r in receiver.requests)
+    # WHEN the configuration changes (a new URL and secret)
+    moved = Receiver(secret="whsec_" + "TmV3U2VjcmV0Rm9yVGhlRGVmYXVsdEVuZHBvaW50IQ==")
+    receivers.append(moved)
+    monkeypatch.setenv("WEBHOOK_URL", moved.url)
+    monkeypatch.setenv("WEBHOOK_SECRET", moved.secret)
+    get_settings.cache_clear()
+    run_session(api, "s-2", 1)
+    drain(pipeline, lambda: len(moved.delivered()) == 3)
+    # THEN the default endpoint follows it; the old secret still signs during its grace
+    assert api.get("/v1/webhook-endpoints/default").json["url"] == moved.url
+    assert all(r.verified for r in moved.requests)
+    Webhook(receiver.secret).verify(moved.requests[0].body, moved.requests[0].headers)
+    assert len(receiver.requests) == 3
+
+
+def test_an_event_stored_before_endpoints_existed_gets_per_endpoint_state(api, aws, make_session) -> None:
+    """An event item written before per-endpoint state (no `deliveries` map, its delivery in
+    the top-level fields) keeps that state as the default endpoint's and takes new attempts."""
+    from chalicelib.db import events
+    from chalicelib.db import table as store
+    from chalicelib.domain.endpoints import delivery_state
+
+    session = make_session()
+    sid = session["session_id"]
+    key = events.key(sid, 1)
+    # GIVEN the event as an older version stored it: delivered once, no `deliveries`
+    store.get_client().update_item(
+        TableName=aws.table_name, Key=store.to_item(key),
+        UpdateExpression="SET delivery_status = :s, delivery_round = :r, attempt_count = :n REMOVE deliveries",
+        ExpressionAttributeValues=store.values(s="delivered", r="0", n=1))
+    legacy = store.get_item(key)
+    assert "deliveries" not in legacy
+    assert delivery_state(legacy, "default") == {"status": "delivered", "round": "0", "attempt_count": 1}
+    # WHEN another endpoint records an attempt on it
+    assert events.record_attempt(sid, 1, endpoint_id="ep_0123456789abcdef", status="delivered",
+                                 entry={"attempt": 1, "outcome": "delivered"}, round_id="0", attempt=1,
+                                 now="2026-12-02T00:00:00.000000Z", event_id=legacy["event_id"])
+    # THEN the map was added and holds that endpoint's state; the default's stays readable
+    stored = store.get_item(key)
+    assert stored["deliveries"]["ep_0123456789abcdef"]["status"] == "delivered"
+    assert stored["delivery_attempts"][-1]["endpoint_id"] == "ep_0123456789abcdef"
+    assert delivery_state(stored, "default") == {"status": "delivered", "round": "0", "attempt_count": 1}
+
+
+@pytest.mark.parametrize("pipeline", ["0"], indirect=True)
+def test_a_redrive_can_move_one_endpoints_dead_letters_only(api, aws, pipeline, receivers) -> None:
+    # GIVEN two endpoints down for good: every webhook of a session dead-lettered at both
+    first, first_receiver = endpoint(api, receivers)
+    second, second_receiver = endpoint(api, receivers)
+    first_receiver.behaviour = second_receiver.behaviour = always(500)
+    run_session(api, "s-1", 1)
+    ids = event_ids(api, "s-1")
+    drain(pipeline, lambda: queue_depth(aws.dead_letter_queue_url) == 2 * len(ids)
+          and queue_depth(aws.delivery_queue_url) == 0)
+    # WHEN both are back, and only the first endpoint's dead letters are redriven
+    first_receiver.behaviour = second_receiver.behaviour = always(200)
+    step = api.post(f"/v1/deliveries/redrive?endpoint_id={first['endpoint_id']}")
+    assert step.status_code == 200 and step.json == {"moved": len(ids), "remaining": 0}
+    drain(pipeline, lambda: len(first_receiver.delivered()) == len(ids) and queue_depth(aws.delivery_queue_url) == 0)
+    # THEN the first got its webhooks again, in order; the second's stay dead-lettered
+    assert [r.headers["webhook-id"] for r in first_receiver.delivered()] == ids
+    assert second_receiver.delivered() == []
+    assert queue_depth(aws.dead_letter_queue_url) == len(ids)
+    listed = api.get(f"/v1/deliveries?status=failed&endpoint_id={second['endpoint_id']}").json["items"]
+    assert {d["event_id"] for d in listed} == set(ids)
+    # AND the rest follow with a redrive of the second
+    assert api.post(f"/v1/deliveries/redrive?endpoint_id={second['endpoint_id']}").json["moved"] == len(ids)
+    drain(pipeline, lambda: len(second_receiver.delivered()) == len(ids))
+    assert [r.headers["webhook-id"] for r in second_receiver.delivered()] == ids
