@@ -465,6 +465,13 @@ def test_deliveries_failed_and_redrive_on_the_local_stack(sh) -> None:
     assert "nothing to redrive" in result.stdout or "Redrove" in result.stdout
     assert "nothing to redrive" in sh("redrive").stdout  # then the queue is empty
     assert json.loads(sh("--json", "redrive").stdout) == {"moved": 0, "remaining": 0}
+    # --endpoint narrows both to one webhook endpoint: the API checks the id it is given
+    narrowed = sh("deliveries", "failed", "--endpoint", "default")
+    assert narrowed.exit_code == 0, narrowed.output
+    assert json.loads(sh("--json", "redrive", "--endpoint", "default").stdout) == {"moved": 0, "remaining": 0}
+    for args in (("deliveries", "failed"), ("redrive",)):
+        refused = sh(*args, "--endpoint", "not an id")
+        assert refused.exit_code == 1 and "validation_error" in refused.stderr, refused.output
 
 
 @pytest.fixture
