@@ -303,6 +303,17 @@ def local_stack() -> Iterator[dict[str, Any]]:
     assert stack.stop() == 0, stack.output[-3000:]
 
 
+@pytest.fixture(scope="module")
+def fuzz_stack() -> Iterator[dict[str, Any]]:
+    """A stack of its own for a fuzzer (schemathesis): what it creates, changes or rotates
+    (webhook endpoints, the default endpoint's secret, inboxes, keys) must not reach the
+    shared `local_stack` that other tests read exact delivery logs from."""
+    stack = StackProcess({"WEBHOOK_RETRY_SCHEDULE": "5,5"})
+    assert "api" in stack.urls, stack.output
+    yield {**stack.urls, "api_key": LOCAL_ADMIN_KEY}
+    assert stack.stop() == 0, stack.output[-3000:]
+
+
 def interrupt(proc: subprocess.Popen, timeout: float) -> int:
     """Ctrl-C a child process; its exit code (killed if it outlives `timeout`)."""
     proc.send_signal(signal.SIGINT)

@@ -2,18 +2,16 @@
 typed pages and the answers of analytics, deliveries and health, all documented in the
 OpenAPI document."""
 
-import re
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
 
 from chalicelib.domain import errors
-from chalicelib.domain.clock import to_iso
 from chalicelib.domain.models import Event, ManualSummary, Message, MessageIn, Model, ProgressOut, Request, SessionOut
 from chalicelib.domain.vocabulary import (
     Cursor,
     EndRequest,
+    Moment,
     PageLimit,
     ResourceId,
     SessionStatus,
@@ -43,19 +41,8 @@ class ChildPageQuery(PageQuery):
     limit: PageLimit = Field(50, description="Items per page, 1 to 100.")
 
 
-def _utc_moment(value: object) -> object:
-    """A moment as the API answers them (UTC, microseconds): keys compare as text, so
-    `2026-01-01T10:00:00Z` must become `2026-01-01T10:00:00.000000Z` to sort right."""
-    if not isinstance(value, str) or not re.fullmatch(
-            r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})", value):
-        raise ValueError("must be a moment like 2026-01-31T09:30:00.000000Z (RFC 3339, with a time zone)")
-    try:
-        return to_iso(datetime.fromisoformat(value))
-    except ValueError as exc:
-        raise ValueError("must be a real date and time") from exc
+Since = Moment
 
-
-Since = Annotated[str, BeforeValidator(_utc_moment), Field(json_schema_extra={"format": "date-time"})]
 
 
 class EventListQuery(ChildPageQuery):

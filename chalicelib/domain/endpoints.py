@@ -12,10 +12,10 @@ import hashlib
 import secrets
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from chalicelib.domain.models import Model, Request
-from chalicelib.domain.vocabulary import Timestamp
+from chalicelib.domain.vocabulary import INTEGRAL, Moment, Timestamp
 
 MAX_ENDPOINTS = 20
 SECRET_PREFIX = "whsec_"
@@ -141,8 +141,26 @@ class EndpointCreate(Request):
         return _unique(value)
 
 
+def _never_null(*names: str) -> Any:
+    """The schema of fields that may be left out but not sent as null (the model types them
+    `X | None` only to tell "left out" apart)."""
+
+    def strip(schema: dict[str, Any]) -> None:
+        for name in names:
+            field = schema["properties"][name]
+            options = [o for o in field.pop("anyOf", []) if o.get("type") != "null"]
+            if len(options) == 1:
+                field.update(options[0])
+            field.pop("default", None)
+
+    return strip
+
+
 class EndpointPatch(Request):
-    """Fields sent are changed; `event_types: null` takes every event again."""
+    """Fields sent are changed; `event_types: null` takes every event again; `url` and
+    `enabled` may be left out, never null."""
+
+    model_config = ConfigDict(json_schema_extra=_never_null("url", "enabled"))
 
     url: EndpointUrl | None = None
     description: Description | None = None
@@ -156,15 +174,18 @@ class EndpointPatch(Request):
 
 
 class RotateSecret(Request):
-    grace_seconds: Annotated[int, Field(strict=True, ge=0, le=MAX_GRACE_SECONDS)] = DEFAULT_GRACE_SECONDS
+    grace_seconds: Annotated[int, Field(strict=True, ge=0, le=MAX_GRACE_SECONDS), INTEGRAL] = DEFAULT_GRACE_SECONDS
 
 
 class ReplayRequest(Request):
-    since: Timestamp = Field(description="Start of the window (ISO 8601, UTC), included.")
-    until: Timestamp | None = Field(None, description="End of the window, excluded (default: now).")
+    model_config = ConfigDict(json_schema_extra={"x-rules": [
+        "until, when given, is after since and at most 31 days later."]})
+
+    since: Moment = Field(description="Start of the window (RFC 3339, with a time zone), included.")
+    until: Moment | None = Field(None, description="End of the window, excluded (default: now).")
     cursor: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = Field(
         None, description="The previous answer's next_cursor, to go on.")
-    limit: Annotated[int, Field(strict=True, ge=1, le=500)] = 100
+    limit: Annotated[int, Field(strict=True, ge=1, le=500), INTEGRAL] = 100
 
 
 class EndpointStats(Model):

@@ -183,9 +183,11 @@ class EndpointDisabled(ServiceError):
 
 class EndpointUrlRefused(ServiceError):
     """The URL cannot receive webhooks: not https (on AWS), does not resolve, or (on AWS) an
-    address inside the network (the SSRF guard, applied at registration as at delivery)."""
+    address inside the network (the SSRF guard, applied at registration as at delivery). What
+    a URL resolves to is not in any schema, hence a state code."""
 
     status, code = 400, "endpoint_url_refused"
+    state = True
 
 
 class KeyNotFound(ServiceError):

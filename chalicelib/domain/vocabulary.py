@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, Literal, get_args
 
@@ -230,3 +231,20 @@ SESSION_STATUSES: tuple[str, ...] = get_args(SessionStatus)
 ENDED_STATUSES: tuple[str, ...] = get_args(EndedStatus)
 ACTIVE = "active"
 SCOPES: tuple[str, ...] = get_args(Scope)
+
+
+def _utc_moment(value: object) -> object:
+    """A moment as the API answers them (UTC, microseconds): keys compare as text, so
+    `2026-01-01T10:00:00Z` must become `2026-01-01T10:00:00.000000Z` to sort right."""
+    if not isinstance(value, str) or not re.fullmatch(
+            r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})", value):
+        raise ValueError("must be a moment like 2026-01-31T09:30:00.000000Z (RFC 3339, with a time zone)")
+    try:
+        moment = datetime.fromisoformat(value).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # Feb 30; or past year 9999 / before 0001 in UTC
+        raise ValueError("must be a real date and time, in UTC between years 0001 and 9999") from exc
+    return f"{moment.year:04d}{moment.strftime('-%m-%dT%H:%M:%S.%fZ')}"  # to_iso, fixed width
+
+
+# A moment given by a caller (RFC 3339, any offset), kept as the API answers moments
+Moment = Annotated[str, BeforeValidator(_utc_moment), Field(json_schema_extra={"format": "date-time"})]

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from chalicelib.config import get_settings
 from chalicelib.db import inbox as records
@@ -151,6 +151,11 @@ def _checked_destinations(urls: list[str] | None) -> list[str] | None:
 
 
 class InboxCreate(Request):
+    model_config = ConfigDict(json_schema_extra={"x-rules": [
+        "forward_to: http or https URLs (https on AWS) without credentials, to a public host: an "
+        "address inside the network, localhost or a cloud metadata address is refused (the local "
+        "stack allows private addresses)."]})
+
     inbox_id: InboxId | None = None
     name: Name | None = None
     # as InboxResponse(), without building its validator at import (cold start)
@@ -166,6 +171,11 @@ class InboxCreate(Request):
 
 
 class InboxPatch(Request):
+    model_config = ConfigDict(json_schema_extra={"x-rules": [
+        "forward_to: http or https URLs (https on AWS) without credentials, to a public host: an "
+        "address inside the network, localhost or a cloud metadata address is refused (the local "
+        "stack allows private addresses)."]})
+
     paused: bool | None = None
     name: Name | None = None
     response: InboxResponse | None = None

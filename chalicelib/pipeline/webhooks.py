@@ -1,19 +1,16 @@
 """Webhook messages: the payload built from an event item, Standard Webhooks signing, and
-one HTTP delivery attempt (stdlib only: nothing heavy on the cold-start path)."""
+one HTTP delivery attempt (stdlib only). http.client, ssl and urllib.request (with the email
+package they import: about a fifth of a cold `import app`) are imported where a request is
+sent, not at import: most functions that import this module never send one."""
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import json
 import socket
-import ssl
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from chalicelib.domain.clock import seconds_between
@@ -145,6 +142,10 @@ class _Transport:
     is a failed attempt: a redirect could point inside the network)."""
 
     def __init__(self, allow_private: bool) -> None:
+        import http.client
+        import ssl
+        import urllib.request
+
         allow = allow_private
 
         class Http(http.client.HTTPConnection):
@@ -189,6 +190,11 @@ def post(url: str, body: str, headers: dict[str, str], timeout: float,
     """One delivery attempt. Only http(s) URLs; inside addresses only when `allow_private`
     (the local stack). Every failure (refused target, DNS, timeout, reset, TLS) is an
     Attempt with an error, never an exception."""
+    import http.client
+    import ssl
+    import urllib.error
+    import urllib.request
+
     started = time.monotonic()
 
     def elapsed() -> int:
@@ -223,6 +229,8 @@ def _retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    from email.utils import parsedate_to_datetime
+
     try:
         return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
@@ -241,6 +249,11 @@ def send(url: str, method: str, body: bytes, headers: dict[str, str], timeout: f
     """One forwarded request through the same guarded transport as `post` (http(s) only,
     inside addresses refused unless `allow_private`, redirects not followed), with the
     caller's method, headers and body as they are. Never raises: failures are Attempts."""
+    import http.client
+    import ssl
+    import urllib.error
+    import urllib.request
+
     started = time.monotonic()
     scheme = url.split(":", 1)[0].lower()
     if scheme not in ("http", "https"):

@@ -22,11 +22,12 @@ def deliveries() -> None:
 
 @deliveries.command("failed")
 @every_option
+@click.option("--endpoint", "endpoint_id", default=None, help="Only those that failed at this webhook endpoint.")
 @click.pass_obj
-def deliveries_failed(obj: Cli, limit: int, every: bool, cursor: str | None) -> None:
+def deliveries_failed(obj: Cli, limit: int, every: bool, cursor: str | None, endpoint_id: str | None) -> None:
     """Webhooks that failed for good (dead-lettered), newest first."""
-    items, next_cursor = obj.client.listing("v1/deliveries", {"status": "failed"}, limit=limit,
-                                            cursor=cursor, every=every)
+    query = {"status": "failed", **({"endpoint_id": endpoint_id} if endpoint_id else {})}
+    items, next_cursor = obj.client.listing("v1/deliveries", query, limit=limit, cursor=cursor, every=every)
     if obj.json_output:
         obj.emit({"items": items, "next_cursor": next_cursor})
         return
@@ -45,12 +46,14 @@ def deliveries_failed(obj: Cli, limit: int, every: bool, cursor: str | None) -> 
 @click.command()
 @click.option("--batch", type=click.IntRange(1, 100), default=100, show_default=True,
               help="Messages moved per request (each request also stops after about 10 s).")
+@click.option("--endpoint", "endpoint_id", default=None, help="Only this webhook endpoint's dead letters.")
 @click.pass_obj
-def redrive(obj: Cli, batch: int) -> None:
+def redrive(obj: Cli, batch: int, endpoint_id: str | None) -> None:
     """Move every dead-lettered webhook back to the delivery queue, in order
     (POST /v1/deliveries/redrive, repeated until none remain; needs an admin key)."""
     def step() -> tuple[int, int]:
-        answer = obj.client.call("POST", "v1/deliveries/redrive", query={"limit": batch})[1]
+        query: dict[str, object] = {"limit": batch, **({"endpoint_id": endpoint_id} if endpoint_id else {})}
+        answer = obj.client.call("POST", "v1/deliveries/redrive", query=query)[1]
         return answer["moved"], answer["remaining"]
 
     moved, remaining = step()

@@ -25,11 +25,11 @@ def schemathesis(api: str, report: Path, *options: str) -> tuple[int, str]:
     return int(generated.group(1)) if generated else 0, output
 
 
-def test_no_server_errors_and_responses_match_the_document(local_stack, tmp_path) -> None:
-    api = local_stack["api"]
+def test_no_server_errors_and_responses_match_the_document(fuzz_stack, tmp_path) -> None:
+    api = fuzz_stack["api"]
     generated, _ = schemathesis(
         api, tmp_path / "api.xml", "--max-examples", "30",
-        "--header", f"Authorization: Bearer {local_stack['api_key']}",
+        "--header", f"Authorization: Bearer {fuzz_stack['api_key']}",
         "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,"
                     "content_type_conformance",
         # a capture answers whatever its inbox's owner configured (any status, any content

@@ -444,7 +444,8 @@ def test_every_page_fits_a_390_px_phone_without_scrolling_sideways(page: Page, h
     sign_in(page, dashboard_url(http, "/overview"), http.key)
     for route, name in (("/overview", "overview"), ("/sessions", "sessions"), (f"/sessions/{sid}", "session"),
                         ("/manuals", "manuals"), (f"/manuals/{course['manual']}", "manual"),
-                        ("/deliveries", "deliveries"), ("/inbox", "inbox"), ("/keys", "keys")):
+                        ("/deliveries", "deliveries"), ("/inbox", "inbox"), ("/keys", "keys"),
+                        ("/endpoints", "endpoints"), ("/endpoints/default", "endpoint")):
         page.goto(dashboard_url(http, route))
         expect(page.locator("main h1")).to_be_visible()
         expect(page.locator("main[aria-busy]")).to_have_count(0)

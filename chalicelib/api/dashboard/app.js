@@ -1389,20 +1389,29 @@
 
   async function keyList() {
     const results = h("div", { class: "results" });
+    // keys created on this page stay on top: the list is in key-id order, so a new key may
+    // be on any page of it
+    const created = [];
     const { nav, go } = pager("API keys", async (cursor) => {
       const params = new URLSearchParams({ limit: "50", ...(cursor ? { cursor } : {}) });
       try {
         const { data } = await api(`v1/keys?${params}`);
+        const listed = new Set(data.items.map((k) => k.key_id));
+        const items = [...created.filter((k) => !listed.has(k.key_id)), ...data.items];
         results.replaceChildren(table("API keys (their values are never shown again)",
           ["Key id", "Name", "Scopes", "User", "Created", "Status", "Action"],
-          data.items.map((k) => h("tr", {},
+          items.map((k) => h("tr", {},
             h("td", {}, h("code", { id: `key-${k.key_id}` }, k.key_id)), h("td", {}, k.name || "—"), h("td", {}, k.scopes.join(", ")),
             h("td", {}, k.user_id || "any user"), h("td", {}, time(k.created_at)),
             h("td", {}, k.revoked_at ? h("span", {}, "Revoked ", time(k.revoked_at)) : "Active"),
             h("td", {}, k.revoked_at ? "—" : actionButton("Revoke", { cls: "danger", describedBy: `key-${k.key_id}`,
               confirmText: `Revoke key ${k.key_id}${k.name ? ` (${k.name})` : ""}? Calls with it are refused from then on.`,
               run: () => api(`v1/keys/${encodeURIComponent(k.key_id)}`, { method: "DELETE" }),
-              done: () => { announce(`Key ${k.key_id} revoked.`); go(); } })))),
+              done: () => {
+                for (const mine of created) if (mine.key_id === k.key_id) mine.revoked_at = new Date().toISOString();
+                announce(`Key ${k.key_id} revoked.`);
+                go();
+              } })))),
           "No API keys yet."));
         return data.next_cursor;
       } catch (error) {
@@ -1413,10 +1422,10 @@
     await go();
     return h("section", {}, h("h1", { tabindex: "-1" }, "API keys"),
       h("p", { class: "lead" }, "Keys for agents, scripts and operators (an admin key is needed here)."),
-      createKeyForm(go), results, nav);
+      createKeyForm((key) => { created.unshift(key); go(); }), results, nav);
   }
 
-  function createKeyForm(reload) {
+  function createKeyForm(onCreated) {
     const result = h("div", { class: "form-result" });
     const scope = (value, text) => h("label", { class: "check" },
       h("input", { type: "checkbox", name: "scopes", value, checked: value === "read" }), ` ${text}`);
@@ -1445,7 +1454,8 @@
           h("p", {}, h("strong", {}, `Key ${created.key_id} created. `), "Copy it now: it is shown only this once."),
           h("label", { for: "new-key-value" }, "The new key"), secret));
         secret.select();
-        reload();
+        const { key: _shownOnce, ...listed } = created;
+        onCreated(listed);
       } catch (error) {
         result.replaceChildren(errorBox(error, "The API refused this key"));
       }

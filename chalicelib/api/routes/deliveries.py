@@ -7,7 +7,7 @@ from chalice import Response
 from chalicelib.api.http import json_response, parse_query, path_id
 from chalicelib.api.routing import Resource
 from chalicelib.api.schemas import DeliveryListQuery, DeliveryPage, RedeliverQuery, Redelivery, RedriveQuery
-from chalicelib.domain.errors import EventNotFound
+from chalicelib.domain.errors import EndpointNotFound, EventNotFound
 from chalicelib.domain.models import RedriveResult
 from chalicelib.pipeline import delivery
 
@@ -16,7 +16,7 @@ route = bp.declare
 
 
 @route("/v1/events/{event_id}/redeliver", "POST", summary="Queue one event's webhook again",
-       responses={202: Redelivery}, query=RedeliverQuery, scope="admin", errors=(EventNotFound,))
+       responses={202: Redelivery}, query=RedeliverQuery, scope="admin", errors=(EventNotFound, EndpointNotFound))
 def redeliver_event(event_id: str) -> Response:
     """Queue an event's webhook again (202), e.g. after fixing the receiver of a failed one:
     to every endpoint it is meant for, or with `endpoint_id` to that endpoint only."""

@@ -21,6 +21,14 @@ from chalicelib.domain.endpoints import (
     SecretRotated,
     TestSent,
 )
+from chalicelib.domain.errors import (
+    EndpointDisabled,
+    EndpointExists,
+    EndpointLimitReached,
+    EndpointNotFound,
+    EndpointUrlRefused,
+    InvalidCursor,
+)
 from chalicelib.services import endpoints
 
 bp = Resource(__name__)
@@ -30,7 +38,8 @@ ONE = BASE + "/{endpoint_id}"
 
 
 @route(BASE, "POST", summary="Register a webhook endpoint (its signing secret is shown only in this answer)",
-       body=EndpointCreate, responses={201: EndpointCreated}, scope="admin")
+       body=EndpointCreate, responses={201: EndpointCreated}, scope="admin",
+       errors=(EndpointUrlRefused, EndpointExists, EndpointLimitReached))
 def create_endpoint() -> Response:
     return json_response(endpoints.create(parse_body(bp.current_request, EndpointCreate)), 201)
 
@@ -43,19 +52,21 @@ def list_endpoints() -> Response:
 
 
 @route(ONE, "GET", summary="One webhook endpoint: settings, health, stats", responses={200: Endpoint},
-       scope="admin")
+       scope="admin", errors=(EndpointNotFound,))
 def get_endpoint(endpoint_id: str) -> Response:
     return json_response(endpoints.get(path_id(endpoint_id, "endpoint_id")))
 
 
 @route(ONE, "PATCH", summary="Change a webhook endpoint (url, description, event_types, enabled)",
-       body=EndpointPatch, responses={200: EndpointUpdated}, scope="admin")
+       body=EndpointPatch, responses={200: EndpointUpdated}, scope="admin",
+       errors=(EndpointNotFound, EndpointUrlRefused))
 def update_endpoint(endpoint_id: str) -> Response:
     body = parse_body(bp.current_request, EndpointPatch)
     return json_response(endpoints.update(path_id(endpoint_id, "endpoint_id"), body))
 
 
-@route(ONE, "DELETE", summary="Delete a webhook endpoint", responses={204: None}, scope="admin")
+@route(ONE, "DELETE", summary="Delete a webhook endpoint", responses={204: None}, scope="admin",
+       errors=(EndpointNotFound,))
 def delete_endpoint(endpoint_id: str) -> Response:
     endpoints.delete(path_id(endpoint_id, "endpoint_id"))
     return no_content()
@@ -63,7 +74,8 @@ def delete_endpoint(endpoint_id: str) -> Response:
 
 @route(ONE + "/rotate-secret", "POST",
        summary="A new signing secret; the old one keeps signing too for grace_seconds (default 86400)",
-       body=RotateSecret, responses={200: SecretRotated}, scope="admin")
+       body=RotateSecret, responses={200: SecretRotated}, scope="admin",
+       errors=(EndpointNotFound,))
 def rotate_endpoint_secret(endpoint_id: str) -> Response:
     request = bp.current_request
     body = parse_body(request, RotateSecret) if request.raw_body else RotateSecret()
@@ -71,7 +83,8 @@ def rotate_endpoint_secret(endpoint_id: str) -> Response:
 
 
 @route(ONE + "/test", "POST", summary="Send a ping event to this endpoint through the pipeline",
-       responses={202: TestSent}, scope="admin")
+       responses={202: TestSent}, scope="admin",
+       errors=(EndpointNotFound, EndpointDisabled))
 def test_endpoint(endpoint_id: str) -> Response:
     return json_response(endpoints.send_test(path_id(endpoint_id, "endpoint_id")), 202)
 
@@ -79,7 +92,8 @@ def test_endpoint(endpoint_id: str) -> Response:
 @route(ONE + "/replay", "POST",
        summary="Re-send a time window's events to this endpoint only (a bounded step: repeat with next_cursor "
                "until done)",
-       body=ReplayRequest, responses={200: ReplayProgress}, scope="admin")
+       body=ReplayRequest, responses={200: ReplayProgress}, scope="admin",
+       errors=(EndpointNotFound, EndpointDisabled, InvalidCursor))
 def replay_endpoint(endpoint_id: str) -> Response:
     body = parse_body(bp.current_request, ReplayRequest)
     return json_response(endpoints.replay_step(path_id(endpoint_id, "endpoint_id"), body))

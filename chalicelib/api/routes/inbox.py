@@ -72,7 +72,8 @@ def get_inbox_request(inbox_id: str, request_id: str) -> Response:
 
 
 @route("/v1/inboxes/{inbox_id}/metrics", "GET", summary="An inbox's counters per hour",
-       responses={200: inbox.InboxMetrics}, query=ActivityQuery, headers=("X-Inbox-Token",))
+       responses={200: inbox.InboxMetrics}, query=ActivityQuery, headers=("X-Inbox-Token",),
+       errors=_TOKEN_ERRORS)
 def get_inbox_metrics(inbox_id: str) -> Response:
     query = parse_query(bp.current_request, ActivityQuery)
     return json_response(inbox.metrics(inbox_id, _inbox_token(), query.hours))
