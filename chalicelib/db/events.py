@@ -5,6 +5,10 @@
                                       while its delivery to some endpoint has failed for good;
                                       + GSI4 EVENTS#<hour>#<shard> / <occurred_at>#<session>#<seq>:
                                       the events of a time window, for an endpoint's replay)
+    FAILED#<endpoint_id> / SESSION#<id>|EVT#<nnnnnnnnnn>
+                                      one endpoint's failed delivery of that event (+ GSI1
+                                      DELIVERIES#failed#<endpoint_id> / <failed at>#<event_id>):
+                                      the failed list of one endpoint, full pages by one Query
 
 Delivery state is kept per webhook endpoint, on the event: `deliveries` maps an endpoint id
 to {status, round, attempt_count, at} (one writer per endpoint and event at a time: the FIFO
@@ -26,6 +30,7 @@ from chalicelib.db import table
 from chalicelib.domain.models import Event
 
 FAILED = "DELIVERIES#failed"
+FAILED_AT = "FAILED#"  # the partition of one endpoint's failed deliveries (marker items)
 _stored = "attribute_exists(PK)"
 _not_yet_failed = ("attribute_exists(PK) AND (attribute_not_exists(delivery_status)"
                    " OR delivery_status <> :failed)")
@@ -68,6 +73,8 @@ _only_this_one_failed = ("attribute_exists(PK) AND (attribute_not_exists(failed_
 _not_failed_here = ("attribute_exists(PK) AND (attribute_not_exists(failed_endpoints)"
                     " OR NOT contains(failed_endpoints, :endpoint))")
 _none_failed = "attribute_exists(PK) AND attribute_not_exists(failed_endpoints)"
+_failed_nowhere_else = ("attribute_exists(PK) AND attribute_not_exists(failed_endpoints)"
+                        " AND delivery_status = :failed")
 _add_deliveries = "SET deliveries = if_not_exists(deliveries, :nothing)"
 
 
@@ -89,11 +96,13 @@ def _update(session_id: str, sequence: int, expression: str, condition: str, val
 
 
 def record_attempt(session_id: str, sequence: int, *, endpoint_id: str, status: str, entry: dict[str, Any],
-                   round_id: str, attempt: int, now: str, event_id: str) -> bool:
+                   round_id: str, attempt: int, now: str, event_id: str, was_failed: bool = False) -> bool:
     """Append one attempt to the log with the endpoint's new delivery status (one UpdateItem;
     two when another endpoint has failed this event, which keeps it listed as failed).
-    `failed` lists the event under FAILED; any other status takes this endpoint off it.
-    False when the event is no longer stored (its session was deleted)."""
+    `failed` lists the event under FAILED and in the endpoint's own failed list (one PutItem
+    more); any other status takes this endpoint off them (`was_failed`: it was on its own
+    list, e.g. a redriven message: one DeleteItem more). False when the event is no longer
+    stored (its session was deleted)."""
     state = {"status": status, "round": round_id, "attempt_count": attempt, "at": now}
     if status == "delivered":
         state["delivered_at"] = now
@@ -106,6 +115,7 @@ def record_attempt(session_id: str, sequence: int, *, endpoint_id: str, status: 
                     "SET deliveries.#ep = :state, delivery_status = :status, last_attempt_at = :now,"
                     f" GSI1PK = :failed_pk, GSI1SK = :failed_sk, {_LOG} ADD failed_endpoints :endpoints",
                     _stored, {k: v for k, v in vals.items() if k not in ("endpoint", "one")}, endpoint_id)
+            list_failed_at(session_id, sequence, endpoint_id, event_id, now)
             return True
         try:
             _update(session_id, sequence,
@@ -121,6 +131,8 @@ def record_attempt(session_id: str, sequence: int, *, endpoint_id: str, status: 
                     _stored, {k: v for k, v in vals.items() if k not in ("status", "endpoint", "one")}, endpoint_id)
     except table.ConditionFailed:
         return False
+    if was_failed:
+        unlist_failed_at(session_id, sequence, endpoint_id)
     return True
 
 
@@ -138,6 +150,7 @@ def record_failed_once(session_id: str, sequence: int, *, endpoint_id: str, entr
                                              "at": now}}, endpoint_id)
     except table.ConditionFailed:
         return False
+    list_failed_at(session_id, sequence, endpoint_id, event_id, now)
     return True
 
 
@@ -155,7 +168,81 @@ def mark_pending(session_id: str, sequence: int, endpoint_id: str, round_id: str
                           condition=_none_failed, vals=table.values(pending="pending"))
     except table.ConditionFailed:
         pass  # another endpoint still has it failed: it stays listed
+    unlist_failed_at(session_id, sequence, endpoint_id)
     return True
+
+
+def forget_endpoint(session_id: str, sequence: int, endpoint_id: str, now: str, summary: str) -> bool:
+    """A deleted endpoint's failed delivery of an event: its state becomes `endpoint_deleted`,
+    it leaves `failed_endpoints` (the event leaves the failed list once no other endpoint has
+    it failed, its `delivery_status` then `summary`) and its marker is deleted. False if the
+    event is gone (the marker is deleted all the same)."""
+    try:
+        _update(session_id, sequence, "SET deliveries.#ep = :state DELETE failed_endpoints :endpoints", _stored,
+                {"state": {"status": "endpoint_deleted", "at": now}}, endpoint_id)
+    except table.ConditionFailed:
+        unlist_failed_at(session_id, sequence, endpoint_id)
+        return False
+    try:
+        table.update_item(key(session_id, sequence), "SET delivery_status = :deleted REMOVE GSI1PK, GSI1SK",
+                          condition=_failed_nowhere_else, vals=table.values(deleted=summary, failed="failed"))
+    except table.ConditionFailed:
+        pass  # another endpoint still has it failed (it stays listed), or it was not failed
+    unlist_failed_at(session_id, sequence, endpoint_id)
+    return True
+
+
+# ---- one endpoint's failed list (marker items, listed in GSI1 by failure time) --------------
+
+
+def marker_key(session_id: str, sequence: int, endpoint_id: str) -> dict[str, str]:
+    event = key(session_id, sequence)
+    return {"PK": f"{FAILED_AT}{endpoint_id}", "SK": f"{event['PK']}|{event['SK']}"}
+
+
+def _event_key(marker: dict[str, Any]) -> dict[str, str]:
+    pk, sk = marker["SK"].rsplit("|", 1)  # an event's SK never holds "|"
+    return {"PK": pk, "SK": sk}
+
+
+def list_failed_at(session_id: str, sequence: int, endpoint_id: str, event_id: str, failed_at: str) -> None:
+    """Put an event on one endpoint's failed list (idempotent: the key is the pair)."""
+    table.put_item({**marker_key(session_id, sequence, endpoint_id), "type": "failed_delivery",
+                    "endpoint_id": endpoint_id, "session_id": session_id, "sequence": sequence,
+                    "event_id": event_id, "GSI1PK": f"{FAILED}#{endpoint_id}", "GSI1SK": f"{failed_at}#{event_id}"})
+
+
+def unlist_failed_at(session_id: str, sequence: int, endpoint_id: str) -> None:
+    table.batch_write(deletes=[marker_key(session_id, sequence, endpoint_id)])
+
+
+def failed_page_at(endpoint_id: str, limit: int, cursor: str | None
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """One endpoint's failed deliveries, newest first: one Query on GSI1 + one BatchGetItem.
+    Returns (events, stale markers: their event is gone or no longer failed there, next cursor)."""
+    entries, next_cursor = table.query_page(
+        index="GSI1", key_condition="GSI1PK = :pk", vals=table.values(pk=f"{FAILED}#{endpoint_id}"),
+        limit=limit, cursor=cursor, forward=False, cursor_scope=f"deliveries:failed:{endpoint_id}")
+    found = table.batch_get([_event_key(e) for e in entries]) if entries else {}
+    events, stale = [], []
+    for entry in entries:
+        event = found.get(table.ident(_event_key(entry)))
+        if event is not None and endpoint_id in (event.get("failed_endpoints") or []):
+            events.append(event)
+        else:
+            stale.append(entry)
+    return events, stale, next_cursor
+
+
+def failed_markers(endpoint_id: str, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` of an endpoint's failed-delivery markers (its deletion clears them)."""
+    found, _ = table.query_page(key_condition="PK = :pk", vals=table.values(pk=f"{FAILED_AT}{endpoint_id}"),
+                                limit=limit, cursor=None, cursor_scope=f"failed-at:{endpoint_id}")
+    return found
+
+
+def drop_markers(markers: list[dict[str, Any]]) -> None:
+    table.batch_write(deletes=[{"PK": m["PK"], "SK": m["SK"]} for m in markers])
 
 
 def window_page(hour: str, shard: int, since: str, until: str, limit: int,

@@ -33,6 +33,7 @@ EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 EndpointUrl = Annotated[str, StringConstraints(min_length=8, max_length=2048, pattern=r"^[\x21-\x7e]+$")]
 Description = Annotated[str, StringConstraints(max_length=500)]
 EndpointId = Annotated[str, StringConstraints(pattern=r"^(?:ep_[0-9a-f]{16}|default)$")]
+PingId = Annotated[str, StringConstraints(pattern=r"^evt_ping_[0-9a-f]{1,20}$")]
 
 
 def new_endpoint_id() -> str:
@@ -199,7 +200,7 @@ class EndpointStats(Model):
     last_success_at: Timestamp | None
     failing_since: Timestamp | None
     recent_attempts: list[dict[str, Any]] = Field(
-        [], description="The latest attempts (those of the endpoint's latest delivery batch, up to 10).")
+        [], description="The endpoint's last 20 attempts, across batches, newest first (test pings included).")
 
 
 class Endpoint(Model):
@@ -241,6 +242,21 @@ class TestSent(Model):
     endpoint_id: str
     event_id: str
     status: Literal["queued"]
+
+
+class PingStatus(Model):
+    endpoint_id: str
+    event_id: str
+    status: Literal["queued", "retrying", "delivered", "failed", "gone"] = Field(
+        description="queued (not tried yet), retrying (the next attempt at next_attempt_at), delivered, "
+                    "failed (every attempt spent) or gone (410: the endpoint is disabled).")
+    attempt_count: int = Field(description="Attempts made so far.")
+    max_attempts: int = Field(description="Attempts a ping may take (WEBHOOK_RETRY_SCHEDULE, as for any webhook).")
+    next_attempt_at: Timestamp | None = Field(description="When the next attempt is due (while retrying).")
+    created_at: Timestamp
+    updated_at: Timestamp
+    attempts: list[dict[str, Any]] = Field(
+        description="Every attempt: attempt, of, outcome, status_code, error, latency_ms, at, retry_in_seconds.")
 
 
 class ReplayProgress(Model):

@@ -181,6 +181,12 @@ class EndpointDisabled(ServiceError):
     status, code = 409, "endpoint_disabled"
 
 
+class PingNotFound(ServiceError):
+    """No test ping of that id at that endpoint (never sent, or its record expired after 7 days)."""
+
+    status, code = 404, "ping_not_found"
+
+
 class EndpointUrlRefused(ServiceError):
     """The URL cannot receive webhooks: not https (on AWS), does not resolve, or (on AWS) an
     address inside the network (the SSRF guard, applied at registration as at delivery). What

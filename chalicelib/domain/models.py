@@ -232,3 +232,4 @@ class RedriveResult(Model):
 
     moved: int
     remaining: int
+    dropped: int = Field(0, description="Dead letters of deleted webhook endpoints, deleted instead of moved.")

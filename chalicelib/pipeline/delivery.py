@@ -6,7 +6,10 @@ endpoint): its URL, its secret(s) (two signatures during a rotation's grace peri
 guard at every attempt. Delivery state, attempts and the failed list are per endpoint
 (chalicelib/db/events.py). A 410 disables the endpoint; so does failing every attempt for
 ENDPOINT_DISABLE_AFTER_DAYS. Each batch adds its attempts to each endpoint's stats (one
-UpdateItem per endpoint per batch). Messages to a disabled or deleted endpoint are dropped.
+UpdateItem per endpoint per batch, which also keeps its last 20 attempts). Messages to a
+disabled or deleted endpoint are dropped. A test ping follows the same policy as an event:
+its attempts are counted on its own record (chalicelib/db/endpoints.py), retried on the
+schedule; when they are spent it is recorded failed (not dead-lettered: nothing to redrive).
 
 Per batch: one BatchGetItem reads the delivery state of the batch's events (per endpoint:
 which round, how many attempts in it); then each message in order:
@@ -34,6 +37,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from chalicelib.config import Settings, get_settings
@@ -59,7 +63,7 @@ from chalicelib.pipeline import fanout, queue, targets, webhooks
 
 REDRIVE_SECONDS = 10.0  # per API request: well under API Gateway's 29 s integration timeout
 SWEEP_SECONDS = 20.0
-RECENT_ATTEMPTS = 10  # an endpoint's latest attempts kept on its stats (those of its latest batch)
+RECENT_ATTEMPTS = endpoint_records.RECENT_SLOTS  # an endpoint's last attempts, kept on its stats
 ORIGINAL_ROUND = "0"  # the round of a message the feedback function enqueued
 ROUND = fanout.ROUND  # message attribute: the delivery round a message belongs to
 ENDPOINT = fanout.ENDPOINT  # message attribute: the endpoint it goes to (absent: the default one)
@@ -110,13 +114,19 @@ class Envelope:
         return {ROUND: self.round, ENDPOINT: self.endpoint_id}
 
 
+# endpoint id -> the position of its ring of recent attempts after this process's last write
+# (a guess: a write from a stale position is refused and made again from the stored one)
+_ring_at: dict[str, int] = {}
+
+
 class Stats:
     """One batch's attempts per endpoint, written once per endpoint at the end of the batch."""
 
     def __init__(self) -> None:
         self.by_endpoint: dict[str, dict[str, Any]] = {}
 
-    def add(self, message: Envelope, result: webhooks.Attempt, outcome: str) -> None:
+    def add(self, message: Envelope, result: webhooks.Attempt, outcome: str, spent: int = 0) -> None:
+        """Count one attempt (`spent`: a test ping's last attempt, after this many)."""
         now = to_iso(utcnow())
         endpoint_id, delivered = message.endpoint_id, outcome == "delivered"
         entry = self.by_endpoint.setdefault(endpoint_id, {
@@ -134,8 +144,10 @@ class Stats:
             entry["delivered"] += 1
             entry["last_success_at"] = now
         else:
-            entry["last_error"] = (f"HTTP {result.status_code}" if result.status_code is not None
-                                   else (result.error or "no answer"))[:300]
+            error = f"HTTP {result.status_code}" if result.status_code is not None else (result.error or "no answer")
+            if spent:
+                error = f"test ping {payload.get('event_id')} failed, all {spent} attempts spent: {error}"
+            entry["last_error"] = error[:300]
             entry["last_error_at"] = now
 
     def write(self, settings: Settings) -> None:
@@ -148,7 +160,9 @@ class Stats:
                     endpoint_id, attempts=entry["attempts"], delivered=entry["delivered"],
                     latencies=entry["latencies"], last_error=entry["last_error"],
                     last_error_at=entry["last_error_at"], last_success_at=entry["last_success_at"],
-                    failing_at=failing_at, recent=entry["recent"])
+                    failing_at=failing_at, recent=entry["recent"], ring_at=_ring_at.get(endpoint_id))
+                if after is not None:
+                    _ring_at[endpoint_id] = int(after.get("recent_next", 0))
                 since = (after or {}).get("failing_since")
                 if failing_at and since and (utcnow() - from_iso(since)).total_seconds() >= \
                         settings.endpoint_disable_after_days * 86_400:
@@ -173,12 +187,7 @@ def deliver(message: Envelope, state: dict[str, Any] | None, settings: Settings,
         logger.info("webhook dropped: its endpoint is disabled or deleted", extra=fields)
         return None
     if message.is_ping:
-        result = _post(message, endpoint, settings)
-        if stats is not None:
-            stats.add(message, result, delivery_policy.classify(result.status_code))
-        logger.info("webhook test ping sent", extra={**fields, "status": result.status_code, "error": result.error,
-                                                     "latency_ms": result.latency_ms})
-        return None  # tried once, never retried
+        return _deliver_ping(message, endpoint, state, settings, stats)
     if state is None:
         logger.info("webhook dropped: its event was deleted with its session", extra=fields)
         return None
@@ -190,11 +199,17 @@ def deliver(message: Envelope, state: dict[str, Any] | None, settings: Settings,
     total = settings.max_attempts
     if n > total:  # recorded as failed, but the process stopped before dead-lettering it
         decision = delivery_policy.Decision("failed", total, total)
+        # and maybe before listing it at its endpoint (the same idempotent PutItem)
+        events.list_failed_at(*message.ref, message.endpoint_id, message.payload["event_id"],
+                              str(mine.get("at") or to_iso(utcnow())))
         _dead_letter(message, decision, settings)
         return decision
     result = _post(message, endpoint, settings)
     decision = delivery_policy.decide(settings.retry_schedule, n, result.status_code, result.retry_after)
-    mine = record_attempt(message, decision, result)
+    was_failed = message.endpoint_id in (state.get("failed_endpoints") or [])
+    mine = record_attempt(message, decision, result, was_failed=was_failed)
+    if decision.outcome != "failed" and was_failed:
+        state["failed_endpoints"] = [e for e in state.get("failed_endpoints") or [] if e != message.endpoint_id]
     state.setdefault("deliveries", {})[message.endpoint_id] = mine
     if stats is not None:
         stats.add(message, result, decision.outcome)
@@ -204,6 +219,41 @@ def deliver(message: Envelope, state: dict[str, Any] | None, settings: Settings,
     if decision.outcome == "failed":
         _dead_letter(message, decision, settings)
     return decision  # not settled: the caller hides the message for decision.delay
+
+
+def _deliver_ping(message: Envelope, endpoint: dict[str, Any], ping: dict[str, Any] | None, settings: Settings,
+                  stats: Stats | None) -> delivery_policy.Decision | None:
+    """Attempt a test ping: numbered, decided and retried as an event's webhook is, its
+    attempts logged on its own record (what GET .../pings/{event_id} answers)."""
+    assert message.payload is not None
+    fields = _log_fields(message)
+    event_id = message.payload["event_id"]
+    if ping is None or ping.get("endpoint_id") != message.endpoint_id:
+        logger.info("test ping dropped: no record of it (expired)", extra=fields)
+        return None
+    if ping.get("status") in ("delivered", "gone", "failed"):
+        logger.info("test ping already settled; not sent again", extra=fields)
+        return None
+    n = int(ping.get("attempt_count") or 0) + 1
+    result = _post(message, endpoint, settings)
+    decision = delivery_policy.decide(settings.retry_schedule, n, result.status_code, result.retry_after)
+    now = utcnow()
+    status = STATUS_OF[decision.outcome]
+    entry: dict[str, Any] = {"attempt": n, "of": decision.of, "outcome": decision.outcome,
+                             "status_code": result.status_code, "error": result.error,
+                             "latency_ms": result.latency_ms, "at": to_iso(now)}
+    next_at = None if decision.settled else to_iso(now + timedelta(seconds=decision.delay))
+    if not decision.settled:
+        entry["retry_in_seconds"] = decision.delay
+    endpoint_records.record_ping_attempt(event_id, status=status, attempt=n, entry=entry, now=to_iso(now),
+                                         next_attempt_at=next_at)
+    ping.update(status=status, attempt_count=n)
+    if stats is not None:
+        stats.add(message, result, decision.outcome, spent=n if decision.outcome == "failed" else 0)
+    _report(message, decision, result, fields)
+    if decision.outcome == "gone":
+        targets.disable(message.endpoint_id, f"the endpoint answered 410 Gone at {to_iso(utcnow())}")
+    return decision  # failed is settled: the message leaves the queue; the record says failed
 
 
 def _post(message: Envelope, endpoint: dict[str, Any], settings: Settings) -> webhooks.Attempt:
@@ -216,7 +266,7 @@ def _post(message: Envelope, endpoint: dict[str, Any], settings: Settings) -> we
 
 
 def record_attempt(message: Envelope, decision: delivery_policy.Decision,
-                   result: webhooks.Attempt) -> dict[str, Any]:
+                   result: webhooks.Attempt, was_failed: bool = False) -> dict[str, Any]:
     """Append the attempt to the event item's log and set the endpoint's status (one
     UpdateItem). A `failed` event is listed in GSI1 under DELIVERIES#failed. Returns the
     endpoint's new state."""
@@ -232,7 +282,7 @@ def record_attempt(message: Envelope, decision: delivery_policy.Decision,
     session_id, sequence = message.ref
     if not events.record_attempt(session_id, sequence, endpoint_id=message.endpoint_id, status=status, entry=entry,
                                  round_id=message.round, attempt=decision.attempt, now=now,
-                                 event_id=message.payload["event_id"]):
+                                 event_id=message.payload["event_id"], was_failed=was_failed):
         logger.info("event no longer stored (session deleted)", extra=_log_fields(message))
     return {"status": status, "round": message.round, "attempt_count": decision.attempt}
 
@@ -288,6 +338,7 @@ def handle_delivery_batch(event: dict[str, Any]) -> dict[str, Any]:
     settings = get_settings()
     messages = [Envelope.of(r) for r in event.get("Records", [])]
     states = events.delivery_states([m.ref for m in messages if m.payload and not m.is_ping])
+    pings = endpoint_records.pings([m.payload["event_id"] for m in messages if m.is_ping and m.payload])
     stats = Stats()
     failed: list[str] = []
     blocked: dict[str, str] = {}  # group -> the message id of its head, still being retried
@@ -303,7 +354,8 @@ def handle_delivery_batch(event: dict[str, Any]) -> dict[str, Any]:
             _dead_letter(message, delivery_policy.Decision("failed", 0, settings.max_attempts), settings)
             continue
         try:
-            decision = deliver(message, None if message.is_ping else states.get(message.ref), settings, stats)
+            state = pings.get(message.payload["event_id"]) if message.is_ping else states.get(message.ref)
+            decision = deliver(message, state, settings, stats)
         except Exception:  # noqa: BLE001 - one broken message must not stop other sessions
             # Nothing (or not all) was recorded: the message comes back after the visibility
             # timeout and repeats this attempt; a message that keeps crashing its invocation
@@ -362,6 +414,9 @@ def sweep_dead_letters(seconds: float = SWEEP_SECONDS) -> dict[str, int]:
         if message.payload is not None and not message.is_ping and _record_safety_net(message):
             recorded += 1
     queue.release(held, settings.dead_letter_queue_url)
+    for endpoint_id in endpoint_records.tombstones():  # deletions that ran out of time
+        if time.monotonic() < deadline and forget_endpoint(endpoint_id, max(0.0, deadline - time.monotonic())):
+            endpoint_records.drop_tombstone(endpoint_id)
     if recorded:
         count(WEBHOOK_DEAD_LETTERED, recorded, Source="sqs")
         logger.error("webhooks dead-lettered by SQS's receive limit recorded as failed",
@@ -404,7 +459,13 @@ def redeliver(event_id: str, endpoint_id: str | None = None) -> dict[str, Any]:
             raise EndpointNotFound(f"No webhook endpoint '{endpoint_id}'.", endpoint_id=endpoint_id)
         chosen = [endpoint_id]
     else:
-        chosen = list(event.get("failed_endpoints") or []) or [
+        failed_at = list(event.get("failed_endpoints") or [])
+        chosen = [e for e in failed_at if targets.by_id(e) is not None]
+        if failed_at and not chosen:
+            raise EndpointNotFound(f"Event '{event_id}' failed only at deleted webhook endpoints "
+                                   f"({', '.join(failed_at)}); name another with endpoint_id.",
+                                   endpoint_id=failed_at[0])
+        chosen = chosen or [
             e["endpoint_id"] for e in targets.every()
             if e.get("enabled", True) and endpoint_rules.matches(e.get("event_types"), event)]
     body = webhooks.dumps(webhooks.payload(event))
@@ -416,14 +477,60 @@ def redeliver(event_id: str, endpoint_id: str | None = None) -> dict[str, Any]:
     return {"event_id": event_id, "status": "queued", "endpoints": chosen}
 
 
+FAILED_READS = 3  # reads of one endpoint's failed list per request, when stale entries are met
+
+
 def list_failed(limit: int, cursor: str | None, endpoint_id: str | None = None) -> Page:
     """Events whose delivery failed for good, newest first: one Query on GSI1 + one BatchGet.
-    With `endpoint_id`, only those that failed at that endpoint (a page may then hold fewer
-    than `limit`: follow next_cursor)."""
-    items, next_cursor = events.failed_page(limit, cursor)
-    if endpoint_id is not None:
-        items = [e for e in items if endpoint_id in (e.get("failed_endpoints") or [])]
+    With `endpoint_id`, those that failed at that endpoint, from its own failed list (the
+    same two calls, full pages): an entry whose event is gone (its session deleted) is
+    removed when met and the page read on, at most FAILED_READS times per request."""
+    if endpoint_id is None:
+        items, next_cursor = events.failed_page(limit, cursor)
+        return Page(items=[delivery_view(e) for e in items], next_cursor=next_cursor)
+    items = []
+    next_cursor = cursor
+    for _ in range(FAILED_READS):
+        found, stale, next_cursor = events.failed_page_at(endpoint_id, limit - len(items), next_cursor)
+        items += found
+        if stale:
+            events.drop_markers(stale)
+        if not stale or next_cursor is None or len(items) >= limit:
+            break
     return Page(items=[delivery_view(e) for e in items], next_cursor=next_cursor)
+
+
+FORGET_SECONDS = 10.0  # per API request (DELETE of an endpoint) or sweep
+
+
+def forget_endpoint(endpoint_id: str, seconds: float = FORGET_SECONDS) -> bool:
+    """After an endpoint's deletion: every event it had failed leaves its failed list (and
+    the failed list, unless another endpoint failed it too), its state there reading
+    `endpoint_deleted`. Bounded by `seconds`; True once nothing is left (else the scheduled
+    sweep goes on)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        markers = events.failed_markers(endpoint_id, 25)
+        if not markers:
+            return True
+        found = events.delivery_states([(m["session_id"], int(m["sequence"])) for m in markers])
+        now = to_iso(utcnow())
+        for marker in markers:
+            ref = (marker["session_id"], int(marker["sequence"]))
+            event = found.get(ref)
+            if event is None:
+                events.drop_markers([marker])
+                continue
+            events.forget_endpoint(*ref, endpoint_id, now, _summary_without(event, endpoint_id))
+    return False
+
+
+def _summary_without(event: dict[str, Any], endpoint_id: str) -> str:
+    """An event's delivery_status once `endpoint_id` is forgotten: the latest of the others."""
+    others = [v for k, v in (event.get("deliveries") or {}).items()
+              if k != endpoint_id and isinstance(v, dict) and v.get("status") != "endpoint_deleted"]
+    latest = max(others, key=lambda v: str(v.get("at") or ""), default=None)
+    return str(latest["status"]) if latest and latest.get("status") else "endpoint_deleted"
 
 
 def delivery_view(event: dict[str, Any]) -> dict[str, Any]:
@@ -446,7 +553,7 @@ def redrive(dead_letter_url: str, queue_url: str, progress: Any = None, *,
     bounded), and a later call continues where it stopped. With `endpoint_id`, only that
     endpoint's messages move: the others received on the way are held and released at the
     end (`walk` then says how many were passed over, and whether the queue's end was reached)."""
-    moved = 0
+    moved = dropped = 0
     held: list[str] = []
     reached_end = False
     deadline = None if seconds is None else time.monotonic() + seconds
@@ -464,6 +571,14 @@ def redrive(dead_letter_url: str, queue_url: str, progress: Any = None, *,
             messages = [m for m in received
                         if endpoint_id is None or (queue.attribute(m, ENDPOINT) or DEFAULT_ENDPOINT) == endpoint_id]
             held += [m["ReceiptHandle"] for m in received if m not in messages]
+            # a deleted endpoint's dead letters are deleted, not moved (delivery would drop them);
+            # not the default endpoint's: WEBHOOK_URL brings it back whenever it is set
+            orphans = [m for m in messages if (queue.attribute(m, ENDPOINT) or DEFAULT_ENDPOINT) != DEFAULT_ENDPOINT
+                       and targets.by_id(queue.attribute(m, ENDPOINT) or DEFAULT_ENDPOINT) is None]
+            if orphans:
+                queue.delete_batch(dead_letter_url, [m["ReceiptHandle"] for m in orphans])
+                dropped += len(orphans)
+                messages = [m for m in messages if m not in orphans]
             # Sent one by one, in order (a partly failed SendMessageBatch could store a group's
             # later message without its earlier one), then deleted together: a redrive that dies
             # in between leaves copies in both queues, delivered again under the same webhook-id.
@@ -488,7 +603,7 @@ def redrive(dead_letter_url: str, queue_url: str, progress: Any = None, *,
         if held:
             queue.release(held, dead_letter_url)
     if walk is not None:
-        walk.update(passed=len(held), reached_end=int(reached_end))
+        walk.update(passed=len(held), reached_end=int(reached_end), dropped=dropped)
     return moved
 
 
@@ -505,7 +620,7 @@ def redrive_step(limit: int, seconds: float = REDRIVE_SECONDS, endpoint_id: str 
     depth = queue.depth(settings.dead_letter_queue_url)
     if endpoint_id is not None:
         depth = 0 if walk["reached_end"] else max(0, depth - walk["passed"])
-    return RedriveResult(moved=moved, remaining=depth)
+    return RedriveResult(moved=moved, remaining=depth, dropped=walk.get("dropped", 0))
 
 
 # ---- inbox forwards share the delivery queue (chalicelib/inbox/forwarding.py) --------------

@@ -95,15 +95,21 @@ def wanted_anywhere(event: dict[str, Any]) -> bool:
 def deliveries_of(event: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """An event's delivery per endpoint: {endpoint_id: {status, round, attempt_count, at}}.
     Endpoints never attempted read `pending` (enabled, the filter takes it) or
-    `endpoint_disabled`; endpoints whose filter does not take it are left out."""
+    `endpoint_disabled`; endpoints whose filter does not take it are left out; a deleted
+    endpoint's delivery not settled there reads `endpoint_deleted`."""
     found = {k: dict(v) for k, v in (event.get("deliveries") or {}).items()}
     legacy = rules.delivery_state(event, DEFAULT_ENDPOINT)
     if legacy and DEFAULT_ENDPOINT not in found:
         found[DEFAULT_ENDPOINT] = legacy
-    for endpoint in every():
+    known = every()
+    for endpoint in known:
         endpoint_id = endpoint["endpoint_id"]
         if endpoint_id not in found and rules.matches(endpoint.get("event_types"), event):
             found[endpoint_id] = {"status": "pending" if endpoint.get("enabled", True) else "endpoint_disabled"}
+    ids = {e["endpoint_id"] for e in known}
+    for endpoint_id, state in found.items():  # a deleted endpoint's queued or failed delivery: never sent now
+        if endpoint_id not in ids and state.get("status") in ("pending", "retrying", "failed"):
+            state["status"] = "endpoint_deleted"
     return found
 
 

@@ -23,6 +23,7 @@ from chalicelib.domain.endpoints import (
     EndpointPatch,
     EndpointStats,
     EndpointUpdated,
+    PingStatus,
     ReplayProgress,
     ReplayRequest,
     SecretRotated,
@@ -35,10 +36,11 @@ from chalicelib.domain.errors import (
     EndpointNotFound,
     EndpointUrlRefused,
     InvalidCursor,
+    PingNotFound,
     ValidationFailed,
 )
 from chalicelib.domain.vocabulary import conforms
-from chalicelib.pipeline import fanout, queue, targets, webhooks
+from chalicelib.pipeline import delivery, fanout, queue, targets, webhooks
 
 REPLAY_SECONDS = 10.0  # per API request, like a redrive step
 MAX_REPLAY_DAYS = 31
@@ -74,7 +76,7 @@ def _stats(stats: dict[str, Any]) -> EndpointStats:
         p50_latency_ms=rules.percentile(histogram, 0.5), p99_latency_ms=rules.percentile(histogram, 0.99),
         last_error=stats.get("last_error"), last_error_at=stats.get("last_error_at"),
         last_success_at=stats.get("last_success_at"), failing_since=stats.get("failing_since"),
-        recent_attempts=list(stats.get("recent_attempts") or []))
+        recent_attempts=records.recent_attempts(stats))
 
 
 def view(item: dict[str, Any], stats: dict[str, Any] | None = None) -> Endpoint:
@@ -165,9 +167,14 @@ def _null(name: str) -> ValidationFailed:
 
 
 def delete(endpoint_id: str) -> None:
-    if not conforms(rules.EndpointId, endpoint_id) or not records.delete(endpoint_id):
+    """Delete an endpoint: nothing more is queued for it, what is queued is dropped, and the
+    events it had failed leave its failed list (within this request, bounded; a long list is
+    finished by the scheduled sweep), reading `endpoint_deleted` there."""
+    if not conforms(rules.EndpointId, endpoint_id) or not records.delete(endpoint_id, to_iso(utcnow())):
         raise EndpointNotFound(f"No webhook endpoint '{endpoint_id}'.", endpoint_id=endpoint_id)
     targets.forget()
+    if delivery.forget_endpoint(endpoint_id, delivery.FORGET_SECONDS):
+        records.drop_tombstone(endpoint_id)
 
 
 def rotate_secret(endpoint_id: str, grace_seconds: int) -> SecretRotated:
@@ -196,18 +203,37 @@ def rotate_secret(endpoint_id: str, grace_seconds: int) -> SecretRotated:
 
 def send_test(endpoint_id: str) -> TestSent:
     """Queue a `ping` to one endpoint (through the queue and the delivery function: signed,
-    guarded, counted in its stats; tried once, never retried)."""
+    guarded, counted in its stats, retried on WEBHOOK_RETRY_SCHEDULE like any webhook). Its
+    record (one PutItem, kept PING_DAYS) says how it went: GET .../pings/{event_id}. Each
+    ping is its own FIFO group, so a ping being retried holds back no other."""
     endpoint = get(endpoint_id)
     if not endpoint.enabled:
         raise EndpointDisabled(f"Webhook endpoint '{endpoint_id}' is disabled; enable it first.",
                                endpoint_id=endpoint_id)
-    now = to_iso(utcnow())
+    moment = utcnow()
+    now = to_iso(moment)
     event_id = f"evt_ping_{time.time_ns():x}"
+    records.create_ping({"event_id": event_id, "endpoint_id": endpoint_id, "status": "queued",
+                         "created_at": now, "updated_at": now},
+                        int(moment.timestamp()) + records.PING_DAYS * 86_400)
     body = webhooks.dumps({"event_type": rules.PING, "event_id": event_id, "occurred_at": now,
                            "endpoint_id": endpoint_id})
-    fanout.enqueue(queue.Message(body=body, group=rules.group_for(endpoint_id, "ping"), dedup_id=event_id,
-                          attributes={fanout.ENDPOINT: endpoint_id}))
+    fanout.enqueue(queue.Message(body=body, group=rules.group_for(endpoint_id, f"ping:{event_id}"),
+                                 dedup_id=event_id, attributes={fanout.ENDPOINT: endpoint_id}))
     return TestSent(endpoint_id=endpoint_id, event_id=event_id, status="queued")
+
+
+def ping_status(endpoint_id: str, event_id: str) -> PingStatus:
+    """A test ping's outcome (one GetItem): 404 `ping_not_found` for an unknown or expired
+    one, or one sent to another endpoint."""
+    item = records.get_ping(event_id) if conforms(rules.PingId, event_id) else None
+    if item is None or item.get("endpoint_id") != endpoint_id or int(item.get("expires_at", 0)) < time.time():
+        raise PingNotFound(f"No test ping '{event_id}' at webhook endpoint '{endpoint_id}'.",
+                           endpoint_id=endpoint_id, event_id=event_id)
+    return PingStatus(endpoint_id=endpoint_id, event_id=event_id, status=item["status"],
+                      attempt_count=int(item.get("attempt_count", 0)), max_attempts=get_settings().max_attempts,
+                      next_attempt_at=item.get("next_attempt_at"), created_at=item["created_at"],
+                      updated_at=item.get("updated_at", item["created_at"]), attempts=list(item.get("attempts") or []))
 
 
 # ---- a replay ------------------------------------------------------------------------------

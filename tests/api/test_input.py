@@ -83,7 +83,7 @@ def test_hours_is_validated_like_limit(api, hours) -> None:
 
 def test_redrive_limit_is_validated_like_every_limit(api) -> None:
     assert_error(api.post("/v1/deliveries/redrive?limit=%C2%B2"), 400, "validation_error")
-    assert api.post("/v1/deliveries/redrive?limit=5").json == {"moved": 0, "remaining": 0}
+    assert api.post("/v1/deliveries/redrive?limit=5").json == {"moved": 0, "remaining": 0, "dropped": 0}
 
 
 def test_valid_query_values_still_work(api, session) -> None:

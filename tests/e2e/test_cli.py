@@ -599,12 +599,12 @@ def test_redrive_route_moves_a_bounded_batch_per_request(api, aws) -> None:
     first = api.post("/v1/deliveries/redrive?limit=3")
     second = api.post("/v1/deliveries/redrive?limit=3")
     # THEN the first request moves 3 and says 1 is left, the second finishes
-    assert first.status_code == 200 and first.json == {"moved": 3, "remaining": 1}
+    assert first.status_code == 200 and first.json == {"moved": 3, "remaining": 1, "dropped": 0}
     assert RedriveResult.model_validate(second.json) == RedriveResult(moved=1, remaining=0)
     bodies = delivery_bodies(aws)
     assert [b for g, b in bodies if g == "s-1"] == ['{"n": 0}', '{"n": 1}', '{"n": 3}']
     assert [b for g, b in bodies if g == "s-2"] == ['{"n": 2}']
-    assert api.post("/v1/deliveries/redrive").json == {"moved": 0, "remaining": 0}
+    assert api.post("/v1/deliveries/redrive").json == {"moved": 0, "remaining": 0, "dropped": 0}
     # a bad limit is a validation error; only admin keys may redrive
     assert api.post("/v1/deliveries/redrive?limit=0").json["error"] == "validation_error"
     assert api.as_key(None).post("/v1/deliveries/redrive").status_code == 401

@@ -326,7 +326,7 @@ def test_a_redrive_can_move_one_endpoints_dead_letters_only(api, aws, pipeline, 
     # WHEN both are back, and only the first endpoint's dead letters are redriven
     first_receiver.behaviour = second_receiver.behaviour = always(200)
     step = api.post(f"/v1/deliveries/redrive?endpoint_id={first['endpoint_id']}")
-    assert step.status_code == 200 and step.json == {"moved": len(ids), "remaining": 0}
+    assert step.status_code == 200 and step.json == {"moved": len(ids), "remaining": 0, "dropped": 0}
     drain(pipeline, lambda: len(first_receiver.delivered()) == len(ids) and queue_depth(aws.delivery_queue_url) == 0)
     # THEN the first got its webhooks again, in order; the second's stay dead-lettered
     assert [r.headers["webhook-id"] for r in first_receiver.delivered()] == ids
@@ -338,3 +338,233 @@ def test_a_redrive_can_move_one_endpoints_dead_letters_only(api, aws, pipeline, 
     assert api.post(f"/v1/deliveries/redrive?endpoint_id={second['endpoint_id']}").json["moved"] == len(ids)
     drain(pipeline, lambda: len(second_receiver.delivered()) == len(ids))
     assert [r.headers["webhook-id"] for r in second_receiver.delivered()] == ids
+
+
+# ---- test pings follow the delivery policy ------------------------------------------------
+
+
+def ping(api, endpoint_id: str) -> str:
+    sent = api.post(f"/v1/webhook-endpoints/{endpoint_id}/test")
+    assert sent.status_code == 202 and sent.json["status"] == "queued", sent.json
+    return sent.json["event_id"]
+
+
+def test_a_ping_is_retried_on_the_schedule_until_it_is_delivered(api, aws, pipeline, receivers) -> None:
+    # GIVEN a receiver that fails twice, then answers 200 (the schedule allows three attempts)
+    created, receiver = endpoint(api, receivers)
+    receiver.behaviour = lambda n, body: (500, {}) if n <= 2 else (200, {})
+    # WHEN a test ping is sent
+    event_id = ping(api, created["endpoint_id"])
+    path = f"/v1/webhook-endpoints/{created['endpoint_id']}/pings/{event_id}"
+    assert api.get(path).json["status"] == "queued"
+    drain(pipeline, lambda: len(receiver.delivered()) == 1 and queue_depth(aws.delivery_queue_url) == 0)
+    # THEN it was tried three times with the same webhook-id, and its record says delivered
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [event_id] * 3
+    assert all(r.verified for r in receiver.requests)
+    read = api.get(path)
+    assert read.status_code == 200
+    assert read.json["status"] == "delivered" and read.json["attempt_count"] == 3 and read.json["max_attempts"] == 3
+    assert [(a["attempt"], a["outcome"], a["status_code"]) for a in read.json["attempts"]] == [
+        (1, "retrying", 500), (2, "retrying", 500), (3, "delivered", 200)]
+    assert read.json["next_attempt_at"] is None
+    # AND the endpoint's stats count the three attempts
+    stats = api.get(f"/v1/webhook-endpoints/{created['endpoint_id']}").json["stats"]
+    assert stats["attempts"] == 3 and stats["delivered"] == 1
+    assert [a["outcome"] for a in stats["recent_attempts"]] == ["delivered", "retrying", "retrying"]
+    assert queue_depth(aws.dead_letter_queue_url) == 0
+
+
+def test_a_ping_whose_attempts_are_spent_shows_as_failed(api, aws, pipeline, receivers) -> None:
+    # GIVEN a receiver that always fails
+    created, receiver = endpoint(api, receivers)
+    receiver.behaviour = always(500)
+    event_id = ping(api, created["endpoint_id"])
+    drain(pipeline, lambda: len(receiver.requests) == 3 and queue_depth(aws.delivery_queue_url) == 0)
+    for _ in range(3):
+        pipeline.pump()
+    # THEN no fourth attempt: the ping's record says failed, after all its attempts
+    assert len(receiver.requests) == 3
+    read = api.get(f"/v1/webhook-endpoints/{created['endpoint_id']}/pings/{event_id}").json
+    assert read["status"] == "failed" and read["attempt_count"] == 3
+    assert [a["outcome"] for a in read["attempts"]] == ["retrying", "retrying", "failed"]
+    # AND the endpoint shows it where an operator looks: its last error names the ping
+    stats = api.get(f"/v1/webhook-endpoints/{created['endpoint_id']}").json["stats"]
+    assert stats["last_error"] == f"test ping {event_id} failed, all 3 attempts spent: HTTP 500"
+    assert stats["attempts"] == 3 and stats["delivered"] == 0 and stats["failing_since"]
+    # AND it is not dead-lettered (a redrive has nothing to send again)
+    assert queue_depth(aws.dead_letter_queue_url) == 0
+    # AND a ping is read only through its own endpoint; unknown ids are 404s
+    other, _ = endpoint(api, receivers)
+    for path in (f"/v1/webhook-endpoints/{other['endpoint_id']}/pings/{event_id}",
+                 f"/v1/webhook-endpoints/{created['endpoint_id']}/pings/evt_ping_0",
+                 f"/v1/webhook-endpoints/{created['endpoint_id']}/pings/evt_123"):
+        missing = api.get(path)
+        assert missing.status_code == 404 and missing.json["error"] == "ping_not_found", (path, missing.json)
+
+
+@pytest.mark.parametrize("pipeline", ["30,30"], indirect=True)
+def test_a_ping_being_retried_says_when_and_holds_back_no_other_ping(api, aws, pipeline, receivers) -> None:
+    # GIVEN a receiver whose first answer is a 503 with Retry-After: 60
+    created, receiver = endpoint(api, receivers)
+    receiver.behaviour = lambda n, body: (503, {"Retry-After": "60"}) if n == 1 else (200, {})
+    first = ping(api, created["endpoint_id"])
+    drain(pipeline, lambda: len(receiver.requests) == 1)
+    # WHEN a second ping follows while the first waits for its retry
+    second = ping(api, created["endpoint_id"])
+    drain(pipeline, lambda: len(receiver.delivered()) == 1)
+    # THEN the second is delivered at once; the first is retrying, its next attempt in 60 s
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [first, second]
+    base = f"/v1/webhook-endpoints/{created['endpoint_id']}/pings"
+    waiting = api.get(f"{base}/{first}").json
+    assert waiting["status"] == "retrying" and waiting["attempt_count"] == 1
+    assert waiting["attempts"][0]["outcome"] == "throttled" and waiting["attempts"][0]["retry_in_seconds"] == 60
+    assert waiting["next_attempt_at"] > waiting["attempts"][0]["at"]
+    assert api.get(f"{base}/{second}").json["status"] == "delivered"
+
+
+# ---- recent attempts: the last 20, across batches -----------------------------------------
+
+
+def test_recent_attempts_are_the_last_twenty_across_batches(api, aws, pipeline, receivers) -> None:
+    from collections import Counter
+
+    from chalicelib.db import table as store
+    from chalicelib.pipeline import delivery
+
+    # GIVEN an endpoint taking every event, and sessions delivered batch after batch
+    created, receiver = endpoint(api, receivers)
+    for n in range(3):
+        run_session(api, f"s-{n}", 2)  # 4 events each
+        drain(pipeline, lambda n=n: len(receiver.delivered()) == 4 * (n + 1) and
+              queue_depth(aws.delivery_queue_url) == 0)
+    # AND one delivery instance that never saw the ring's position (another Lambda instance)
+    delivery._ring_at.clear()
+    for n in range(3, 6):
+        run_session(api, f"s-{n}", 2)
+    drain(pipeline, lambda: len(receiver.delivered()) == 24 and queue_depth(aws.delivery_queue_url) == 0)
+    sent = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(sent) == 24
+    # WHEN the endpoint is read (its key check cached: one read of the endpoint and its stats)
+    path = f"/v1/webhook-endpoints/{created['endpoint_id']}"
+    api.get(path)
+    calls: Counter = Counter()
+    store.get_client().meta.events.register("before-call.dynamodb",
+                                            lambda event_name, **_: calls.update([event_name.rsplit(".", 1)[-1]]))
+    stats = api.get(path).json["stats"]
+    # THEN recent_attempts are exactly the last 20 attempts, newest first, for one BatchGetItem
+    assert dict(calls) == {"BatchGetItem": 1}
+    assert [a["event_id"] for a in stats["recent_attempts"]] == sent[-20:][::-1]
+    assert {a["outcome"] for a in stats["recent_attempts"]} == {"delivered"}
+    assert stats["attempts"] == 24
+
+
+# ---- one endpoint's failed list: full pages ------------------------------------------------
+
+
+@pytest.mark.parametrize("pipeline", ["0"], indirect=True)
+def test_the_failed_list_of_one_endpoint_has_full_pages(api, aws, pipeline, receivers) -> None:
+    from collections import Counter
+
+    from chalicelib.db import table as store
+
+    # GIVEN two failing endpoints whose failures interleave: one takes starts and ends, the
+    # other progress reports
+    ends, ends_receiver = endpoint(api, receivers, event_types=["session_created", "session_ended"])
+    steps, steps_receiver = endpoint(api, receivers, event_types=["progress_update"])
+    ends_receiver.behaviour = steps_receiver.behaviour = always(500)
+    for n in range(4):
+        run_session(api, f"s-{n}", 3)
+    drain(pipeline, lambda: len(ends_receiver.requests) == 16 and len(steps_receiver.requests) == 24
+          and queue_depth(aws.delivery_queue_url) == 0, timeout=60)
+    expected = {ends["endpoint_id"]: set(), steps["endpoint_id"]: set()}
+    for n in range(4):
+        for e in events_of(api, f"s-{n}"):
+            expected[ends["endpoint_id"] if e["event_type"] != "progress_update" else steps["endpoint_id"]].add(
+                e["event_id"])
+    assert len(api.get("/v1/deliveries?status=failed&limit=100").json["items"]) == 20
+    for endpoint_id, ids in expected.items():
+        # WHEN its failed list is paged through, 3 at a time
+        pages, cursor = [], None
+        while True:
+            query = f"/v1/deliveries?status=failed&endpoint_id={endpoint_id}&limit=3" + (
+                f"&cursor={cursor}" if cursor else "")
+            calls: Counter = Counter()
+            handler = lambda event_name, **_: calls.update([event_name.rsplit(".", 1)[-1]])  # noqa: E731
+            store.get_client().meta.events.register("before-call.dynamodb", handler)
+            answer = api.get(query)
+            store.get_client().meta.events.unregister("before-call.dynamodb", handler)
+            assert answer.status_code == 200, answer.json
+            # one Query and one BatchGetItem per page (the key check is cached)
+            assert calls["Query"] == 1 and calls["BatchGetItem"] <= 1 and set(calls) <= {"Query", "BatchGetItem"}
+            pages.append([d["event_id"] for d in answer.json["items"]])
+            cursor = answer.json["next_cursor"]
+            if cursor is None:
+                break
+        # THEN every page but the last is full, and together they are exactly its failures, once each
+        assert all(len(page) == 3 for page in pages[:-1]), pages
+        assert len(pages[-1]) <= 3
+        listed = [i for page in pages for i in page]
+        assert len(listed) == len(set(listed)) and set(listed) == ids
+    # AND a deleted session's events leave the lists (met and removed while reading)
+    assert api.delete("/v1/sessions/s-0").status_code in (200, 204)
+    page = api.get(f"/v1/deliveries?status=failed&endpoint_id={steps['endpoint_id']}&limit=6").json
+    assert len(page["items"]) == 6 and not {d["session_id"] for d in page["items"]} & {"s-0"}
+
+
+# ---- a deleted endpoint's failures -------------------------------------------------------
+
+
+@pytest.mark.parametrize("pipeline", ["0"], indirect=True)
+def test_deleting_an_endpoint_takes_its_failures_off_the_failed_list(api, aws, pipeline, receivers) -> None:
+    # GIVEN an endpoint that failed every event, another that failed the session's start, and
+    # one that got everything
+    gone, gone_receiver = endpoint(api, receivers)
+    other, other_receiver = endpoint(api, receivers, event_types=["session_created"])
+    fine, fine_receiver = endpoint(api, receivers)
+    gone_receiver.behaviour = other_receiver.behaviour = always(500)
+    run_session(api, "s-1", 1)
+    ids = event_ids(api, "s-1")
+    drain(pipeline, lambda: len(gone_receiver.requests) == 2 * len(ids) and len(other_receiver.requests) == 2
+          and len(fine_receiver.delivered()) == len(ids) and queue_depth(aws.delivery_queue_url) == 0)
+    assert {d["event_id"] for d in api.get("/v1/deliveries?status=failed").json["items"]} == set(ids)
+    # WHEN the first endpoint is deleted
+    assert api.delete(f"/v1/webhook-endpoints/{gone['endpoint_id']}").status_code == 204
+    # THEN only the start, failed at the other endpoint too, is still listed, for that one only
+    listed = api.get("/v1/deliveries?status=failed").json["items"]
+    assert [(d["event_id"], d["failed_endpoints"]) for d in listed] == [(ids[0], [other["endpoint_id"]])]
+    assert api.get(f"/v1/deliveries?status=failed&endpoint_id={gone['endpoint_id']}").json["items"] == []
+    events = events_of(api, "s-1")
+    assert [e["deliveries"][gone["endpoint_id"]]["status"] for e in events] == ["endpoint_deleted"] * len(ids)
+    assert [e["delivery_status"] for e in events] == ["failed"] + ["delivered"] * (len(ids) - 1)
+    # AND a redelivery goes to the endpoint it still failed at; naming the deleted one is a 404
+    refused = api.post(f"/v1/events/{ids[0]}/redeliver?endpoint_id={gone['endpoint_id']}")
+    assert refused.status_code == 404 and refused.json["error"] == "endpoint_not_found"
+    assert api.post(f"/v1/events/{ids[0]}/redeliver").json["endpoints"] == [other["endpoint_id"]]
+    # AND a redrive deletes the deleted endpoint's dead letters instead of moving them
+    step = api.post("/v1/deliveries/redrive").json
+    assert step == {"moved": 1, "remaining": 0, "dropped": len(ids)}
+    other_receiver.behaviour = always(200)
+    drain(pipeline, lambda: len(other_receiver.delivered()) >= 1 and queue_depth(aws.delivery_queue_url) == 0)
+    assert gone_receiver.requests[2 * len(ids):] == []
+    assert api.get("/v1/deliveries?status=failed").json["items"] == []
+
+
+@pytest.mark.parametrize("pipeline", ["0"], indirect=True)
+def test_a_deletion_out_of_time_is_finished_by_the_sweep(api, aws, pipeline, receivers, monkeypatch) -> None:
+    from chalicelib.pipeline import delivery
+
+    gone, gone_receiver = endpoint(api, receivers, event_types=["session_created", "session_ended"])
+    gone_receiver.behaviour = always(500)
+    run_session(api, "s-1", 1)
+    drain(pipeline, lambda: len(gone_receiver.requests) == 4 and queue_depth(aws.delivery_queue_url) == 0)
+    # GIVEN a DELETE whose request has no time left to forget the failures
+    monkeypatch.setattr(delivery, "FORGET_SECONDS", 0.0)
+    assert api.delete(f"/v1/webhook-endpoints/{gone['endpoint_id']}").status_code == 204
+    # THEN they are still listed, but shown as belonging to a deleted endpoint
+    listed = api.get("/v1/deliveries?status=failed").json["items"]
+    assert len(listed) == 2
+    assert {d["deliveries"][gone["endpoint_id"]]["status"] for d in listed} == {"endpoint_deleted"}
+    # WHEN the scheduled sweep runs
+    delivery.sweep_dead_letters(seconds=5)
+    # THEN they are gone from the list
+    assert api.get("/v1/deliveries?status=failed").json["items"] == []

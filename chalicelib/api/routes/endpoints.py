@@ -15,6 +15,7 @@ from chalicelib.domain.endpoints import (
     EndpointPage,
     EndpointPatch,
     EndpointUpdated,
+    PingStatus,
     ReplayProgress,
     ReplayRequest,
     RotateSecret,
@@ -28,6 +29,7 @@ from chalicelib.domain.errors import (
     EndpointNotFound,
     EndpointUrlRefused,
     InvalidCursor,
+    PingNotFound,
 )
 from chalicelib.services import endpoints
 
@@ -82,11 +84,20 @@ def rotate_endpoint_secret(endpoint_id: str) -> Response:
     return json_response(endpoints.rotate_secret(path_id(endpoint_id, "endpoint_id"), body.grace_seconds))
 
 
-@route(ONE + "/test", "POST", summary="Send a ping event to this endpoint through the pipeline",
+@route(ONE + "/test", "POST",
+       summary="Send a ping event to this endpoint through the pipeline (retried like any webhook; its outcome: "
+               "GET .../pings/{event_id})",
        responses={202: TestSent}, scope="admin",
        errors=(EndpointNotFound, EndpointDisabled))
 def test_endpoint(endpoint_id: str) -> Response:
     return json_response(endpoints.send_test(path_id(endpoint_id, "endpoint_id")), 202)
+
+
+@route(ONE + "/pings/{event_id}", "GET",
+       summary="A test ping's outcome: status, attempts, the next attempt (kept 7 days)",
+       responses={200: PingStatus}, scope="admin", errors=(PingNotFound,))
+def get_endpoint_ping(endpoint_id: str, event_id: str) -> Response:
+    return json_response(endpoints.ping_status(path_id(endpoint_id, "endpoint_id"), path_id(event_id, "event_id")))
 
 
 @route(ONE + "/replay", "POST",
