@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -87,14 +88,33 @@ def endpoints_rotate(obj: Cli, endpoint_id: str, grace_seconds: int) -> None:
 
 @endpoints.command("test")
 @click.argument("endpoint_id")
+@click.option("--wait", "wait_seconds", type=click.FloatRange(0, 3600), default=0,
+              help="Wait up to this many seconds for the ping's outcome (exit 1 if it failed).")
 @click.pass_obj
-def endpoints_test(obj: Cli, endpoint_id: str) -> None:
-    """Send a ping event to the endpoint through the pipeline."""
+def endpoints_test(obj: Cli, endpoint_id: str, wait_seconds: float) -> None:
+    """Send a ping event to the endpoint through the pipeline (retried like any webhook)."""
     answer = obj.client.call("POST", f"v1/webhook-endpoints/{endpoint_id}/test")[1]
+    if not wait_seconds:
+        if obj.json_output:
+            obj.emit(answer)
+        else:
+            click.echo(f"ping {answer['event_id']} queued for {endpoint_id}")
+        return
+    deadline = time.monotonic() + wait_seconds
+    path = f"v1/webhook-endpoints/{endpoint_id}/pings/{answer['event_id']}"
+    status = obj.client.call("GET", path)[1]
+    while status["status"] in ("queued", "retrying") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = obj.client.call("GET", path)[1]
     if obj.json_output:
-        obj.emit(answer)
+        obj.emit(status)
     else:
-        click.echo(f"ping {answer['event_id']} queued for {endpoint_id}")
+        last = status["attempts"][-1] if status["attempts"] else {}
+        answered = f"HTTP {last['status_code']}" if last.get("status_code") is not None else last.get("error")
+        click.echo(f"ping {status['event_id']} {status['status']} after {status['attempt_count']} of "
+                   f"{status['max_attempts']} attempts" + (f" (last: {answered})" if last else ""))
+    if status["status"] in ("failed", "gone"):
+        sys.exit(1)
 
 
 @endpoints.command("replay")

@@ -715,6 +715,9 @@ def test_endpoints_create_list_test_rotate_replay_disable_on_the_local_stack(sh,
         ping = sh("endpoints", "test", endpoint_id)
         assert ping.exit_code == 0 and "queued" in ping.stdout, ping.output
         wait_for(lambda: any(c.get("event_type") == "ping" for c in captures()), what="the ping")
+        # and with --wait the CLI says how it went
+        waited = sh("endpoints", "test", endpoint_id, "--wait", "30")
+        assert waited.exit_code == 0 and " delivered after 1 of " in waited.stdout, waited.output
         # a rotation prints the new secret and the grace
         rotated = sh("endpoints", "rotate", endpoint_id, "--grace", "60")
         assert rotated.exit_code == 0 and rotated.stdout.startswith("secret: whsec_"), rotated.output

@@ -489,7 +489,7 @@ def test_the_failed_list_of_one_endpoint_has_full_pages(api, aws, pipeline, rece
             query = f"/v1/deliveries?status=failed&endpoint_id={endpoint_id}&limit=3" + (
                 f"&cursor={cursor}" if cursor else "")
             calls: Counter = Counter()
-            handler = lambda event_name, **_: calls.update([event_name.rsplit(".", 1)[-1]])  # noqa: E731
+            handler = lambda event_name, **_: calls.update([event_name.rsplit(".", 1)[-1]])
             store.get_client().meta.events.register("before-call.dynamodb", handler)
             answer = api.get(query)
             store.get_client().meta.events.unregister("before-call.dynamodb", handler)
