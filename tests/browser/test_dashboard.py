@@ -959,3 +959,38 @@ def test_each_events_delivery_is_shown_per_endpoint_and_redelivered_to_the_faili
         http.ok("DELETE", f"v1/webhook-endpoints/{failing}")
         http.call("DELETE", f"v1/sessions/{session_id}")
         receiver.stop()
+
+
+def test_re_enabling_an_endpoint_offers_the_replay_of_what_it_missed(page: Page, http: Http, data: dict) -> None:
+    from tests.receiver import Receiver
+
+    # GIVEN an endpoint that was disabled while a session started
+    receiver = Receiver()
+    created = http.ok("POST", "v1/webhook-endpoints", {"url": receiver.url, "description": f"{RUN} paused LMS",
+                                                        "event_types": ["session_created"]})
+    endpoint_id = created["endpoint_id"]
+    session_id = f"{RUN}-missed"
+    try:
+        http.ok("PATCH", f"v1/webhook-endpoints/{endpoint_id}", {"enabled": False})
+        http.ok("POST", "v1/sessions", {"session_id": session_id, "user_id": data["user3"], "manual_id": data["manual2"]})
+        missed = http.wait_for("the webhook at the other endpoint", lambda: [
+            e for e in http.events(session_id) if e["deliveries"].get("default", {}).get("status") == "delivered"])[0]
+        assert missed["deliveries"][endpoint_id]["status"] == "endpoint_disabled" and receiver.requests == []
+        # WHEN the operator enables it on its page
+        sign_in(page, dashboard_url(http, f"/endpoints/{endpoint_id}"), http.key)
+        page.get_by_role("button", name="Enable").click()
+        # THEN the page offers the replay of the window it was disabled
+        expect(page.locator(".feedback")).to_contain_text("While it was disabled (since ")
+        offer = page.get_by_role("button", name="Replay what it missed")
+        expect(offer).to_be_visible()
+        shot(page, "endpoint-reenabled")
+        # WHEN the operator takes it: the missed webhook arrives, with its original id
+        offer.click()
+        expect(page.locator(".replay-offer [role=status]")).to_contain_text("Replay done: ", timeout=20_000)
+        expect(page.locator(".replay-offer [role=status]")).to_contain_text(f"queued again for {endpoint_id}")
+        http.wait_for("the replayed webhook", lambda: receiver.delivered(), 30)
+        assert [r.headers["webhook-id"] for r in receiver.delivered()] == [missed["event_id"]]
+    finally:
+        http.ok("DELETE", f"v1/webhook-endpoints/{endpoint_id}")
+        http.call("DELETE", f"v1/sessions/{session_id}")
+        receiver.stop()

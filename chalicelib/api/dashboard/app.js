@@ -1610,9 +1610,39 @@
     });
     const toggle = action(e.enabled ? "Disable" : "Enable", "secondary", async () => {
       const { data } = await api(path, { method: "PATCH", body: JSON.stringify({ enabled: !e.enabled }) });
-      const hint = data.replay_hint ? ` To re-send what it missed, replay from ${data.replay_hint.since}.` : "";
-      return h("p", { class: "ok", role: "status" }, `${data.enabled ? "Enabled" : "Disabled"}.${hint} Refresh to see it.`);
+      if (!data.replay_hint) {
+        return h("p", { class: "ok", role: "status" }, `${data.enabled ? "Enabled" : "Disabled"}. Refresh to see it.`);
+      }
+      return h("div", {}, h("p", { class: "ok", role: "status" }, "Enabled. While it was disabled (since ",
+        time(data.replay_hint.since), ") nothing was sent to it: replay that window to re-send what it missed."),
+      replayOffer(data.replay_hint));
     });
+    // The re-enabled endpoint's missed window, replayed in bounded steps (POST .../replay with
+    // the cursor until done), up to the moment it was offered (later events are sent anyway).
+    const replayOffer = (hint) => {
+      const status = h("p", { class: "hint", role: "status" });
+      const until = new Date().toISOString();
+      let queued = 0, scanned = 0;
+      const control = actionButton("Replay what it missed", {
+        context: "Replay failed",
+        run: async () => {
+          queued = scanned = 0;
+          const body = { ...hint, until, limit: 100 };
+          for (let round = 0; round < 1000; round++) {
+            const { data } = await post(`${path}/replay`, body);
+            queued += data.queued;
+            scanned += data.scanned;
+            status.textContent = `Replaying: ${plural(queued, "webhook")} queued, ${scanned} events looked at…`;
+            if (data.done) return;
+            body.cursor = data.next_cursor;
+          }
+        },
+        done: () => {
+          status.textContent = `Replay done: ${plural(queued, "webhook")} of the window queued again for ${endpointId} (same webhook-ids).`;
+          control.querySelector("button")?.remove();
+        } });
+      return h("div", { class: "replay-offer" }, control, status);
+    };
     return h("section", {}, back, heading,
       h("dl", { class: "facts" },
         fact("URL", h("code", {}, e.url)), fact("Description", e.description || "—"),
