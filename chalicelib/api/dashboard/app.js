@@ -532,6 +532,7 @@
   const DEFAULT_ENDPOINT = "default";
   const UNSETTLED = new Set(["pending", "retrying"]);
   const FRESH_MS = 60_000;  // a never-attempted endpoint of a newer event is still watched this long
+  const QUEUED_MS = 600_000;  // and one queued again (a redelivery, a replay) this long before its first try
   const attemptsAt = (e, endpointId) => e.delivery_attempts.filter((a) => (a.endpoint_id || DEFAULT_ENDPOINT) === endpointId);
 
   function endpointDeliveries(e) {
@@ -549,13 +550,16 @@
   }
 
   // Whether an event's delivery may still change on its own (the live view keeps re-reading
-  // it): its summed status, or an endpoint being tried; an endpoint never attempted (no round)
-  // only while the event is new (an endpoint created later reads `pending` for old events).
+  // it): its summed status, or an endpoint being tried; a pending endpoint only for a while:
+  // never attempted (no round), while the event is new (an endpoint created later reads
+  // `pending` for old events for good); queued again, for 10 minutes (a message dropped
+  // because its endpoint was disabled meanwhile leaves it pending).
   function stillMoving(e) {
     if (UNSETTLED.has(e.delivery_status || "pending")) return true;
-    const young = Date.now() - Date.parse(e.occurred_at) < FRESH_MS;
-    return endpointDeliveries(e).some((d) => d.status === "retrying"
-      || (d.status === "pending" && (d.state.round || young)));
+    const now = Date.now();
+    const young = now - Date.parse(e.occurred_at) < FRESH_MS;
+    return endpointDeliveries(e).some((d) => d.status === "retrying" || (d.status === "pending"
+      && (d.state.round ? !d.state.at || now - Date.parse(d.state.at) < QUEUED_MS : young)));
   }
 
   function eventItem(e) {
@@ -600,7 +604,10 @@
           const params = new URLSearchParams({ endpoint_id: d.endpointId });
           await api(`v1/events/${encodeURIComponent(e.event_id)}/redeliver?${params}`, { method: "POST", body: "{}" });
           statusSlot.replaceChildren(badge("pending"));
-          item.querySelector(".delivery .badge")?.replaceWith(badge("pending"));
+          // the sum reads pending too, unless another endpoint still has it failed
+          if (!endpointDeliveries(e).some((x) => x.endpointId !== d.endpointId && x.status === "failed")) {
+            item.querySelector(".delivery .badge")?.replaceWith(badge("pending"));
+          }
           item.dataset.moving = "true";  // unsettled again: the live view watches it
           button.remove();
           feedback.querySelector(".ok")?.remove();
