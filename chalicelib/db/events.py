@@ -52,14 +52,49 @@ def window_shard(session_id: str) -> int:
     return int(hashlib.sha256(session_id.encode()).hexdigest()[:8], 16) % EVENT_SHARDS
 
 
+def window_keys(occurred_at: str, session_id: str, sequence: int) -> dict[str, str]:
+    """An event's entry in the time-window index (GSI4)."""
+    return {"GSI4PK": window_partition(occurred_at[:13], window_shard(session_id)),
+            # by time, then (events of one instant, e.g. a last DONE and its session_ended) by sequence
+            "GSI4SK": f"{occurred_at}#{session_id}#{sequence:010d}"}
+
+
 def item(event: Event) -> dict[str, Any]:
     return {**key(event.session_id, event.sequence), "type": "event",
             **event.model_dump(exclude={"delivery_status", "delivery_attempts", "deliveries"}),
             "deliveries": {},
             "GSI2PK": f"EVENT#{event.event_id}", "GSI2SK": "EVENT",
-            "GSI4PK": window_partition(event.occurred_at[:13], window_shard(event.session_id)),
-            # by time, then (events of one instant, e.g. a last DONE and its session_ended) by sequence
-            "GSI4SK": f"{event.occurred_at}#{event.session_id}#{event.sequence:010d}"}
+            **window_keys(event.occurred_at, event.session_id, event.sequence)}
+
+
+# ---- the replay index's backfill (events stored before the index existed) -----------------
+
+_event_without_window_key = "#type = :event AND attribute_not_exists(GSI4PK)"
+_still_without_window_key = "attribute_exists(PK) AND attribute_not_exists(GSI4PK)"
+
+
+def unindexed_page(limit: int, start: dict[str, Any] | None
+                   ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
+    """Of the next `limit` items of the table (one Scan page), the events without a window
+    index entry (only the fields that entry is made of), where the next page starts, and how
+    many items the page evaluated."""
+    return table.scan_page(filter_expression=_event_without_window_key,
+                           names={"#type": "type", "#seq": "sequence"},
+                           vals=table.values(event="event"),
+                           projection="PK, SK, session_id, #seq, occurred_at", limit=limit, start=start)
+
+
+def add_window_keys(event: dict[str, Any]) -> bool:
+    """Give a stored event its window index entry (one conditional UpdateItem). False when it
+    has one already (another run was first) or is gone (its session was deleted meanwhile):
+    the update never creates an item nor changes an entry."""
+    keys = window_keys(event["occurred_at"], event["session_id"], int(event["sequence"]))
+    try:
+        table.update_item(key(event["session_id"], int(event["sequence"])), "SET GSI4PK = :pk, GSI4SK = :sk",
+                          condition=_still_without_window_key, vals=table.values(pk=keys["GSI4PK"], sk=keys["GSI4SK"]))
+    except table.ConditionFailed:
+        return False
+    return True
 
 
 def delivery_states(refs: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:

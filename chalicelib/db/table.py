@@ -380,6 +380,26 @@ def query_page(*, key_condition: str, vals: dict[str, Any], index: str | None = 
     return [i for i in items if i is not None], encode_cursor(last, cursor_scope) if last else None
 
 
+def scan_page(*, filter_expression: str, vals: dict[str, Any], names: dict[str, str] | None = None,
+              projection: str | None = None, limit: int,
+              start: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
+    """One Scan round trip over the whole table (operators' one-off migrations only, never a
+    request path): the items among the next `limit` evaluated that pass the filter, the key
+    to start the next page from (None: the end of the table) and how many were evaluated.
+    Eventually consistent."""
+    kwargs: dict[str, Any] = {"TableName": table_name(), "FilterExpression": filter_expression,
+                              "ExpressionAttributeValues": vals, "Limit": limit}
+    if names:
+        kwargs["ExpressionAttributeNames"] = names
+    if projection:
+        kwargs["ProjectionExpression"] = projection
+    if start:
+        kwargs["ExclusiveStartKey"] = start
+    response = _call("scan", **kwargs)
+    items = [from_item(raw) for raw in response.get("Items", [])]
+    return [i for i in items if i is not None], response.get("LastEvaluatedKey"), int(response.get("ScannedCount", 0))
+
+
 def query_all(*, key_condition: str, vals: dict[str, Any], projection: str | None = None,
               consistent: bool = False) -> Iterator[dict[str, Any]]:
     """Every item of a key range, page after page (bulk operations only). `consistent`: see

@@ -1,4 +1,5 @@
-"""`endpoints list|create|rotate|test|replay|disable|enable`: webhook endpoints (admin key)."""
+"""`endpoints list|create|rotate|test|replay|disable|enable`: webhook endpoints (admin key);
+`endpoints backfill-replay-index`: the one-off after upgrading, straight on the table."""
 
 from __future__ import annotations
 
@@ -169,3 +170,66 @@ def endpoints_disable(obj: Cli, endpoint_id: str) -> None:
 def endpoints_enable(obj: Cli, endpoint_id: str) -> None:
     """Send to the endpoint again (prints the replay that re-sends what it missed)."""
     _set_enabled(obj, endpoint_id, True)
+
+
+@endpoints.command("backfill-replay-index")
+@click.option("--stack", default=None, help="CloudFormation stack whose table to migrate.")
+@click.option("--table", default=None, help="The table name (instead of --stack).")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Stop after evaluating this many items (and so indexing at most this many events).")
+@click.option("--cursor", default=None, help="Resume where a stopped run said (its next cursor).")
+@click.option("--page-size", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Items evaluated per Scan request.")
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
+              help="AWS endpoint (e.g. the local moto server); default: AWS itself.")
+@click.pass_obj
+def endpoints_backfill_replay_index(obj: Cli, stack: str | None, table: str | None, limit: int | None,
+                                    cursor: str | None, page_size: int, endpoint_url: str | None) -> None:
+    """Give the events stored before webhook endpoints existed their replay index entry, so an
+    endpoint's replay finds them: a one-off after upgrading, straight on the table with your
+    AWS credentials (a Scan; it never sends a webhook). Bounded (--limit), resumable (--cursor:
+    Ctrl-C or --limit print where to go on) and idempotent (run it again: nothing changes)."""
+    import os
+
+    import boto3
+
+    from chalicelib import runtime
+    from chalicelib.domain.errors import InvalidCursor
+    from chalicelib.jobs import replay_index
+
+    if not (stack or table):
+        raise click.UsageError("give --stack or --table")
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+    if table is None:
+        described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        table = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}["TableName"]
+    runtime.bootstrap({"TABLE_NAME": table})
+    scanned = indexed = skipped = 0
+    done = False
+    try:
+        while not done and (limit is None or scanned < limit):
+            try:
+                step = replay_index.step(cursor, page_size=page_size,
+                                         limit=None if limit is None else limit - scanned)
+            except InvalidCursor as exc:
+                raise click.BadParameter(str(exc), param_hint="--cursor") from exc
+            scanned, indexed, skipped = scanned + step.scanned, indexed + step.indexed, skipped + step.skipped
+            cursor, done = step.next_cursor, step.done
+            if not obj.json_output:
+                click.echo(f"\rbackfill: {scanned} items scanned, {indexed} events indexed", nl=False, err=True)
+    except KeyboardInterrupt:
+        if not obj.json_output:
+            print(file=sys.stderr)
+        click.echo(f"Interrupted: {indexed} event(s) indexed so far; resume with --cursor {cursor}"
+                   if cursor else f"Interrupted before the first page: {indexed} event(s) indexed.", err=True)
+        raise SystemExit(130) from None
+    if obj.json_output:
+        obj.emit({"table": table, "scanned": scanned, "indexed": indexed, "skipped": skipped,
+                  "next_cursor": cursor, "done": done})
+        return
+    print(file=sys.stderr)
+    click.echo(f"Indexed {indexed} event(s) for replay ({scanned} items scanned"
+               f"{f', {skipped} indexed meanwhile or deleted' if skipped else ''}).")
+    if not done:
+        click.echo(f"Stopped at --limit: resume with --cursor {cursor}", err=True)

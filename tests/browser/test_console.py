@@ -315,7 +315,7 @@ def test_failed_deliveries_readable_redelivered_and_redriven(page: Page, http: H
     # WHEN one is redelivered
     first.get_by_role("button", name="Redeliver").click()
     expect(page.locator("#deliveries-notice")).to_have_text(
-        f"Queued {failed[0]['event_id']} (session_created of {sids[0]}) for redelivery.")
+        f"Queued {failed[0]['event_id']} (session_created of {sids[0]}) for redelivery to default.")
     http.wait_for("the redelivery", lambda: http.events(sids[0])[0]["delivery_status"] == "delivered", 30)
     # THEN it leaves the list on its own (live)
     expect(rows(page, caption).filter(has_text=failed[0]["event_id"])).to_have_count(0, timeout=15_000)

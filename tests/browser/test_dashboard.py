@@ -444,7 +444,8 @@ def test_session_detail_conversation_events_and_redeliver(page: Page, http: Http
 
     # WHEN the operator redelivers it (the receiver is back)
     gone.get_by_role("button", name="Redeliver").click()
-    expect(gone.get_by_role("status")).to_have_text("Queued for redelivery: the new attempt shows here on its own.")
+    expect(gone.get_by_role("status")).to_have_text(
+        "Queued for redelivery to default: the new attempt shows here on its own.")
     expect(gone.locator(".delivery")).to_contain_text("Pending")
     expect(page.get_by_role("button", name="Redeliver")).to_have_count(0)
     # THEN once delivered, the page shows the second, successful attempt on its own (no reload)
@@ -594,7 +595,7 @@ def test_api_errors_are_shown_not_swallowed(page: Page, http: Http, data: dict) 
     event = page.get_by_role("list", name="Events, oldest first").locator("> li").filter(has_text="gone")
     event.get_by_role("button", name="Redeliver").click()
     alert = event.get_by_role("alert")
-    expect(alert).to_contain_text(f"Redeliver failed: {FORBIDDEN}")
+    expect(alert).to_contain_text(f"Redeliver to default failed: {FORBIDDEN}")
     expect(alert).to_contain_text("(403 forbidden)")
     expect(alert).to_contain_text("not allowed to do this")
     expect(event.get_by_role("button", name="Redeliver")).to_be_enabled()
@@ -694,7 +695,7 @@ def test_the_overview_counts_failed_deliveries_and_links_to_their_list(page: Pag
     card.get_by_role("link", name="see the list").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Failed deliveries")
     row = rows(page, "Webhooks that spent their attempts").filter(has_text=event["event_id"])
-    expect(row.locator("> td")).to_have_text([event["event_id"], "session_created", session_id, "3", "HTTP 500",
+    expect(row.locator("> td")).to_have_text([event["event_id"], "default", "session_created", session_id, "3", "HTTP 500",
                                             re.compile(r"UTC$"), re.compile(r"^Redeliver")])
     row.get_by_role("link", name=session_id).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(session_id)
@@ -883,3 +884,113 @@ def test_an_endpoint_page_shows_status_stats_attempts_and_rotates_and_tests(page
         assert http.ok("GET", f"v1/webhook-endpoints/{endpoint_id}")["previous_secret_expires_at"]
     finally:
         http.ok("DELETE", f"v1/webhook-endpoints/{endpoint_id}")
+
+
+def test_each_events_delivery_is_shown_per_endpoint_and_redelivered_to_the_failing_one_only(
+        page: Page, http: Http, data: dict) -> None:
+    from tests.receiver import Receiver, always
+
+    # GIVEN a second endpoint (a receiver on 127.0.0.1 answering 500) beside `default` (the
+    # stack's inbox, answering 200), both taking session_created
+    receiver = Receiver(always(500))
+    created = http.ok("POST", "v1/webhook-endpoints", {"url": receiver.url, "description": f"{RUN} failing",
+                                                        "event_types": ["session_created"]})
+    failing = created["endpoint_id"]
+    session_id = f"{RUN}-two"
+    try:
+        http.ok("POST", "v1/sessions", {"session_id": session_id, "user_id": data["user3"], "manual_id": data["manual2"]})
+        event = http.wait_for("the webhook to fail for good at the second endpoint", lambda: [
+            e for e in http.events(session_id)
+            if e["deliveries"].get(failing, {}).get("status") == "failed"
+            and e["deliveries"].get("default", {}).get("status") == "delivered"], 60)[0]
+        assert len(receiver.requests) == 3  # the schedule's three attempts
+
+        # WHEN the operator opens the session on a 390 px phone
+        page.set_viewport_size({"width": 390, "height": 844})
+        sign_in(page, dashboard_url(http, f"/sessions/{session_id}"), http.key)
+        first = page.get_by_role("list", name="Events, oldest first").locator("> li").first
+        # THEN the event shows its status at each endpoint: delivered at one, failed with its
+        # attempts and last error at the other, and Redeliver only where it failed
+        at = first.get_by_role("list", name="Webhook #1 at each endpoint").locator("> li")
+        expect(at).to_have_count(2)
+        expect(at.filter(has_text="default")).to_have_text("default: Delivered · 1 attempt")
+        expect(at.filter(has_text=failing)).to_have_text(
+            re.compile(rf"^{failing}: Failed · 3 attempts · last error HTTP 500 .+ UTC Redeliver"))
+        expect(first.get_by_role("button", name="Redeliver")).to_have_count(1)
+        expect(at.filter(has_text="default").get_by_role("button")).to_have_count(0)
+        # readable without scrolling sideways: neither the page nor the list is wider than the phone
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        box = first.get_by_role("list", name="Webhook #1 at each endpoint").bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+        shot(page, "phone-session-endpoints")
+
+        # WHEN the failed deliveries page is opened
+        page.set_viewport_size({"width": 1280, "height": 860})
+        page.goto(dashboard_url(http, "/deliveries"))
+        listed = rows(page, "Webhooks that spent their attempts").filter(has_text=event["event_id"])
+        # THEN the failure is listed once, at the endpoint it happened at, with that endpoint's attempts
+        expect(listed).to_have_count(1)
+        expect(listed.locator("> td").nth(1)).to_have_text(failing)
+        expect(listed.locator("> td").nth(4)).to_have_text("3")
+        expect(listed.locator("> td").nth(5)).to_have_text("HTTP 500")
+        listed.get_by_text("Attempt log").click()
+        expect(listed.locator("table tbody tr")).to_have_count(3)
+        shot(page, "deliveries-per-endpoint")
+
+        # WHEN the receiver is back and the operator redelivers it
+        receiver.behaviour = always(200)
+        listed.get_by_role("button", name="Redeliver").click()
+        expect(page.locator("#deliveries-notice")).to_have_text(
+            f"Queued {event['event_id']} (session_created of {session_id}) for redelivery to {failing}.")
+        # THEN it went to that endpoint only: delivered there, and `default` got no second copy
+        assert any(method == "POST" and f"/redeliver?endpoint_id={failing}" in url
+                   for method, url, _ in seen(page).api_requests)
+        http.wait_for("the redelivery", lambda: receiver.delivered(), 30)
+        after = http.wait_for("the delivered status", lambda: [
+            e for e in http.events(session_id)
+            if e["event_id"] == event["event_id"] and e["deliveries"][failing]["status"] == "delivered"], 30)[0]
+        assert after["deliveries"]["default"] == event["deliveries"]["default"]
+        assert [a["endpoint_id"] for a in after["delivery_attempts"]].count("default") == 1
+        assert receiver.delivered()[0].headers["webhook-id"] == receiver.requests[0].headers["webhook-id"]
+        # AND the row leaves the list on its own
+        expect(rows(page, "Webhooks that spent their attempts").filter(has_text=event["event_id"])).to_have_count(
+            0, timeout=15_000)
+    finally:
+        http.ok("DELETE", f"v1/webhook-endpoints/{failing}")
+        http.call("DELETE", f"v1/sessions/{session_id}")
+        receiver.stop()
+
+
+def test_re_enabling_an_endpoint_offers_the_replay_of_what_it_missed(page: Page, http: Http, data: dict) -> None:
+    from tests.receiver import Receiver
+
+    # GIVEN an endpoint that was disabled while a session started
+    receiver = Receiver()
+    created = http.ok("POST", "v1/webhook-endpoints", {"url": receiver.url, "description": f"{RUN} paused LMS",
+                                                        "event_types": ["session_created"]})
+    endpoint_id = created["endpoint_id"]
+    session_id = f"{RUN}-missed"
+    try:
+        http.ok("PATCH", f"v1/webhook-endpoints/{endpoint_id}", {"enabled": False})
+        http.ok("POST", "v1/sessions", {"session_id": session_id, "user_id": data["user3"], "manual_id": data["manual2"]})
+        missed = http.wait_for("the webhook at the other endpoint", lambda: [
+            e for e in http.events(session_id) if e["deliveries"].get("default", {}).get("status") == "delivered"])[0]
+        assert missed["deliveries"][endpoint_id]["status"] == "endpoint_disabled" and receiver.requests == []
+        # WHEN the operator enables it on its page
+        sign_in(page, dashboard_url(http, f"/endpoints/{endpoint_id}"), http.key)
+        page.get_by_role("button", name="Enable").click()
+        # THEN the page offers the replay of the window it was disabled
+        expect(page.locator(".feedback")).to_contain_text("While it was disabled (since ")
+        offer = page.get_by_role("button", name="Replay what it missed")
+        expect(offer).to_be_visible()
+        shot(page, "endpoint-reenabled")
+        # WHEN the operator takes it: the missed webhook arrives, with its original id
+        offer.click()
+        expect(page.locator(".replay-offer [role=status]")).to_contain_text("Replay done: ", timeout=20_000)
+        expect(page.locator(".replay-offer [role=status]")).to_contain_text(f"queued again for {endpoint_id}")
+        http.wait_for("the replayed webhook", lambda: receiver.delivered(), 30)
+        assert [r.headers["webhook-id"] for r in receiver.delivered()] == [missed["event_id"]]
+    finally:
+        http.ok("DELETE", f"v1/webhook-endpoints/{endpoint_id}")
+        http.call("DELETE", f"v1/sessions/{session_id}")
+        receiver.stop()

@@ -525,41 +525,101 @@
       nextCursor ? h("p", { class: "hint" }, "Only the first 100 events are shown.") : null);
   }
 
+  // ---- an event's delivery at each webhook endpoint ----------------------------------------
+  // From the event as the API gives it (`deliveries`: endpoint -> state, `delivery_attempts`:
+  // each naming its endpoint; attempts from before endpoints existed were the default's).
+
+  const DEFAULT_ENDPOINT = "default";
+  const UNSETTLED = new Set(["pending", "retrying"]);
+  const FRESH_MS = 60_000;  // a never-attempted endpoint of a newer event is still watched this long
+  const QUEUED_MS = 600_000;  // and one queued again (a redelivery, a replay) this long before its first try
+  const attemptsAt = (e, endpointId) => e.delivery_attempts.filter((a) => (a.endpoint_id || DEFAULT_ENDPOINT) === endpointId);
+
+  function endpointDeliveries(e) {
+    const found = { ...(e.deliveries || {}) };
+    for (const a of e.delivery_attempts) {
+      const endpointId = a.endpoint_id || DEFAULT_ENDPOINT;
+      if (!found[endpointId]) found[endpointId] = { status: e.delivery_status || "pending" };
+    }
+    return Object.keys(found).sort().map((endpointId) => {
+      const attempts = attemptsAt(e, endpointId);
+      const failures = attempts.filter((a) => a.outcome !== "delivered");
+      return { endpointId, state: found[endpointId], status: found[endpointId].status || "pending", attempts,
+        lastError: failures[failures.length - 1] || null };
+    });
+  }
+
+  // Whether an event's delivery may still change on its own (the live view keeps re-reading
+  // it): its summed status, or an endpoint being tried; a pending endpoint only for a while:
+  // never attempted (no round), while the event is new (an endpoint created later reads
+  // `pending` for old events for good); queued again, for 10 minutes (a message dropped
+  // because its endpoint was disabled meanwhile leaves it pending).
+  function stillMoving(e) {
+    if (UNSETTLED.has(e.delivery_status || "pending")) return true;
+    const now = Date.now();
+    const young = now - Date.parse(e.occurred_at) < FRESH_MS;
+    return endpointDeliveries(e).some((d) => d.status === "retrying" || (d.status === "pending"
+      && (d.state.round ? !d.state.at || now - Date.parse(d.state.at) < QUEUED_MS : young)));
+  }
+
   function eventItem(e) {
     const what = e.event_type === "progress_update"
       ? `step ${e.step} ${e.step_status}${e.out_of_order ? " (out of order)" : ""}${e.applied === false ? " (no change)" : ""}`
       : e.event_type === "session_ended" ? `session ${e.session_status}${e.reason ? ` (${e.reason})` : ""}` : `step ${e.current_step}`;
-    const statusSlot = h("span", {}, badge(e.delivery_status || "pending"));
     const feedback = h("div", { class: "feedback" });
+    const perEndpoint = endpointDeliveries(e);
     const item = h("li", { class: "event", "data-event-id": e.event_id, "data-status": e.delivery_status || "pending",
-      "data-sequence": e.sequence },
+      "data-moving": String(stillMoving(e)), "data-sequence": e.sequence },
       h("p", { class: "event-head" }, h("strong", {}, `#${e.sequence} ${e.event_type}`), ` · ${what} · `, time(e.occurred_at)),
-      h("p", { class: "delivery" }, "Webhook: ", statusSlot,
-        ` · ${e.delivery_attempts.length} ${e.delivery_attempts.length === 1 ? "attempt" : "attempts"}`),
+      h("p", { class: "delivery" }, "Webhook: ", badge(e.delivery_status || "pending"),
+        ` · ${plural(e.delivery_attempts.length, "attempt")}`),
       e.delivery_attempts.length ? h("details", {}, h("summary", {}, "Delivery attempts"),
         attemptLog(e)) : null,
       feedback);
-    if (REDELIVERABLE.has(e.delivery_status)) {
+    if (perEndpoint.length) {
+      item.querySelector(".delivery").after(h("ul", { class: "endpoint-deliveries",
+        "aria-label": `Webhook #${e.sequence} at each endpoint` },
+      perEndpoint.map((d) => endpointDeliveryItem(e, d, item, feedback))));
+    }
+    return item;
+  }
+
+  // One endpoint's line: status, attempts, last error, and Redeliver (to that endpoint only)
+  // when it failed or was gone there.
+  function endpointDeliveryItem(e, d, item, feedback) {
+    const statusSlot = h("span", { class: "endpoint-status" }, badge(d.status));
+    const li = h("li", { "data-endpoint": d.endpointId },
+      h("a", { href: `#/endpoints/${encodeURIComponent(d.endpointId)}` }, h("code", {}, d.endpointId)), ": ",
+      statusSlot, ` · ${plural(d.attempts.length, "attempt")}`,
+      d.lastError ? h("span", { class: "last-error" }, " · last error ", answerOf(d.lastError), " ", time(d.lastError.at)) : null);
+    if (REDELIVERABLE.has(d.status)) {
       const labelId = nextId("evt");
       const button = h("button", { type: "button", class: "danger", "aria-describedby": labelId }, "Redeliver");
-      feedback.append(button, h("span", { id: labelId, class: "visually-hidden" }, `the ${e.event_type} webhook ${e.event_id}`));
+      li.append(" ", button, h("span", { id: labelId, class: "visually-hidden" },
+        `the ${e.event_type} webhook ${e.event_id} to endpoint ${d.endpointId}`));
       button.addEventListener("click", async () => {
         button.disabled = true;
         feedback.querySelector(".error")?.remove();
         try {
-          await api(`v1/events/${encodeURIComponent(e.event_id)}/redeliver`, { method: "POST", body: "{}" });
+          const params = new URLSearchParams({ endpoint_id: d.endpointId });
+          await api(`v1/events/${encodeURIComponent(e.event_id)}/redeliver?${params}`, { method: "POST", body: "{}" });
           statusSlot.replaceChildren(badge("pending"));
-          e.delivery_status = "pending";  // unsettled again: the live view watches it
-          item.dataset.status = "pending";
+          // the sum reads pending too, unless another endpoint still has it failed
+          if (!endpointDeliveries(e).some((x) => x.endpointId !== d.endpointId && x.status === "failed")) {
+            item.querySelector(".delivery .badge")?.replaceWith(badge("pending"));
+          }
+          item.dataset.moving = "true";  // unsettled again: the live view watches it
           button.remove();
-          feedback.append(h("p", { class: "ok", role: "status" }, "Queued for redelivery: the new attempt shows here on its own."));
+          feedback.querySelector(".ok")?.remove();
+          feedback.append(h("p", { class: "ok", role: "status" },
+            `Queued for redelivery to ${d.endpointId}: the new attempt shows here on its own.`));
         } catch (error) {
-          feedback.append(errorBox(error, "Redeliver failed"));
+          feedback.append(errorBox(error, `Redeliver to ${d.endpointId} failed`));
           button.disabled = false;
         }
       });
     }
-    return item;
+    return li;
   }
 
   // ---- failed deliveries --------------------------------------------------------------------
@@ -577,13 +637,14 @@
         // a live re-read removes the rows that left and adds the new ones, leaving the others
         // as they are (an open attempt log, a pressed button, the focus)
         const body = results.querySelector("tbody");
-        if (quiet && body && data.items.length) {
-          syncRows(body, data.items, (d) => d.event_id, failedRow);
+        const failures = failuresOf(data.items);
+        if (quiet && body && failures.length) {
+          syncRows(body, failures, failureKey, failedRow);
           return data.next_cursor;
         }
-        results.replaceChildren(table("Webhooks that spent their attempts, newest first",
-          ["Event", "Type", "Session", ["Attempts", "num"], "Last answer", "Last attempt", "Action"],
-          data.items.map(failedRow), "No failed deliveries: every webhook was delivered or is still being tried."));
+        results.replaceChildren(table("Webhooks that spent their attempts, newest first, per endpoint",
+          ["Event", "Endpoint", "Type", "Session", ["Attempts", "num"], "Last answer", "Last attempt", "Action"],
+          failures.map(failedRow), "No failed deliveries: every webhook was delivered or is still being tried."));
         return data.next_cursor;
       } catch (error) {
         shown = null;
@@ -594,9 +655,10 @@
     await go();
     live(LIST_POLL_MS, refresh);
     return h("section", {}, h("h1", { tabindex: "-1" }, "Failed deliveries"),
-      h("p", {}, "Each webhook listed here was tried until its attempts ran out and waits in the dead-letter ",
-        "queue. Redeliver one (it is queued again with the same webhook-id, so the receiver can de-duplicate), ",
-        "or redrive them all once the receiver is back."),
+      h("p", {}, "Each webhook listed here was tried at an endpoint until its attempts ran out and waits in the ",
+        "dead-letter queue (a webhook that failed at two endpoints has a row for each). Redeliver one to that ",
+        "endpoint (it is queued again with the same webhook-id, so the receiver can de-duplicate), ",
+        "or redrive them all once the receivers are back."),
       redrivePanel(refresh), h("p", { id: "deliveries-notice", class: "hint", role: "status" }),
       results, nav, liveNote("The list updates on its own."));
   }
@@ -1114,7 +1176,7 @@
       }
     };
     const unsettled = () => [...eventsBox.querySelectorAll("li[data-event-id]")]
-      .filter((li) => li.dataset.status === "pending" || li.dataset.status === "retrying")
+      .filter((li) => li.dataset.moving === "true")
       .map((li) => Number(li.dataset.sequence));
 
     // what changed since the last look: the session (one GetItem); then, only if it changed,
@@ -1264,16 +1326,18 @@
 
   const answerOf = (a) => (a.status_code ? `HTTP ${a.status_code}` : a.error || "—");
 
-  function attemptLog(e) {
-    return table(`Delivery attempts of ${e.event_id}`,
-      [["Attempt", "num"], "Outcome", "Answer", ["Latency", "num"], "At", "Next"],
-      e.delivery_attempts.map((a) => h("tr", {},
+  function attemptLog(e, endpointId) {
+    const attempts = endpointId ? attemptsAt(e, endpointId) : e.delivery_attempts;
+    return table(endpointId ? `Delivery attempts of ${e.event_id} at ${endpointId}` : `Delivery attempts of ${e.event_id}`,
+      [["Attempt", "num"], "Outcome", "Answer", ["Latency", "num"], "At", "Next", ...(endpointId ? [] : ["Endpoint"])],
+      attempts.map((a) => h("tr", {},
         h("td", { class: "num" }, a.attempt ? (a.of ? `${a.attempt} of ${a.of}` : a.attempt) : "—"),
         h("td", {}, OUTCOME_WORDS[a.outcome] || (a.outcome ? String(a.outcome).replace(/_/g, " ") : "—")),
         h("td", {}, answerOf(a)),
         h("td", { class: "num" }, a.latency_ms === undefined || a.latency_ms === null ? "—" : `${a.latency_ms} ms`),
         h("td", {}, time(a.at)),
-        h("td", {}, a.retry_in_seconds === undefined || a.retry_in_seconds === null ? "—" : `retry in ${duration(a.retry_in_seconds)}`))),
+        h("td", {}, a.retry_in_seconds === undefined || a.retry_in_seconds === null ? "—" : `retry in ${duration(a.retry_in_seconds)}`),
+        endpointId ? null : h("td", {}, h("code", {}, a.endpoint_id || DEFAULT_ENDPOINT)))),
       "");
   }
 
@@ -1291,25 +1355,37 @@
     }
   }
 
-  function failedRow(d) {
-    const last = d.delivery_attempts[d.delivery_attempts.length - 1] || {};
+  // The failed list's rows: one per event and endpoint it failed at (an event stored before
+  // endpoints existed failed at the default one).
+  const failuresOf = (items) => items.flatMap((d) => {
+    const at = d.failed_endpoints && d.failed_endpoints.length ? [...d.failed_endpoints].sort()
+      : Object.keys(d.deliveries || {}).filter((k) => d.deliveries[k].status === "failed");
+    return (at.length ? at : [DEFAULT_ENDPOINT]).map((endpointId) => ({ d, endpointId }));
+  });
+  const failureKey = (f) => `${f.d.event_id} ${f.endpointId}`;
+
+  function failedRow({ d, endpointId }) {
+    const attempts = attemptsAt(d, endpointId);
+    const last = attempts[attempts.length - 1] || {};
     const labelId = nextId("failed");
     const control = actionButton("Redeliver", { cls: "danger", describedBy: labelId,
-      run: () => post(`v1/events/${encodeURIComponent(d.event_id)}/redeliver`, {}),
+      run: () => post(`v1/events/${encodeURIComponent(d.event_id)}/redeliver?${new URLSearchParams({ endpoint_id: endpointId })}`, {}),
       done: () => {
-        // the row leaves the list once the event is pending again: the news stays above it
-        control.replaceChildren(h("span", { class: "ok" }, "Queued for redelivery."));
+        // the row leaves the list once the event is pending again there: the news stays above it
+        control.replaceChildren(h("span", { class: "ok" }, `Queued for redelivery to ${endpointId}.`));
         const notice = $("deliveries-notice");
-        if (notice) notice.textContent = `Queued ${d.event_id} (${d.event_type} of ${d.session_id}) for redelivery.`;
+        if (notice) notice.textContent = `Queued ${d.event_id} (${d.event_type} of ${d.session_id}) for redelivery to ${endpointId}.`;
       } });
-    return h("tr", { "data-key": d.event_id },
-      h("td", {}, h("code", { id: labelId }, d.event_id)), h("td", {}, d.event_type),
+    return h("tr", { "data-key": failureKey({ d, endpointId }) },
+      h("td", {}, h("code", {}, d.event_id)),
+      h("td", {}, h("a", { href: `#/endpoints/${encodeURIComponent(endpointId)}` }, h("code", {}, endpointId))),
+      h("td", {}, d.event_type),
       h("td", {}, h("a", { href: `#/sessions/${encodeURIComponent(d.session_id)}` }, d.session_id)),
-      h("td", { class: "num" }, d.delivery_attempts.length),
+      h("td", { class: "num" }, attempts.length),
       h("td", {}, answerOf(last)),
       h("td", {}, time(last.at)),
-      h("td", {}, control,
-        d.delivery_attempts.length ? h("details", {}, h("summary", {}, "Attempt log"), attemptLog(d)) : null));
+      h("td", {}, control, h("span", { id: labelId, class: "visually-hidden" }, `${d.event_id} at endpoint ${endpointId}`),
+        attempts.length ? h("details", {}, h("summary", {}, "Attempt log"), attemptLog(d, endpointId)) : null));
   }
 
   function redrivePanel(refresh) {
@@ -1541,9 +1617,39 @@
     });
     const toggle = action(e.enabled ? "Disable" : "Enable", "secondary", async () => {
       const { data } = await api(path, { method: "PATCH", body: JSON.stringify({ enabled: !e.enabled }) });
-      const hint = data.replay_hint ? ` To re-send what it missed, replay from ${data.replay_hint.since}.` : "";
-      return h("p", { class: "ok", role: "status" }, `${data.enabled ? "Enabled" : "Disabled"}.${hint} Refresh to see it.`);
+      if (!data.replay_hint) {
+        return h("p", { class: "ok", role: "status" }, `${data.enabled ? "Enabled" : "Disabled"}. Refresh to see it.`);
+      }
+      return h("div", {}, h("p", { class: "ok", role: "status" }, "Enabled. While it was disabled (since ",
+        time(data.replay_hint.since), ") nothing was sent to it: replay that window to re-send what it missed."),
+      replayOffer(data.replay_hint));
     });
+    // The re-enabled endpoint's missed window, replayed in bounded steps (POST .../replay with
+    // the cursor until done), up to the moment it was offered (later events are sent anyway).
+    const replayOffer = (hint) => {
+      const status = h("p", { class: "hint", role: "status" });
+      const until = new Date().toISOString();
+      let queued = 0, scanned = 0;
+      const control = actionButton("Replay what it missed", {
+        context: "Replay failed",
+        run: async () => {
+          queued = scanned = 0;
+          const body = { ...hint, until, limit: 100 };
+          for (let round = 0; round < 1000; round++) {
+            const { data } = await post(`${path}/replay`, body);
+            queued += data.queued;
+            scanned += data.scanned;
+            status.textContent = `Replaying: ${plural(queued, "webhook")} queued, ${scanned} events looked at…`;
+            if (data.done) return;
+            body.cursor = data.next_cursor;
+          }
+        },
+        done: () => {
+          status.textContent = `Replay done: ${plural(queued, "webhook")} of the window queued again for ${endpointId} (same webhook-ids).`;
+          control.querySelector("button")?.remove();
+        } });
+      return h("div", { class: "replay-offer" }, control, status);
+    };
     return h("section", {}, back, heading,
       h("dl", { class: "facts" },
         fact("URL", h("code", {}, e.url)), fact("Description", e.description || "—"),
