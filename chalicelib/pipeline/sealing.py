@@ -121,7 +121,7 @@ def open_secret(endpoint_id: str, stored: Any) -> str:
         return stored
     if not is_sealed(stored):
         raise SecretsKeyUnavailable(f"The endpoint's secret is stored in an unknown form ({stored!r:.40}).")
-    ciphertext = stored["ciphertext"]
+    ciphertext: str = stored["ciphertext"]
     now = _clock()
     with _lock:
         hit = _opened.get(ciphertext)
@@ -136,7 +136,7 @@ def open_secret(endpoint_id: str, stored: Any) -> str:
         logger.error("KMS Decrypt of a webhook endpoint secret failed",
                      extra={"endpoint_id": endpoint_id, "error": _reason(exc)})
         raise SecretsKeyUnavailable(f"the signing secret could not be decrypted ({_reason(exc)})") from exc
-    plaintext = answer["Plaintext"].decode()
+    plaintext: str = answer["Plaintext"].decode()
     with _lock:
         _opened.pop(ciphertext, None)
         _opened[ciphertext] = (plaintext, now + CACHE_SECONDS)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -281,3 +280,29 @@ def test_the_default_endpoint_of_the_previous_version_is_encrypted_by_the_migrat
     for request in receiver.requests:
         Webhook(SECRET).verify(request.body, request.headers)
     assert len(receiver.requests[-1].headers["webhook-signature"].split(" ")) == 1
+
+
+def test_webhook_secret_still_signs_while_kms_cannot_store_the_default_endpoint(api, aws, runner, receiver,
+                                                                                key) -> None:
+    from chalicelib.pipeline import targets
+
+    # GIVEN WEBHOOK_URL / WEBHOOK_SECRET configured, and the key disabled before `default` is stored
+    key.disable()
+    # WHEN sessions run and their events are read
+    run_session(api, "s-1", 1)
+    assert api.get("/v1/sessions/s-1/events").status_code == 200  # not a 500
+    drain(runner, lambda: len(receiver.delivered()) == 3)
+    # THEN the webhooks went out signed with WEBHOOK_SECRET (read from the environment), and
+    # nothing was stored in the clear
+    for request in receiver.requests:
+        Webhook(SECRET).verify(request.body, request.headers)
+    assert api.get("/v1/webhook-endpoints/default").json["error"] == "endpoint_not_found"
+    assert plain_secrets_in_table(aws) == []
+    # WHEN the key works again (and the endpoint list's 10 s have passed)
+    key.enable()
+    targets.forget()
+    assert api.get("/v1/sessions/s-1/events").status_code == 200
+    # THEN `default` is stored, encrypted
+    assert api.get("/v1/webhook-endpoints/default").status_code == 200
+    assert endpoint_item("default")["secret"]["scheme"] == "kms-v1"
+    assert plain_secrets_in_table(aws) == []
