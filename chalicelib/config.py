@@ -30,6 +30,7 @@ class Settings(NamedTuple):  # not a frozen dataclass: cheaper to define (cold s
     retention_days: int
     usage_plan_name: str  # API Gateway's default usage plan (set on AWS; empty: no API Gateway keys)
     endpoint_disable_after_days: float = 5.0  # a webhook endpoint failing every attempt this long is disabled
+    endpoint_secrets_key_arn: str = ""  # the KMS key webhook endpoint secrets are encrypted with
 
     @property
     def max_attempts(self) -> int:
@@ -76,4 +77,5 @@ def get_settings() -> Settings:
         retention_days=int(env("RETENTION_DAYS", "0")),
         usage_plan_name=env("USAGE_PLAN_NAME", ""),
         endpoint_disable_after_days=float(env("ENDPOINT_DISABLE_AFTER_DAYS", "5")),
+        endpoint_secrets_key_arn=env("ENDPOINT_SECRETS_KEY_ARN", ""),
     )

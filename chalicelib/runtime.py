@@ -18,7 +18,7 @@ def reset() -> None:
     from chalicelib import config
     from chalicelib.db import table
     from chalicelib.inbox import captures
-    from chalicelib.pipeline import queue, targets, webhooks
+    from chalicelib.pipeline import queue, sealing, targets, webhooks
     from chalicelib.services import keys, manuals, sessions, usage_plans
 
     config.get_settings.cache_clear()
@@ -31,6 +31,7 @@ def reset() -> None:
     usage_plans.reset_client()
     captures.forget_inboxes()
     targets.forget()
+    sealing.reset()
 
 
 def bootstrap(environment: Mapping[str, str] | None = None) -> None:

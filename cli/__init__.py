@@ -14,6 +14,7 @@ What it does:
   deliveries failed         webhooks that failed for good (dead-lettered)
   redrive                   move dead-lettered webhooks back to the delivery queue
   endpoints list|create|rotate|test|replay|disable|enable  webhook endpoints
+  endpoints encrypt-secrets  encrypt secrets stored plain by an older version (AWS credentials)
   inbox show [INBOX_ID]     requests captured by a webhook inbox (--token)
   keys create|list|limits|revoke  API keys (limits: a key's own rate, burst, daily quota)
   keys bootstrap            the first admin key of a deployment (AWS credentials)

@@ -26,7 +26,8 @@ class Stack:
     def environment(self) -> dict[str, str]:
         """What the functions read, as the packaged template sets it by Ref."""
         return {"TABLE_NAME": self.table_name, "DELIVERY_QUEUE_URL": self.delivery_queue_url,
-                "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url}
+                "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url,
+                "ENDPOINT_SECRETS_KEY_ARN": self.outputs["EndpointSecretsKeyArn"]}
 
 
 def stack_parameters(schedule: tuple[int, ...] | None = None) -> dict[str, str]:

@@ -44,6 +44,9 @@ ENVIRONMENT = {
 }
 FUNCTIONS = ("APIHandler", "FeedbackHandler", "AnalyticsHandler", "DeliveryHandler", "CleanupHandler",
              "DeadLetterHandler")
+SECRETS_KEY_USERS = ("APIHandler", "DeliveryHandler")  # encrypts / decrypts (chalicelib/pipeline/sealing.py)
+# the principal tag the key policy asks of whoever decrypts (infra/resources.json)
+DECRYPT_TAG = {"Key": "session-service:endpoint-secrets", "Value": "decrypt"}
 # the authorizer reads keys only: it gets the table's name and no secret
 AUTHORIZER = "ApiKeyAuthorizer"
 # API Gateway's answer (GatewayResponse, 503) when the authorizer fails or cannot run; the
@@ -236,6 +239,13 @@ def merge_template(schedule: tuple[int, ...] | None = None) -> dict[str, Any]:
     resources = template["Resources"]
     for name in FUNCTIONS:
         resources[name] = {"Properties": {"Environment": {"Variables": dict(environment)}}}
+    # the endpoints' secrets key: only the functions that encrypt (the API) or decrypt (the
+    # delivery function, which signs) are told it; the key policy lets only the role tagged
+    # here decrypt (infra/resources.json), each role's policy file says what it may do
+    for name in SECRETS_KEY_USERS:
+        resources[name]["Properties"]["Environment"]["Variables"]["ENDPOINT_SECRETS_KEY_ARN"] = {
+            "Fn::GetAtt": ["EndpointSecretsKey", "Arn"]}
+    resources["DeliveryHandlerRole"] = {"Properties": {"Tags": [DECRYPT_TAG]}}
     resources[AUTHORIZER] = {"Properties": {"Environment": {"Variables": {
         "TABLE_NAME": {"Ref": "SessionTable"},
         **{k: v for k, v in ENVIRONMENT.items() if k.startswith("POWERTOOLS_")}}}}}

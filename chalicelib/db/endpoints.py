@@ -14,9 +14,10 @@
     PING#<event_id> / PING           a test ping: its endpoint, status, attempts (expires
                                      after PING_DAYS: DynamoDB's TTL on expires_at)
 
-The signing secret is stored in the endpoint item as it is: a signature needs the secret
-itself (an HMAC), so it cannot be hashed; the table is readable only by the functions' roles,
-and the API shows a secret only in the answer that created it.
+The signing secrets (`secret`, `previous_secret`) are stored encrypted with the stack's KMS
+key ({"scheme": "kms-v1", "ciphertext": ...}, chalicelib/pipeline/sealing.py): a signature
+needs the secret itself (an HMAC), so it cannot be hashed. The API shows a secret only in
+the answer that created it.
 """
 
 from __future__ import annotations
@@ -263,3 +264,17 @@ def record_ping_attempt(event_id: str, *, status: str, attempt: int, entry: dict
 def histogram(stats: dict[str, Any]) -> dict[int, int]:
     """The latency histogram stored on a stats item: bucket bound (ms) -> attempts."""
     return {bound: int(stats.get(f"lat_{bound}", 0)) for bound in (*LATENCY_BUCKETS, LATENCY_BUCKETS[-1] * 2)}
+
+
+def replace_secrets(endpoint_id: str, fields: dict[str, Any], expected: dict[str, Any]) -> bool:
+    """Set `fields` (the secrets re-encrypted) only while each of `expected` still holds the
+    value read (a rotation in between wins). False: it changed, or the endpoint is gone."""
+    names = {f"#{k}": k for k in (*fields, *expected)}
+    vals = {**{f"new_{k}": v for k, v in fields.items()}, **{f"old_{k}": v for k, v in expected.items()}}
+    condition = " AND ".join([_stored, *(f"#{k} = :old_{k}" for k in expected)])
+    try:
+        table.update_item(key(endpoint_id), "SET " + ", ".join(f"#{k} = :new_{k}" for k in fields),
+                          condition=condition, names=names, vals=table.values(**vals))
+    except table.ConditionFailed:
+        return False
+    return True

@@ -63,9 +63,10 @@ def matches(event_types: list[str] | None, event: dict[str, Any]) -> bool:
     return kind in event_types or f"{kind}:{event.get('step_status')}" in event_types
 
 
-def signing_secrets(endpoint: dict[str, Any], now_epoch: float) -> list[str]:
-    """The secrets that sign a request now: the current one, and the previous one while its
-    grace period lasts (a receiver holding either verifies)."""
+def signing_secrets(endpoint: dict[str, Any], now_epoch: float) -> list[Any]:
+    """The secrets that sign a request now, as stored (encrypted, or a plain string): the
+    current one, and the previous one while its grace period lasts (a receiver holding either
+    verifies)."""
     found = [endpoint["secret"]] if endpoint.get("secret") else []
     previous = endpoint.get("previous_secret")
     if previous and float(endpoint.get("previous_expires_epoch") or 0) > now_epoch:

@@ -135,6 +135,13 @@ class ServiceUnavailable(ServiceError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+class SecretsKeyUnavailable(ServiceUnavailable):
+    """A webhook endpoint's signing secret could not be encrypted or decrypted: KMS refused
+    (a disabled key, a missing permission) or failed, or no key is configured
+    (ENDPOINT_SECRETS_KEY_ARN). The API answers 503; the delivery function records a failed
+    attempt and retries."""
+
+
 class RateLimited(ServiceError):
     """Too many requests for a limit (a key's, a route's, an inbox's or a source address's).
     API Gateway answers the same code itself (GatewayResponse THROTTLED) for the limits it

@@ -47,7 +47,7 @@ from chalicelib.domain import delivery_policy
 from chalicelib.domain import endpoints as endpoint_rules
 from chalicelib.domain.clock import from_iso, to_iso, utcnow
 from chalicelib.domain.endpoints import DEFAULT_ENDPOINT, PING
-from chalicelib.domain.errors import EndpointNotFound, EventNotFound
+from chalicelib.domain.errors import EndpointNotFound, EventNotFound, SecretsKeyUnavailable
 from chalicelib.domain.models import Page, RedriveResult
 from chalicelib.inbox import forwarding
 from chalicelib.observability import (
@@ -59,7 +59,7 @@ from chalicelib.observability import (
     count,
     logger,
 )
-from chalicelib.pipeline import fanout, queue, targets, webhooks
+from chalicelib.pipeline import fanout, queue, sealing, targets, webhooks
 
 REDRIVE_SECONDS = 10.0  # per API request: well under API Gateway's 29 s integration timeout
 SWEEP_SECONDS = 20.0
@@ -257,9 +257,15 @@ def _deliver_ping(message: Envelope, endpoint: dict[str, Any], ping: dict[str, A
 
 
 def _post(message: Envelope, endpoint: dict[str, Any], settings: Settings) -> webhooks.Attempt:
-    """One signed POST to the endpoint (every secret in its grace period signs)."""
+    """One signed POST to the endpoint (every secret in its grace period signs). A secret
+    that cannot be decrypted (KMS refusing or failing) is an attempt without an answer: it
+    is recorded and retried like a timeout, never sent unsigned."""
     assert message.payload is not None
-    secrets = endpoint_rules.signing_secrets(endpoint, time.time())
+    try:
+        secrets = sealing.signing_secrets(endpoint, time.time())
+    except SecretsKeyUnavailable as exc:
+        return webhooks.Attempt(status_code=None, error=f"signing secret unavailable: {exc.message}"[:300],
+                                latency_ms=0)
     headers = webhooks.signed_headers(secrets, message.payload["event_id"], message.body)
     return webhooks.post(endpoint["url"], message.body, headers, settings.webhook_timeout_seconds,
                          allow_private=settings.webhook_allow_private_targets)

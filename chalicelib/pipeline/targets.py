@@ -7,7 +7,8 @@ within those seconds (the process that made it forgets at once).
 `WEBHOOK_URL` / `WEBHOOK_SECRET` (the configuration before endpoints existed) create or
 update the endpoint `default` on first use (and at `make run`'s start): its URL, secret
 and filter (`WEBHOOK_EVENT_TYPES`) follow the environment whenever the environment changes,
-while a rotation or a disable done through the API stands until it does.
+while a rotation or a disable done through the API stands until it does. Its secret is stored
+encrypted like every endpoint's (chalicelib/pipeline/sealing.py).
 """
 
 from __future__ import annotations
@@ -22,19 +23,23 @@ from chalicelib.db import endpoints as records
 from chalicelib.domain import endpoints as rules
 from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.endpoints import DEFAULT_ENDPOINT
+from chalicelib.domain.errors import SecretsKeyUnavailable
 from chalicelib.observability import logger
+from chalicelib.pipeline import sealing
 
 CACHE_SECONDS = 10.0
 
 _lock = threading.Lock()
 # (expires, the settings it was read under, whether the configuration was applied, the list)
 _cached: tuple[float, Settings | None, bool, list[dict[str, Any]]] = (0.0, None, False, [])
+_retry_default_at = 0.0  # storing `default` failed (its secret could not be encrypted): not before this
 
 
 def forget() -> None:
     """Forget the cached list (a change made in this process is seen at once)."""
-    global _cached
+    global _cached, _retry_default_at
     _cached = (0.0, None, False, [])
+    _retry_default_at = 0.0
 
 
 def every(configure: bool = True) -> list[dict[str, Any]]:
@@ -42,17 +47,25 @@ def every(configure: bool = True) -> list[dict[str, Any]]:
     creates or updates the stored endpoint `default` first (once per process and
     configuration: the API, the delivery function, `make run`); without it (the feedback
     function, which never writes the table) a stored `default` that the configuration has
-    moved past is read as the configuration says, until a writer stores it."""
-    global _cached
+    moved past is read as the configuration says, until a writer stores it. So is it when
+    its secret cannot be encrypted now (KMS failing): stored on a later call, once the list
+    has expired."""
+    global _cached, _retry_default_at
     settings = get_settings()
     expires, seen_settings, configured, found = _cached
-    fresh = seen_settings is settings and (configured or not configure)
-    if fresh and expires > time.monotonic():
+    now = time.monotonic()
+    fresh = seen_settings is settings and (configured or not configure or now < _retry_default_at)
+    if fresh and expires > now:
         return found
     with _lock:
-        if configure and not (seen_settings is settings and configured):
-            ensure_default(settings)
-            configured = True
+        if configure and not (seen_settings is settings and configured) and now >= _retry_default_at:
+            try:
+                ensure_default(settings)
+                configured = True
+            except SecretsKeyUnavailable:
+                logger.exception("the webhook endpoint `default` could not be stored now")
+                configured = False
+                _retry_default_at = now + CACHE_SECONDS
         elif seen_settings is not settings:
             configured = False
         found = records.all_endpoints()
@@ -122,12 +135,14 @@ def ensure_default(settings: Settings) -> None:
     types = sorted(settings.event_types)
     marker = _marker(settings)
     item = records.get(DEFAULT_ENDPOINT)
+    secret_marker = rules.fingerprint(settings.webhook_secret)
     if item is None:
         created = to_iso(utcnow())
         outcome = records.create({
             "endpoint_id": DEFAULT_ENDPOINT, "url": settings.webhook_url, "description": "WEBHOOK_URL",
-            "event_types": types, "enabled": True, "secret": settings.webhook_secret,
-            "created_at": created, "updated_at": created, "env_fingerprint": marker})
+            "event_types": types, "enabled": True, "secret": sealing.reseal(DEFAULT_ENDPOINT, settings.webhook_secret),
+            "created_at": created, "updated_at": created, "env_fingerprint": marker,
+            "env_secret_fingerprint": secret_marker})
         if outcome == "full":
             logger.error("WEBHOOK_URL ignored: the most webhook endpoints exist already")
         return
@@ -136,12 +151,21 @@ def ensure_default(settings: Settings) -> None:
     now = utcnow()
     fields: dict[str, Any] = {"url": settings.webhook_url, "event_types": types, "env_fingerprint": marker,
                               "updated_at": to_iso(now)}
-    if item.get("secret") != settings.webhook_secret:
-        fields.update(secret=settings.webhook_secret, secret_rotated_at=to_iso(now))
-        if item.get("secret"):
+    stored = item.get("secret")
+    # encrypted, the stored secret is compared by the fingerprint of the WEBHOOK_SECRET it came
+    # from (none after a rotation through the API); a plain one (an older version's) as it is
+    changed = (stored != settings.webhook_secret if isinstance(stored, str)
+               else item.get("env_secret_fingerprint") != secret_marker)
+    if changed:
+        fields.update(secret=sealing.reseal(DEFAULT_ENDPOINT, settings.webhook_secret), secret_rotated_at=to_iso(now),
+                      env_secret_fingerprint=secret_marker)
+        if stored:
             grace = rules.DEFAULT_GRACE_SECONDS
-            fields.update(previous_secret=item["secret"], previous_expires_epoch=now.timestamp() + grace,
+            fields.update(previous_secret=sealing.reseal(DEFAULT_ENDPOINT, stored),
+                          previous_expires_epoch=now.timestamp() + grace,
                           previous_secret_expires_at=to_iso(now + timedelta(seconds=grace)))
+    elif isinstance(stored, str) and stored:
+        fields.update(secret=sealing.seal(DEFAULT_ENDPOINT, stored), env_secret_fingerprint=secret_marker)
     records.update(DEFAULT_ENDPOINT, fields)
 
 

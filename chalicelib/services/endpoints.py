@@ -40,7 +40,7 @@ from chalicelib.domain.errors import (
     ValidationFailed,
 )
 from chalicelib.domain.vocabulary import conforms
-from chalicelib.pipeline import delivery, fanout, queue, targets, webhooks
+from chalicelib.pipeline import delivery, fanout, queue, sealing, targets, webhooks
 
 REPLAY_SECONDS = 10.0  # per API request, like a redrive step
 MAX_REPLAY_DAYS = 31
@@ -107,9 +107,10 @@ def create(body: EndpointCreate, *, endpoint_id: str | None = None, secret: str 
     check_url(body.url)
     now = to_iso(utcnow())
     secret = rules.new_secret() if secret is None else secret
+    endpoint_id = endpoint_id or rules.new_endpoint_id()
     item: dict[str, Any] = {
-        "endpoint_id": endpoint_id or rules.new_endpoint_id(), "url": body.url, "description": body.description,
-        "event_types": body.event_types, "enabled": body.enabled, "secret": secret,
+        "endpoint_id": endpoint_id, "url": body.url, "description": body.description,
+        "event_types": body.event_types, "enabled": body.enabled, "secret": sealing.seal(endpoint_id, secret),
         "created_at": now, "updated_at": now, **(extra or {})}
     if not body.enabled:
         item.update(disabled_reason="disabled when created", disabled_at=now)
@@ -179,23 +180,54 @@ def delete(endpoint_id: str) -> None:
 
 def rotate_secret(endpoint_id: str, grace_seconds: int) -> SecretRotated:
     """A new secret at once; the old one keeps signing too (a second signature in
-    `webhook-signature`) for `grace_seconds`, so receivers switch without downtime."""
+    `webhook-signature`) for `grace_seconds`, so receivers switch without downtime. Both are
+    stored encrypted: the old one keeps its ciphertext (this function never decrypts), or
+    is encrypted now if an older version stored it plain."""
     item, _ = _load(endpoint_id)
     now = utcnow()
     secret = rules.new_secret()
-    fields: dict[str, Any] = {"secret": secret, "secret_rotated_at": to_iso(now), "updated_at": to_iso(now)}
+    fields: dict[str, Any] = {"secret": sealing.seal(endpoint_id, secret), "secret_rotated_at": to_iso(now),
+                              "updated_at": to_iso(now)}
     expires = None
-    remove: tuple[str, ...] = ()
+    # the default endpoint's secret no longer follows WEBHOOK_SECRET's fingerprint: the next
+    # change of that configuration sets it again (targets.ensure_default)
+    remove: tuple[str, ...] = ("env_secret_fingerprint",)
     if grace_seconds > 0 and item.get("secret"):
         expires = to_iso(now + timedelta(seconds=grace_seconds))
-        fields.update(previous_secret=item["secret"], previous_expires_epoch=now.timestamp() + grace_seconds,
-                      previous_secret_expires_at=expires)
+        fields.update(previous_secret=sealing.reseal(endpoint_id, item["secret"]),
+                      previous_expires_epoch=now.timestamp() + grace_seconds, previous_secret_expires_at=expires)
     else:
-        remove = ("previous_secret", "previous_expires_epoch", "previous_secret_expires_at")
+        remove += ("previous_secret", "previous_expires_epoch", "previous_secret_expires_at")
     if records.update(endpoint_id, fields, remove) is None:
         raise EndpointNotFound(f"No webhook endpoint '{endpoint_id}'.", endpoint_id=endpoint_id)
     targets.forget()
     return SecretRotated(endpoint_id=endpoint_id, secret=secret, previous_secret_expires_at=expires)
+
+
+def encrypt_stored_secrets() -> dict[str, int]:
+    """The upgrade's migration (python -m cli endpoints encrypt-secrets): every secret an
+    older version stored plain is encrypted in place. Idempotent: encrypted secrets are left
+    alone (never opened); a secret rotated meanwhile is left to the rotation. Until it has
+    run, plain secrets keep signing (the delivery function reads both forms)."""
+    found = records.all_endpoints()
+    encrypted = changed = 0
+    for item in found:
+        endpoint_id = item["endpoint_id"]
+        plain = {name: item[name] for name in ("secret", "previous_secret")
+                 if isinstance(item.get(name), str) and item[name]}
+        if not plain:
+            continue
+        fields: dict[str, Any] = {name: sealing.seal(endpoint_id, value) for name, value in plain.items()}
+        if endpoint_id == rules.DEFAULT_ENDPOINT and "secret" in plain:
+            # what targets.ensure_default compares WEBHOOK_SECRET with, now that it cannot read it
+            fields["env_secret_fingerprint"] = rules.fingerprint(plain["secret"])
+        if records.replace_secrets(endpoint_id, fields, plain):
+            encrypted += 1
+        else:
+            changed += 1
+    targets.forget()
+    return {"endpoints": len(found), "encrypted": encrypted, "changed_meanwhile": changed,
+            "already_encrypted": len(found) - encrypted - changed}
 
 
 # ---- a test ping ---------------------------------------------------------------------------

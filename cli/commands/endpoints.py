@@ -1,5 +1,6 @@
 """`endpoints list|create|rotate|test|replay|disable|enable`: webhook endpoints (admin key);
-`endpoints backfill-replay-index`: the one-off after upgrading, straight on the table."""
+`endpoints backfill-replay-index`: the one-off after upgrading, straight on the table;
+`endpoints encrypt-secrets`: the upgrade's migration (AWS credentials)."""
 
 from __future__ import annotations
 
@@ -233,3 +234,45 @@ def endpoints_backfill_replay_index(obj: Cli, stack: str | None, table: str | No
                f"{f', {skipped} indexed meanwhile or deleted' if skipped else ''}).")
     if not done:
         click.echo(f"Stopped at --limit: resume with --cursor {cursor}", err=True)
+
+
+@endpoints.command("encrypt-secrets")
+@click.option("--stack", default=None, help="CloudFormation stack whose table and key to use.")
+@click.option("--table", default=None, help="The table name (instead of --stack; then give --key).")
+@click.option("--key", "key_arn", default=None, help="The endpoints' KMS key ARN (the stack's EndpointSecretsKeyArn).")
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
+              help="AWS endpoint (e.g. the local moto server); default: AWS itself.")
+@click.pass_obj
+def endpoints_encrypt_secrets(obj: Cli, stack: str | None, table: str | None, key_arn: str | None,
+                              endpoint_url: str | None) -> None:
+    """The upgrade's migration: encrypt (KMS) the signing secrets an older version stored
+    plain, in place, with your AWS credentials (the table's Query and UpdateItem,
+    kms:Encrypt on the key). Safe to run again: encrypted secrets are left alone. Until it
+    has run, plain secrets keep signing."""
+    import os
+
+    import boto3
+
+    from chalicelib import runtime
+    from chalicelib.services import endpoints as service
+
+    if not (stack or (table and key_arn)):
+        raise click.UsageError("give --stack, or --table and --key")
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+    if stack:
+        described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+        table = table or outputs["TableName"]
+        key_arn = key_arn or outputs.get("EndpointSecretsKeyArn")
+    if not (table and key_arn):
+        raise click.UsageError(f"the stack {stack} has no EndpointSecretsKeyArn output: give --key")
+    # only the secrets are touched: no WEBHOOK_URL here, so the default endpoint is not reconfigured
+    runtime.bootstrap({"TABLE_NAME": table, "ENDPOINT_SECRETS_KEY_ARN": key_arn, "WEBHOOK_URL": ""})
+    done = service.encrypt_stored_secrets()
+    if obj.json_output:
+        obj.emit(done)
+        return
+    click.echo(f"{done['endpoints']} webhook endpoint(s) in {table}: {done['encrypted']} encrypted now, "
+               f"{done['already_encrypted']} with nothing stored plain, {done['changed_meanwhile']} changed "
+               "meanwhile (run again)")

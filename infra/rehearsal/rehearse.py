@@ -544,11 +544,33 @@ def create_stack(session: Any, endpoint: str, archive: Path, translated: dict[st
     _check_functions(translated, created, parameters)
     _check_mappings(translated, created)
     _check_schedules(session, endpoint, translated, created)
+    _check_secrets_key(session, endpoint, created)
     created.usage_plans = create_usage_plans(session, endpoint, translated, created, parameters)
     report.add("stack", f"{STACK}: CREATE_COMPLETE in moto in {time.monotonic() - started:.1f} s, "
                         f"{len(physical)} resources; functions, environments, mappings and "
                         "schedule as the template says")
     return created
+
+
+def _check_secrets_key(session: Any, endpoint: str, created: Stack) -> None:
+    """The webhook endpoints' secrets key as KMS holds it: enabled, symmetric, rotating, its
+    alias, and the ARN the API and delivery functions were given (moto's CloudFormation
+    creates AWS::KMS::Key and AWS::KMS::Alias; it does not enforce the key policy)."""
+    kms = session.client("kms", endpoint_url=endpoint)
+    arn = created.outputs["EndpointSecretsKeyArn"]
+    key_id = arn.rsplit("/", 1)[1]
+    # moto's CloudFormation keeps the KeyPolicy as an object, and DescribeKey then fails (500):
+    # the key is checked by using it, as the functions do, instead
+    context = {"purpose": "webhook-endpoint-secret", "endpoint_id": "default"}
+    blob = kms.encrypt(KeyId=arn, Plaintext=b"rehearsal", EncryptionContext=context)["CiphertextBlob"]
+    opened = kms.decrypt(CiphertextBlob=blob, KeyId=arn, EncryptionContext=context)["Plaintext"]
+    check(opened == b"rehearsal", "the secrets key does not decrypt what it encrypted")
+    check(kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"], "the secrets key does not rotate")
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+    check(aliases.get(f"alias/{STACK}-endpoint-secrets") == key_id, f"the secrets key's aliases: {aliases}")
+    told = {name for name, c in created.configurations.items()
+            if c.get("Environment", {}).get("Variables", {}).get("ENDPOINT_SECRETS_KEY_ARN") == arn}
+    check(told == {"APIHandler", "DeliveryHandler"}, f"functions given the secrets key: {sorted(told)}")
 
 
 def _resolve(template: dict[str, Any], stack: Stack, parameters: dict[str, str], value: Any) -> str:

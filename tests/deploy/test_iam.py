@@ -17,7 +17,7 @@ import pytest
 
 from chalicelib.config import get_settings
 from chalicelib.db import table as store
-from chalicelib.pipeline import queue
+from chalicelib.pipeline import queue, sealing
 from tests.conftest import drain, event_ids, run_session
 from tests.receiver import always
 
@@ -32,8 +32,35 @@ def policies() -> dict[str, list[dict]]:
     return {name: json.loads((ROOT / ".chalice" / f).read_text())["Statement"] for name, f in files.items()}
 
 
-def allowed(statements: list[dict], action: str, resource: str) -> bool:
-    return any(action in s["Action"] and resource in s["Resource"] for s in statements)
+def allowed(statements: list[dict], action: str, resource: str, context: tuple = ()) -> bool:
+    return any(action in s["Action"] and resource in s["Resource"] and conditions_hold(s, dict(context))
+               for s in statements)
+
+
+def conditions_hold(statement: dict, context: dict[str, str]) -> bool:
+    """The statement's KMS encryption-context conditions, evaluated as IAM does, for a call
+    with this encryption context (statements without conditions hold for any call)."""
+    from fnmatch import fnmatchcase
+
+    def values(value: str | list[str]) -> list[str]:
+        return [value] if isinstance(value, str) else value
+
+    for operator, keys in statement.get("Condition", {}).items():
+        for name, expected in keys.items():
+            if name == "kms:EncryptionContextKeys":
+                assert operator == "ForAllValues:StringEquals", operator
+                if not set(context) <= set(values(expected)):
+                    return False
+                continue
+            actual = context.get(name.removeprefix("kms:EncryptionContext:"))
+            if actual is None:
+                return False
+            if operator == "StringEquals" and actual not in values(expected):
+                return False
+            if operator == "StringLike" and not any(fnmatchcase(actual, p) for p in values(expected)):
+                return False
+            assert operator in ("StringEquals", "StringLike"), operator
+    return True
 
 
 @pytest.fixture
@@ -52,14 +79,20 @@ def recorded(aws, runner):
             return
         if service == "sqs":  # a batch call needs the permission of its single form
             operation = operation.removesuffix("Batch")
+        context: tuple = ()
         if service == "dynamodb":
             resource = "${SessionTable.Arn}/index/*" if params.get("IndexName") else "${SessionTable.Arn}"
+        elif service == "kms":  # checked with the call's encryption context (the policies' conditions)
+            resource = "${EndpointSecretsKey.Arn}"
+            assert params["KeyId"] == get_settings().endpoint_secrets_key_arn
+            context = tuple(sorted(params.get("EncryptionContext", {}).items()))
         else:
             resource = names[params["QueueUrl"]]
-        calls[function].add((f"{service}:{operation}", resource))
+        calls[function].add((f"{service}:{operation}", resource, context))
 
     store.get_client().meta.events.register("provide-client-params.dynamodb", record)
     queue.get_client().meta.events.register("provide-client-params.sqs", record)
+    sealing.get_client().meta.events.register("provide-client-params.kms", record)
     invoke = runner._invoke
 
     def as_function(name: str, event: dict):
@@ -76,6 +109,10 @@ def recorded(aws, runner):
 def test_each_function_may_do_what_it_does(api, aws, runner, receiver, recorded, monkeypatch) -> None:
     # a session whose webhooks fail for good, then are redelivered and redriven
     receiver.behaviour = always(500)
+    # an endpoint registered and rotated (the API encrypts), whose webhooks are signed (the
+    # delivery function decrypts)
+    other = api.post("/v1/webhook-endpoints", {"url": receiver.url, "event_types": ["session_created"]}).json
+    assert api.post(f"/v1/webhook-endpoints/{other['endpoint_id']}/rotate-secret").status_code == 200
     run_session(api, "s-1", 2)
     api.post("/v1/sessions/s-1/messages", {"user_id": "u", "sender": "user", "message": "hi"})
     drain(runner, lambda: queue.depth(aws.dead_letter_queue_url) >= 1 and queue.depth(aws.delivery_queue_url) == 0)
@@ -96,8 +133,32 @@ def test_each_function_may_do_what_it_does(api, aws, runner, receiver, recorded,
     assert api.delete("/v1/sessions/s-1").status_code == 204
     drain(runner, lambda: runner.pump() == 0)
 
+    # the default endpoint's WEBHOOK_SECRET changes: the first function to see it stores it
+    monkeypatch.setenv("WEBHOOK_SECRET", "whsec_" + "TmV3U2VjcmV0Rm9yVGhlRGVmYXVsdEVuZHBvaW50IQ==")
+    get_settings.cache_clear()
+    run_session(api, "s-2", 1)
+    drain(runner, lambda: runner.pump() == 0)
+
     granted = policies()
     assert {"api_handler", "feedback_handler", "analytics_handler", "delivery_handler"} <= set(recorded)
+    kms = {function: {c[0] for c in calls if c[0].startswith("kms:")} for function, calls in recorded.items()}
+    # only the API encrypts (and the delivery function the default endpoint's secret, when
+    # it is the first to see WEBHOOK_SECRET); only the delivery function decrypts
+    assert kms["api_handler"] == {"kms:Encrypt"}
+    assert kms["delivery_handler"] == {"kms:Decrypt", "kms:Encrypt"}
+    assert all(not actions for function, actions in kms.items() if function not in ("api_handler", "delivery_handler"))
+    for function in set(granted) - {"delivery_handler"}:
+        assert not any("kms:Decrypt" in s["Action"] for s in granted[function]), function
+    assert not any("kms:Encrypt" in s["Action"] for f in set(granted) - {"api_handler", "delivery_handler"}
+                   for s in granted[f])
+    # the delivery function may encrypt the default endpoint's secret only
+    assert not allowed(granted["delivery_handler"], "kms:Encrypt", "${EndpointSecretsKey.Arn}",
+                       (("endpoint_id", other["endpoint_id"]), ("purpose", "webhook-endpoint-secret")))
+    assert allowed(granted["delivery_handler"], "kms:Encrypt", "${EndpointSecretsKey.Arn}",
+                   (("endpoint_id", "default"), ("purpose", "webhook-endpoint-secret")))
+    # and no policy lets the key be used for anything but endpoint secrets
+    assert not allowed(granted["delivery_handler"], "kms:Decrypt", "${EndpointSecretsKey.Arn}",
+                       (("endpoint_id", other["endpoint_id"]), ("purpose", "other")))
     for function, calls in recorded.items():
         denied = {c for c in calls if not allowed(granted[function], *c)}
         assert not denied, f"{function} calls what its policy file does not allow: {denied}"

@@ -149,7 +149,8 @@ def test_each_function_has_its_own_least_privilege_role(template: dict) -> None:
                 assert resource != "*" and isinstance(resource, dict), statement
                 text = resource.get("Fn::Sub", "")
                 assert text.startswith(("${SessionTable.", "${DeliveryQueue.", "${DeadLetterQueue.",
-                                        "arn:${AWS::Partition}:logs:", APIGATEWAY)), statement
+                                        "${EndpointSecretsKey.Arn}", "arn:${AWS::Partition}:logs:",
+                                        APIGATEWAY)), statement
                 if "*" in text:
                     assert text in ("${SessionTable.Arn}/index/*", "arn:${AWS::Partition}:logs:"
                                     "${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/${AWS::StackName}-*",
@@ -164,6 +165,61 @@ def test_each_function_has_its_own_least_privilege_role(template: dict) -> None:
     assert not any(a.startswith("dynamodb:") and a not in (
         "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
         "dynamodb:ListStreams", "dynamodb:Query") for a in feedback), "the feedback function never writes the table"
+
+
+PURPOSE = {"kms:EncryptionContext:purpose": "webhook-endpoint-secret"}
+
+
+def test_endpoint_secrets_key_rotates_is_kept_and_is_used_only_as_each_function_needs(template: dict) -> None:
+    """The customer-managed key of the endpoints' secrets: rotated yearly, retained with the
+    table, an alias; only the API encrypts any endpoint's secret, only the delivery function
+    decrypts (its role alone carries the tag the key policy asks for), each only with the
+    encryption context of an endpoint secret."""
+    resources = template["Resources"]
+    key = resources["EndpointSecretsKey"]
+    assert key["Type"] == "AWS::KMS::Key" and key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    alias = resources["EndpointSecretsKeyAlias"]["Properties"]
+    assert alias["TargetKeyId"] == {"Ref": "EndpointSecretsKey"}
+    assert alias["AliasName"] == {"Fn::Sub": "alias/${AWS::StackName}-endpoint-secrets"}
+    # the key policy: the account administers the key but uses it only as below
+    policy = {s["Sid"]: s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+    admin = policy["AdministerTheKeyButNotUseIt"]["Action"]
+    assert not {"kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant",
+                "kms:*"} & set(admin)
+    # (wildcards included: kms:Create* would cover CreateGrant, which hands out Decrypt)
+    assert all(not a.startswith(("kms:ReE", "kms:Gen", "kms:Dec", "kms:Enc", "kms:Create*", "kms:CreateG"))
+               for a in admin), admin
+    assert policy["EncryptEndpointSecretsWhereIamAllows"]["Condition"] == {"StringEquals": PURPOSE}
+    decrypt = policy["DecryptEndpointSecretsOnlyTheDeliveryRole"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    tag = decrypt["Condition"]["StringEquals"]
+    assert tag == {**PURPOSE, "aws:PrincipalTag/session-service:endpoint-secrets": "decrypt"}
+    tagged = [name for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"
+              and {"Key": "session-service:endpoint-secrets", "Value": "decrypt"} in r["Properties"].get("Tags", [])]
+    assert tagged == ["DeliveryHandlerRole"]
+    # the roles: who may call what on the key, and under which conditions
+    functions = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
+    roles = {name: f["Properties"]["Role"]["Fn::GetAtt"][0] for name, f in functions.items()}
+    uses: dict[str, list[dict]] = {}
+    for name, role in roles.items():
+        uses[name] = [st for st in _statements(resources[role]) if any(a.startswith("kms:") for a in st["Action"])]
+        for statement in uses[name]:
+            assert statement["Resource"] == [{"Fn::Sub": "${EndpointSecretsKey.Arn}"}], statement
+            assert statement["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"] == PURPOSE[
+                "kms:EncryptionContext:purpose"]
+            assert statement["Condition"]["ForAllValues:StringEquals"] == {
+                "kms:EncryptionContextKeys": ["purpose", "endpoint_id"]}
+    actions = {name: sorted(a for st in found for a in st["Action"]) for name, found in uses.items() if found}
+    assert actions == {"APIHandler": ["kms:Encrypt"], "DeliveryHandler": ["kms:Decrypt", "kms:Encrypt"]}
+    encrypt = next(st for st in uses["DeliveryHandler"] if st["Action"] == ["kms:Encrypt"])
+    assert encrypt["Condition"]["StringEquals"]["kms:EncryptionContext:endpoint_id"] == "default"
+    # the key's ARN reaches those two functions only
+    told = {name for name, f in functions.items() if "ENDPOINT_SECRETS_KEY_ARN" in f["Properties"]["Environment"]["Variables"]}
+    assert told == {"APIHandler", "DeliveryHandler"}
+    assert functions["DeliveryHandler"]["Properties"]["Environment"]["Variables"]["ENDPOINT_SECRETS_KEY_ARN"] == {
+        "Fn::GetAtt": ["EndpointSecretsKey", "Arn"]}
+    assert template["Outputs"]["EndpointSecretsKeyArn"] == {"Value": {"Fn::GetAtt": ["EndpointSecretsKey", "Arn"]}}
 
 
 def test_api_key_authorizer_and_its_error_bodies(template: dict) -> None:
