@@ -120,7 +120,7 @@ def test_a_refused_request_leaves_its_keep_alive_connection_usable(local_stack, 
     assert send("GET", "/manuals").status == 200  # its burst
     refused = send("POST", "/sessions", json.dumps({"user_id": "u", "manual_id": "m"}).encode())
     assert refused.status == 429 and json.loads(refused.body) == json.loads(limits.THROTTLED_BODY)  # type: ignore[attr-defined]
-    assert refused.getheader("Retry-After") == "1" and refused.getheader("Connection") != "close"
+    assert int(refused.getheader("Retry-After")) >= 1 and refused.getheader("Connection") != "close"
     assert {name: refused.getheader(name) for name in API_HEADERS} == API_HEADERS
     head = send("HEAD", "/manuals")
     assert head.status == 429 and head.body == b"" and int(head.getheader("Content-Length")) > 0  # type: ignore[attr-defined]
