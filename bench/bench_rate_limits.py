@@ -151,9 +151,9 @@ def main(requests: int = 300, flooders: int = 8, flood_rate: float = 5.0, refusa
     print(f"flooding key: {total} requests in {elapsed:.1f} s ({total / elapsed:.0f}/s): "
           f"{counts.get(200, 0)} answered 200, {counts.get(429, 0)} answered 429, "
           f"other: { {k: v for k, v in counts.items() if k not in (200, 429)} }")
-    print(f"local stack CPU: {cpu_alone / (rounds * requests) * 1000:.2f} ms per quiet request alone; "
-          f"{cpu_flooded:.1f} s while flooded ({(cpu_flooded - cpu_alone) / max(1, total) * 1000:.2f} ms "
-          "more per flooding request)")
+    print(f"local stack CPU: {cpu_alone:.1f} s in the phases alone, {cpu_flooded:.1f} s in the flooded ones "
+          f"(each {requests / QUIET_RATE:.0f} s, the flooded ones 1 s more): the flood cost about "
+          f"{(cpu_flooded - cpu_alone) / elapsed * 100:.0f}% of a core")
 
 
 if __name__ == "__main__":
