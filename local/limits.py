@@ -10,7 +10,7 @@ in memory, checked before a request takes one of the local API's turns, answerin
 
 One difference, on purpose: a refused request's 429 is held for LOCAL_REFUSAL_DELAY_MS (100 by
 default, set in local/stack.py) before it is sent, twice as long for each further 429 in a row
-on the same connection, never longer than its Retry-After. API Gateway answers at once, on
+on the same connection, never longer than its Retry-After or 1 s. API Gateway answers at once, on
 machines of its own; the local stack shares a developer's few cores with the client, and a
 client in a tight retry loop would otherwise take the CPU that other keys' requests need
 (bench/bench_rate_limits.py measures both). The request handler also refuses before it reads a
@@ -32,6 +32,10 @@ from chalice.local import LocalGatewayException, RouteMatcher
 from chalicelib.api import auth
 from chalicelib.domain import limits
 from chalicelib.services import keys
+
+
+# the longest a 429 is held, however many came before it on the connection
+MAX_HOLD_SECONDS = 1.0
 
 
 class Throttled(LocalGatewayException):
@@ -58,7 +62,7 @@ class LocalLimits:
     def admit(self, method: str, path: str, headers: Mapping[str, str], streak: int = 0) -> None:
         """Raise Throttled (429, Retry-After) if `method path` is over a limit, after holding
         it (the refusal delay, doubled for each of the `streak` 429s in a row before it on the
-        connection, at most its Retry-After). Unknown routes and keys pass: the gateway answers
+        connection, at most its Retry-After or 1 s). Unknown routes and keys pass: the gateway answers
         those (404, 401) as usual."""
         if not self.enabled:
             return
@@ -70,8 +74,9 @@ class LocalLimits:
 
     def hold(self, streak: int, retry_after: float) -> float:
         """How long a 429 is held: the refusal delay, doubled per earlier 429 in a row on the
-        same connection, at most its Retry-After."""
-        return min(self.refusal_delay * 2 ** min(streak, 16), retry_after)
+        same connection, at most its Retry-After and MAX_HOLD_SECONDS (a quota's Retry-After
+        can be hours: a client's timeout must not run out on a held answer)."""
+        return min(self.refusal_delay * 2 ** min(streak, 16), retry_after, MAX_HOLD_SECONDS)
 
     def _admit(self, method: str, path: str, headers: Mapping[str, str]) -> None:
         try:

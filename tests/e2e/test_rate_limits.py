@@ -134,11 +134,12 @@ def test_a_refused_request_leaves_its_keep_alive_connection_usable(local_stack, 
     connection.close()
 
 
-def test_each_429_in_a_row_on_a_connection_is_held_twice_as_long_up_to_retry_after() -> None:
+def test_each_429_in_a_row_on_a_connection_is_held_twice_as_long_up_to_1_s() -> None:
     from app import app
     from local.limits import LocalLimits
 
     gate = LocalLimits(app, refusal_delay=0.1)
     assert [gate.hold(streak, 1.0) for streak in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
-    assert gate.hold(1000, 3600.0) == 3600.0  # bounded by Retry-After, whatever the streak
+    assert gate.hold(1, 0.15) == 0.15  # never past its Retry-After
+    assert gate.hold(1000, 3600.0) == 1.0  # nor past 1 s (a quota's Retry-After is hours)
     assert LocalLimits(app, refusal_delay=0.0).hold(10, 1.0) == 0.0
