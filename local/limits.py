@@ -33,7 +33,6 @@ from chalicelib.api import auth
 from chalicelib.domain import limits
 from chalicelib.services import keys
 
-
 # the longest a 429 is held, however many came before it on the connection
 MAX_HOLD_SECONDS = 1.0
 
