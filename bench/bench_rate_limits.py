@@ -12,13 +12,17 @@ Reports the quiet key's p50/p99 in both runs and their ratio (goal: p99 within 2
 the flooding key got (200s, 429s, their rate). Every connection is kept alive, as an agent's
 HTTP client does.
 
-    python bench/bench_rate_limits.py [requests=300] [flooders=8] [flood_rate=5] [refusal_delay_ms=100]
+Alone and flooded alternate `rounds` times (the machine's load drifts; the latencies of all
+rounds are pooled), and the local stack process's CPU time is read in each phase (Linux /proc).
+
+    python bench/bench_rate_limits.py [requests=300] [flooders=8] [flood_rate=5] [refusal_delay_ms=100] [rounds=1]
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import statistics
 import sys
 import threading
@@ -66,8 +70,16 @@ def quiet_run(client: Client, path: str, requests: int) -> list[float]:
     return latencies
 
 
-def main(requests: int = 300, flooders: int = 8, flood_rate: float = 5.0, refusal_delay_ms: int = 100) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), the local stack's cost."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main(requests: int = 300, flooders: int = 8, flood_rate: float = 5.0, refusal_delay_ms: int = 100,
+         rounds: int = 1) -> None:
     stack = StackProcess({"LOCAL_REFUSAL_DELAY_MS": str(refusal_delay_ms)})
+    loads: list[float] = [os.getloadavg()[0]]
     try:
         base = stack.urls["api"]
         admin = Client(base, LOCAL_ADMIN_KEY)
@@ -82,29 +94,42 @@ def main(requests: int = 300, flooders: int = 8, flood_rate: float = 5.0, refusa
                                                    "manual_id": "bench-limits"})[0] in (200, 201)
         path = "/v1/sessions/bench-limits-s"
         quiet_run(quiet, path, 30)  # warm: caches, connections
-        unloaded = quiet_run(quiet, path, requests)
-
-        stop = threading.Event()
+        unloaded: list[float] = []
+        flooded: list[float] = []
+        per_round: list[tuple[float, float]] = []
         counts: dict[int, int] = {}
         lock = threading.Lock()
+        elapsed = 0.0
+        cpu_alone = cpu_flooded = 0.0
+        for _ in range(rounds):  # alone and flooded interleaved: the machine's load drifts
+            before = cpu_seconds(stack.proc.pid)
+            alone = quiet_run(quiet, path, requests)
+            cpu_alone += cpu_seconds(stack.proc.pid) - before
+            stop = threading.Event()
 
-        def flood() -> None:
-            client = Client(base, flood_key)
-            while not stop.is_set():
-                status, _ = client.call("GET", path)
-                with lock:
-                    counts[status] = counts.get(status, 0) + 1
+            def flood(stop: threading.Event = stop) -> None:
+                client = Client(base, flood_key)
+                while not stop.is_set():
+                    status, _ = client.call("GET", path)
+                    with lock:
+                        counts[status] = counts.get(status, 0) + 1
 
-        threads = [threading.Thread(target=flood, daemon=True) for _ in range(flooders)]
-        for thread in threads:
-            thread.start()
-        time.sleep(1.0)  # the flood is at full speed before the quiet key starts
-        started = time.monotonic()
-        flooded = quiet_run(quiet, path, requests)
-        elapsed = time.monotonic() - started
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
+            threads = [threading.Thread(target=flood, daemon=True) for _ in range(flooders)]
+            before = cpu_seconds(stack.proc.pid)
+            for thread in threads:
+                thread.start()
+            time.sleep(1.0)  # the flood is at full speed before the quiet key starts
+            started = time.monotonic()
+            busy = quiet_run(quiet, path, requests)
+            elapsed += time.monotonic() - started + 1
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=30)
+            cpu_flooded += cpu_seconds(stack.proc.pid) - before
+            loads.append(os.getloadavg()[0])
+            unloaded += alone
+            flooded += busy
+            per_round.append((percentile(alone, 99), percentile(busy, 99)))
     finally:
         stack.stop()
 
@@ -114,16 +139,21 @@ def main(requests: int = 300, flooders: int = 8, flood_rate: float = 5.0, refusa
 
     total = sum(counts.values())
     ratio = percentile(flooded, 99) / percentile(unloaded, 99)
-    print(f"machine: {machine()}")
-    print(f"quiet key: {requests} GETs one at a time, {QUIET_RATE:g}/s; flooding key: {flooders} threads, its own limit "
-          f"{flood_rate:g}/s burst {int(flood_rate * 2)}; 429s held {refusal_delay_ms} ms (LOCAL_REFUSAL_DELAY_MS)")
+    print(f"machine: {machine()}; load average (1 min) {min(loads):.1f}-{max(loads):.1f} during the run")
+    print(f"quiet key: {requests} GETs one at a time, {QUIET_RATE:g}/s, {rounds} round(s) alone then flooded; "
+          f"flooding key: {flooders} threads, its own limit {flood_rate:g}/s burst {int(flood_rate * 2)}; "
+          f"429s held {refusal_delay_ms} ms (LOCAL_REFUSAL_DELAY_MS)")
     print("| quiet key | p50 | p99 | max |\n|---|---|---|---|")
     print(row("alone", unloaded))
     print(row("while the other key floods", flooded))
-    print(f"p99 ratio flooded/alone: {ratio:.2f} (goal <= 2)")
-    print(f"flooding key: {total} requests in {elapsed + 1:.1f} s ({total / (elapsed + 1):.0f}/s): "
+    print(f"p99 ratio flooded/alone: {ratio:.2f} (goal <= 2); per round: "
+          + ", ".join(f"{a:.1f} -> {b:.1f} ms ({b / a:.2f})" for a, b in per_round))
+    print(f"flooding key: {total} requests in {elapsed:.1f} s ({total / elapsed:.0f}/s): "
           f"{counts.get(200, 0)} answered 200, {counts.get(429, 0)} answered 429, "
           f"other: { {k: v for k, v in counts.items() if k not in (200, 429)} }")
+    print(f"local stack CPU: {cpu_alone:.1f} s in the phases alone, {cpu_flooded:.1f} s in the flooded ones "
+          f"(each {requests / QUIET_RATE:.0f} s, the flooded ones 1 s more): the flood cost about "
+          f"{(cpu_flooded - cpu_alone) / elapsed * 100:.0f}% of a core")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,20 @@ def _number(default: float, description: str, minimum: float = 0) -> dict[str, A
 
 
 DEFAULT_PLAN_NAME = {"Fn::Sub": "${AWS::StackName}-default"}
+# API Gateway's account-level throttle per region (its default quota): the health routes' own
+# method throttle, so the stage's read limit does not apply to them
+HEALTH_RATE_PER_SECOND, HEALTH_BURST = 10_000, 5_000
+# the in-function per-address limit (chalicelib/domain/limits.py), over WAF's 5-minute window
+WAF_WINDOW_SECONDS = 300
+WAF_CAPTURE_LIMIT = int(defaults.SOURCE_RATE_PER_SECOND * WAF_WINDOW_SECONDS)
+# how long a client WAF refused should wait: WAF re-evaluates an address's rate about every
+# minute, over the window
+WAF_RETRY_AFTER = 60
+# API Gateway's answer when the authorizer names an API key no usage plan of the stage holds:
+# a key minted before usage plans, until `python -m cli keys sync-usage-plans` runs
+INVALID_API_KEY_BODY = json.dumps({
+    "error": "forbidden", "message": "This API key is not in a usage plan at API Gateway yet (a key "
+    "minted before usage plans): an operator runs `python -m cli keys sync-usage-plans`."})
 
 
 def limit_parameters() -> dict[str, Any]:
@@ -122,6 +136,19 @@ def limit_parameters() -> dict[str, Any]:
                                     "Per method of the public capture route /v1/hooks/{inbox_id}: "
                                     "requests per second.", 1),
         "CaptureBurstLimit": _number(defaults.HOOK_BURST, "Per method of the capture route: burst.", 1),
+        # health routes: exempt from the stage's read limit, up to the account's own throttle
+        "HealthRateLimit": _number(HEALTH_RATE_PER_SECOND, "Per method of /health*: requests per second "
+                                   "(default: API Gateway's account-level limit per region, i.e. no limit "
+                                   "of the stage's own).", 1),
+        "HealthBurstLimit": _number(HEALTH_BURST, "Per method of /health*: burst (default: the "
+                                    "account-level burst).", 1),
+        # the capture route's global per-address limit (AWS WAF; costs money, hence off by default)
+        "CaptureWafEnabled": {"Type": "String", "Default": "false", "AllowedValues": ["true", "false"],
+                              "Description": "Put an AWS WAF web ACL on the stage that limits captures "
+                                             "(/v1/hooks/*) per source address across all Lambda instances "
+                                             "(WAF is billed per web ACL, rule and request)."},
+        "CaptureWafRequestsPer5Minutes": _number(WAF_CAPTURE_LIMIT, "With CaptureWafEnabled: captures "
+                                                 "per source address in any 5 minutes before WAF answers 429.", 10),
     }
     for function, reserved in RESERVED_CONCURRENCY.items():
         params[f"{function}ReservedConcurrency"] = _number(
@@ -135,7 +162,8 @@ def _stage_path(path: str) -> str:
 
 def method_settings() -> list[dict[str, Any]]:
     """Stage throttling: a default per method, stricter on every write method and on every
-    method of the public capture route (the Chalice routes, as API Gateway names them)."""
+    method of the public capture route, and the health routes exempt from it (up to the
+    account's own limit); the Chalice routes, as API Gateway names them."""
     from app import app
 
     def throttle(path: str, method: str, kind: str) -> dict[str, Any]:
@@ -146,7 +174,9 @@ def method_settings() -> list[dict[str, Any]]:
     settings = [throttle("/*", "*", "Stage")]
     for path in sorted(app.routes):
         for method in sorted(app.routes[path]):
-            if path == defaults.HOOK_ROUTE:
+            if defaults.route_limit(method, path) is None:  # health: the stage's limit does not apply
+                settings.append(throttle(_stage_path(path), method, "Health"))
+            elif path == defaults.HOOK_ROUTE:
                 settings.append(throttle(_stage_path(path), method, "Capture"))
             elif method in defaults.WRITE_METHODS:
                 settings.append(throttle(_stage_path(path), method, "Write"))
@@ -176,6 +206,7 @@ def limits(template: dict[str, Any]) -> None:
     api["GatewayResponses"].update({
         "THROTTLED": _gateway_429(defaults.THROTTLED_BODY, defaults.THROTTLED_RETRY_AFTER),
         "QUOTA_EXCEEDED": _gateway_429(defaults.QUOTA_BODY, defaults.QUOTA_RETRY_AFTER),
+        "INVALID_API_KEY": _gateway_response(403, INVALID_API_KEY_BODY),
     })
     resources["DefaultUsagePlan"] = {"Type": "AWS::ApiGateway::UsagePlan", "Properties": {
         "UsagePlanName": DEFAULT_PLAN_NAME,
@@ -193,6 +224,50 @@ def limits(template: dict[str, Any]) -> None:
         resources[function]["Properties"]["ReservedConcurrentExecutions"] = {
             "Fn::If": [condition, {"Ref": f"{function}ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
     template["Outputs"]["UsagePlanId"] = {"Value": {"Ref": "DefaultUsagePlan"}}
+    capture_waf(template)
+
+
+def capture_waf(template: dict[str, Any]) -> None:
+    """The capture route's per-source-address limit across every Lambda instance (the function's
+    own bucket is per instance): an AWS WAF web ACL on the stage, only with CaptureWafEnabled,
+    whose one rate-based rule counts captures (/v1/hooks/... in the path, whatever the stage
+    or base path) per client IP and answers 429 in our JSON shape. Everything else passes."""
+    template.setdefault("Conditions", {})["CaptureWaf"] = {"Fn::Equals": [{"Ref": "CaptureWafEnabled"}, "true"]}
+    retry = {"Name": "Retry-After", "Value": str(WAF_RETRY_AFTER)}
+    # the security headers every answer carries (WAF sets Content-Type from the body's type)
+    secure = [{"Name": name, "Value": value} for name, value in headers.API_HEADERS.items()]
+    resources = template["Resources"]
+    resources["CaptureWebAcl"] = {"Type": "AWS::WAFv2::WebACL", "Condition": "CaptureWaf", "Properties": {
+        "Name": {"Fn::Sub": "${AWS::StackName}-captures"},
+        "Description": "Limits inbox captures per source address, see parameter CaptureWafRequestsPer5Minutes.",
+        "Scope": "REGIONAL",
+        "DefaultAction": {"Allow": {}},
+        "CustomResponseBodies": {"rate_limited": {"ContentType": "APPLICATION_JSON",
+                                                  "Content": defaults.THROTTLED_BODY}},
+        "Rules": [{
+            "Name": "captures-per-source-address",
+            "Priority": 0,
+            "Statement": {"RateBasedStatement": {
+                "Limit": {"Ref": "CaptureWafRequestsPer5Minutes"},
+                "EvaluationWindowSec": WAF_WINDOW_SECONDS,
+                "AggregateKeyType": "IP",
+                "ScopeDownStatement": {"ByteMatchStatement": {
+                    "FieldToMatch": {"UriPath": {}}, "PositionalConstraint": "CONTAINS",
+                    "SearchString": defaults.HOOK_ROUTE.split("{", 1)[0],
+                    "TextTransformations": [{"Priority": 0, "Type": "NONE"}]}}}},
+            "Action": {"Block": {"CustomResponse": {"ResponseCode": 429, "CustomResponseBodyKey": "rate_limited",
+                                                    "ResponseHeaders": [retry, *secure]}}},
+            "VisibilityConfig": {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True,
+                                 "MetricName": "CapturesPerSourceAddress"},
+        }],
+        "VisibilityConfig": {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True,
+                             "MetricName": "CaptureWebAcl"},
+    }}
+    resources["CaptureWebAclAssociation"] = {"Type": "AWS::WAFv2::WebACLAssociation", "Condition": "CaptureWaf",
+                                             "Properties": {
+        "ResourceArn": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":apigateway:", {"Ref": "AWS::Region"},
+                                          "::/restapis/", {"Ref": "RestAPI"}, "/stages/", {"Ref": "RestAPI.Stage"}]]},
+        "WebACLArn": {"Fn::GetAtt": ["CaptureWebAcl", "Arn"]}}}
 
 
 def _resolve_policies(template: dict[str, Any]) -> None:

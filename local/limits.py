@@ -9,10 +9,12 @@ in memory, checked before a request takes one of the local API's turns, answerin
 429 JSON with Retry-After. Health routes are not limited. LOCAL_RATE_LIMITS=0 turns it off.
 
 One difference, on purpose: a refused request's 429 is held for LOCAL_REFUSAL_DELAY_MS (100 by
-default, set in local/stack.py; never longer than its Retry-After) before it is sent. API Gateway
-answers at once, on machines of its own; the local stack shares a developer's few cores with
-the client, and a client in a tight retry loop would otherwise take the CPU that other keys'
-requests need (bench/bench_rate_limits.py measures both).
+default, set in local/stack.py) before it is sent, twice as long for each further 429 in a row
+on the same connection, never longer than its Retry-After or 1 s. API Gateway answers at once, on
+machines of its own; the local stack shares a developer's few cores with the client, and a
+client in a tight retry loop would otherwise take the CPU that other keys' requests need
+(bench/bench_rate_limits.py measures both). The request handler also refuses before it reads a
+body or builds the request for the app, with a 429 prepared once (local/stack.py).
 
 Called from local/stack.py's request handler (one call), kept apart from local/gateway.py.
 Nothing here ships to Lambda.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalice.local import LocalGatewayException, RouteMatcher
@@ -30,6 +32,9 @@ from chalice.local import LocalGatewayException, RouteMatcher
 from chalicelib.api import auth
 from chalicelib.domain import limits
 from chalicelib.services import keys
+
+# the longest a 429 is held, however many came before it on the connection
+MAX_HOLD_SECONDS = 1.0
 
 
 class Throttled(LocalGatewayException):
@@ -53,18 +58,26 @@ class LocalLimits:
         self._used: dict[str, tuple[int, int]] = {}  # key_id -> (UTC day, requests admitted)
         self._lock = threading.Lock()
 
-    def admit(self, method: str, path: str, headers: dict[str, str]) -> None:
-        """Raise Throttled (429, Retry-After) if `method path` is over a limit. Unknown routes
-        and keys pass: the gateway answers those (404, 401) as usual."""
+    def admit(self, method: str, path: str, headers: Mapping[str, str], streak: int = 0) -> None:
+        """Raise Throttled (429, Retry-After) if `method path` is over a limit, after holding
+        it (the refusal delay, doubled for each of the `streak` 429s in a row before it on the
+        connection, at most its Retry-After or 1 s). Unknown routes and keys pass: the gateway answers
+        those (404, 401) as usual."""
         if not self.enabled:
             return
         try:
             self._admit(method, path, headers)
         except Throttled as refused:
-            time.sleep(min(self.refusal_delay, float(refused.headers["Retry-After"])))
+            time.sleep(self.hold(streak, float(refused.headers["Retry-After"])))
             raise
 
-    def _admit(self, method: str, path: str, headers: dict[str, str]) -> None:
+    def hold(self, streak: int, retry_after: float) -> float:
+        """How long a 429 is held: the refusal delay, doubled per earlier 429 in a row on the
+        same connection, at most its Retry-After and MAX_HOLD_SECONDS (a quota's Retry-After
+        can be hours: a client's timeout must not run out on a held answer)."""
+        return min(self.refusal_delay * 2 ** min(streak, 16), retry_after, MAX_HOLD_SECONDS)
+
+    def _admit(self, method: str, path: str, headers: Mapping[str, str]) -> None:
         try:
             route = self._matcher.match_route(path).route
         except ValueError:
@@ -81,7 +94,7 @@ class LocalLimits:
         if wait:
             raise _throttled(limits.THROTTLED_BODY, limits.retry_after(wait))
 
-    def _admit_key(self, headers: dict[str, str]) -> None:
+    def _admit_key(self, headers: Mapping[str, str]) -> None:
         value = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
         token = auth.bearer_token(value)
         principal = keys.principal_for(token) if token else None

@@ -106,18 +106,14 @@ def _request_handler(limiter: Any = None) -> type:
             _PIPELINE.on = self.headers.get("User-Agent") == USER_AGENT
             if self.path == STAGE_PREFIX or self.path.startswith(STAGE_PREFIX + "/"):
                 self.path = self.path[len(STAGE_PREFIX):] or "/"
+            if limiter is not None and not self._admitted():
+                return
             try:
                 headers, body = self._parse_payload()
             except FramingError as refused:  # the rest of the stream cannot be trusted
                 self.close_connection = True
                 self._send_json_error(refused.error)
                 return
-            if limiter is not None:  # API Gateway's per-key and per-route limits (local/limits.py)
-                try:
-                    limiter.admit(self.command, self.path, headers)
-                except LocalGatewayException as throttled:
-                    self._send_http_response(throttled.CODE, throttled.headers, throttled.body)
-                    return
             gate = contextlib.nullcontext() if _PIPELINE.on else _API_TURNS
             try:
                 with gate:
@@ -141,6 +137,31 @@ def _request_handler(limiter: Any = None) -> type:
             self._send_http_response(response["statusCode"], headers, response["body"])
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+        def _admitted(self) -> bool:
+            """API Gateway's per-key and per-route limits (local/limits.py), checked first:
+            a refused request costs no body read (a small one is skipped, a large or chunked
+            one closes the connection), no request for the app, and one write of a 429
+            prepared once. Each further 429 in a row on this connection is held longer."""
+            streak = getattr(self, "refused_in_a_row", 0)
+            try:
+                limiter.admit(self.command, self.path, self.headers, streak)
+            except LocalGatewayException as throttled:
+                self.refused_in_a_row = streak + 1
+                self._skip_body()
+                self.wfile.write(_prepared(throttled.CODE, throttled.headers, throttled.body,
+                                           self.command == "HEAD", self.close_connection))
+                self.log_request(throttled.CODE)
+                return False
+            self.refused_in_a_row = 0
+            return True
+
+        def _skip_body(self) -> None:
+            length = (self.headers.get("Content-Length") or "0").strip()
+            if self.headers.get("Transfer-Encoding") or not length.isdigit() or int(length) > SKIPPED_BODY_BYTES:
+                self.close_connection = True
+            elif int(length):
+                self.rfile.read(int(length))
 
         def __getattr__(self, name: str) -> Any:
             # Any other method (TRACE, QUERY, ...) reaches the app, which answers a JSON 405
@@ -236,6 +257,32 @@ def _request_handler(limiter: Any = None) -> type:
                 super().log_message(format, *args)
 
     return Handler
+
+
+# a refused request's body up to this size is read and dropped (the connection stays usable);
+# a larger or chunked one closes the connection instead of being read
+SKIPPED_BODY_BYTES = 64 * 1024
+_PREPARED: dict[tuple[Any, ...], bytes] = {}
+
+
+def _prepared(code: int, headers: dict[str, str], body: bytes, head: bool, close: bool) -> bytes:
+    """A whole gateway answer (a 429), status line to body, with the security headers; built
+    once per distinct answer (a few: the THROTTLED one, the quota's per second to midnight)."""
+    key = (code, tuple(headers.items()), body, head, close)
+    answer = _PREPARED.get(key)
+    if answer is None:
+        from http import HTTPStatus
+
+        from chalicelib.api.headers import API_HEADERS
+
+        lines = [f"HTTP/1.1 {code} {HTTPStatus(code).phrase}", *(f"{k}: {v}" for k, v in headers.items()),
+                 *(f"{k}: {v}" for k, v in API_HEADERS.items() if k not in headers),
+                 f"Content-Length: {len(body)}", *(["Connection: close"] if close else [])]
+        answer = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else body)
+        if len(_PREPARED) >= 256:
+            _PREPARED.clear()
+        _PREPARED[key] = answer
+    return answer
 
 
 def readable_logs() -> None:

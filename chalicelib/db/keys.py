@@ -63,3 +63,16 @@ def set_limits(key_id: str, limits: dict[str, Any], gateway: dict[str, str]) -> 
     except table.ConditionFailed:
         return False
     return True
+
+
+def set_gateway(key_id: str, gateway: dict[str, str]) -> bool:
+    """Store an active key's API Gateway key and plan (the upgrade path); False for an unknown
+    or revoked key (a key revoked meanwhile keeps no API Gateway fields)."""
+    try:
+        table.update_item(key(key_id), "SET #gateway_key_id = :gateway_key_id, #usage_plan_id = :usage_plan_id",
+                          condition="attribute_exists(PK) AND attribute_not_exists(revoked_at)",
+                          names={"#gateway_key_id": "gateway_key_id", "#usage_plan_id": "usage_plan_id"},
+                          vals=table.values(**gateway))
+    except table.ConditionFailed:
+        return False
+    return True

@@ -19,13 +19,14 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import ConfigDict, Field, model_validator
 
 from chalicelib.db import keys as records
 from chalicelib.domain.clock import to_iso, utcnow
-from chalicelib.domain.errors import KeyExists, KeyNotFound
+from chalicelib.domain.errors import KeyExists, KeyNotFound, ServiceUnavailable
 from chalicelib.domain.limits import Burst, DailyQuota, EffectiveLimits, KeyLimits, RatePerSecond, usage_identifier
 from chalicelib.domain.models import Model, Request
 from chalicelib.domain.vocabulary import KeyId, Name, Scope, Timestamp, UserId, conforms
@@ -200,6 +201,44 @@ def revoke_key(key_id: str) -> None:
     usage_plans.detach(item)
     _cache.clear()  # this process stops honouring it at once; others within CACHE_SECONDS
 
+
+
+class SyncedKey(NamedTuple):
+    """One key's outcome in `sync_usage_plans`."""
+
+    key_id: str
+    outcome: str  # "attached" (API Gateway changed), "in place" (nothing to do), "revoked" (skipped)
+    usage_plan_id: str | None
+    last_of_page: bool
+    cursor: str | None  # after the last key of a page: where a later run goes on (None: the end)
+
+
+def sync_usage_plans(page_size: int = 50, cursor: str | None = None) -> Iterator[SyncedKey]:
+    """Give every stored active key its API Gateway key in the plan its limits call for (keys
+    minted before usage plans have none, and API Gateway refuses them). A page of keys at a
+    time, from `cursor`; idempotent (each key's step looks before it makes), so a run that
+    stopped is finished by running it again, from the start or from a page's cursor. Never on
+    a request's path."""
+    if not usage_plans.enabled():
+        raise ServiceUnavailable("No usage plan configured (USAGE_PLAN_NAME): nothing to sync to.")
+    while True:
+        items, cursor = records.list_page(page_size, cursor)
+        for n, item in enumerate(items, 1):
+            outcome, plan = _sync_one(item)
+            yield SyncedKey(item["key_id"], outcome, plan, n == len(items), cursor)
+        if not cursor:
+            return
+
+
+def _sync_one(item: dict[str, Any]) -> tuple[str, str | None]:
+    if item.get("revoked_at"):
+        return "revoked", None
+    fields, changed = usage_plans.sync(item["key_id"], _limits(item), item)
+    stored = {k: item.get(k) for k in usage_plans.FIELDS} == fields
+    if not stored and not records.set_gateway(item["key_id"], fields):
+        usage_plans.detach(fields)  # revoked meanwhile: its API Gateway key goes, as revoking does
+        return "revoked", None
+    return ("attached" if changed or not stored else "in place"), fields["usage_plan_id"]
 
 # ---- resolving a key -----------------------------------------------------------------------
 

@@ -147,3 +147,80 @@ def detach(record: dict[str, Any]) -> None:
     plan = record.get("usage_plan_id")
     if plan and plan != _default_id():
         _delete_plan(plan)
+
+
+# ---- the upgrade path: keys minted before usage plans -----------------------------------------
+# `python -m cli keys sync-usage-plans` (chalicelib/services/keys.py `sync_usage_plans`). Each
+# step looks before it makes, so a run that stopped anywhere (a crash between creating the API
+# Gateway key and storing its id, a throttled call) is finished by running it again.
+
+
+def _code(exc: Exception) -> str:
+    from botocore.exceptions import ClientError
+
+    return str(exc.response.get("Error", {}).get("Code", "")) if isinstance(exc, ClientError) else ""
+
+
+def _look(operation: str, **kwargs: Any) -> Any:
+    """`operation`, or None when API Gateway answers that the thing is not there."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return getattr(get_client(), operation)(**kwargs)
+    except ClientError as exc:
+        if _code(exc) == "NotFoundException":
+            return None
+        raise ServiceUnavailable(f"API Gateway refused {operation}; retry shortly.") from exc
+
+
+def _api_key_named(name: str) -> str | None:
+    position = None
+    while True:
+        page = _call("get_api_keys", nameQuery=name, limit=500, **({"position": position} if position else {}))
+        found = next((k["id"] for k in page.get("items", []) if k.get("name") == name), None)
+        position = page.get("position")
+        if found or not position:
+            return str(found) if found else None
+
+
+def _plan_named(name: str) -> str | None:
+    position = None
+    while True:
+        page = _call("get_usage_plans", limit=500, **({"position": position} if position else {}))
+        found = next((p["id"] for p in page.get("items", []) if p.get("name") == name), None)
+        position = page.get("position")
+        if found or not position:
+            return str(found) if found else None
+
+
+def sync(key_id: str, limits: KeyLimits, record: dict[str, Any]) -> tuple[dict[str, str], bool]:
+    """Make sure an active key's API Gateway key exists and is in the plan its limits call
+    for, whatever state an earlier run (or none) left it in. Returns the fields to store on
+    the key record and whether anything at API Gateway had to change."""
+    changed = False
+    gateway_key_id = record.get("gateway_key_id")
+    if gateway_key_id and _look("get_api_key", apiKey=gateway_key_id) is None:
+        gateway_key_id = None  # gone at API Gateway (deleted by hand, another stack)
+    name = usage_identifier(key_id)
+    gateway_key_id = gateway_key_id or _api_key_named(name)
+    if not gateway_key_id:
+        gateway_key_id = str(_call("create_api_key", name=name, value=name, enabled=True,
+                                   description=f"API key {key_id} of the session service")["id"])
+        changed = True
+    default_id = _default_id()
+    target = default_id
+    if limits.overridden():
+        own = record.get("usage_plan_id")
+        own = own if own and own != default_id and _look("get_usage_plan", usagePlanId=own) else None
+        own = own or _plan_named(f"{default_plan()['name']}-{key_id}")
+        target = _own_plan(key_id, limits, own)  # updated if it exists, made otherwise
+        changed = changed or own is None
+    if _look("get_usage_plan_key", usagePlanId=target, keyId=gateway_key_id) is None:
+        _call("create_usage_plan_key", usagePlanId=target, keyId=gateway_key_id, keyType="API_KEY")
+        changed = True
+    previous = record.get("usage_plan_id")
+    if previous and previous != target and _look("get_usage_plan_key", usagePlanId=previous,
+                                                 keyId=gateway_key_id) is not None:
+        _call("delete_usage_plan_key", usagePlanId=previous, keyId=gateway_key_id)
+        changed = True
+    return {"gateway_key_id": gateway_key_id, "usage_plan_id": target}, changed

@@ -1,5 +1,6 @@
-"""`keys create|list|limits|revoke` (through the API, with an admin key) and `keys bootstrap` (the
-first admin key of a deployment, with AWS credentials)."""
+"""`keys create|list|limits|revoke` (through the API, with an admin key), and, with AWS
+credentials, `keys bootstrap` (the first admin key of a deployment) and `keys sync-usage-plans`
+(the upgrade path of keys minted before usage plans)."""
 
 from __future__ import annotations
 
@@ -118,12 +119,22 @@ def keys_bootstrap(stack: str | None, table: str | None, name: str, usage_plan: 
     AWS credentials (every other key is made through the API with an admin key), with its
     API Gateway key in the stack's default usage plan (without one, API Gateway refuses the
     key). Printed once, alone on stdout."""
+    from chalicelib import runtime
+    from chalicelib.services import keys
+
+    table, plan = _stack_settings(stack, table, usage_plan, endpoint_url)
+    runtime.bootstrap({"TABLE_NAME": table, "USAGE_PLAN_NAME": plan})
+    created = keys.create_key(keys.KeyCreate(scopes=["admin"], name=name))
+    click.echo(f"Created admin key {created.key_id} in table {table} (shown only now).", err=True)
+    click.echo(created.key)
+
+
+def _stack_settings(stack: str | None, table: str | None, usage_plan: str | None,
+                    endpoint_url: str | None) -> tuple[str, str]:
+    """The table and the default usage plan's name of a deployed stack (or as given)."""
     import os
 
     import boto3
-
-    from chalicelib import runtime
-    from chalicelib.services import keys
 
     if not (stack or table):
         raise click.UsageError("give --stack or --table")
@@ -132,8 +143,62 @@ def keys_bootstrap(stack: str | None, table: str | None, name: str, usage_plan: 
     if table is None:
         described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
         table = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}["TableName"]
-    plan = usage_plan or (f"{stack}-default" if stack else "")
+    return table, usage_plan or (f"{stack}-default" if stack else "")
+
+
+@keys.command("sync-usage-plans")
+@click.option("--stack", default=None, help="CloudFormation stack whose table and default plan to use.")
+@click.option("--table", default=None, help="The table name (instead of --stack; then give --usage-plan).")
+@click.option("--usage-plan", default=None, help="The default usage plan's name (default: <stack>-default).")
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
+              help="AWS endpoint (e.g. a moto server); default: AWS itself.")
+@click.option("--max-keys", type=click.IntRange(1), default=None,
+              help="Stop at the end of the page (of up to 50 keys) that reaches this many keys, "
+                   "printing the cursor to go on from.")
+@click.option("--cursor", default=None, help="Resume from this cursor (printed by an earlier run).")
+@click.option("--pause", type=click.FloatRange(0, 10), default=0.2, show_default=True,
+              help="Seconds between keys (API Gateway limits its management calls per account).")
+@click.pass_obj
+def keys_sync_usage_plans(obj: Cli, stack: str | None, table: str | None, usage_plan: str | None,
+                          endpoint_url: str | None, max_keys: int | None, cursor: str | None,
+                          pause: float) -> None:
+    """Give every active key its API Gateway key in the right usage plan: the upgrade step for
+    keys minted before usage plans, which API Gateway refuses (403) until then. Safe to run
+    again and to interrupt: a key already in place is left as it is, and a second run finishes
+    what a first one left. Progress on stderr, the summary on stdout."""
+    import time
+
+    from chalicelib import runtime
+    from chalicelib.domain.errors import ServiceError
+    from chalicelib.services import keys
+
+    table, plan = _stack_settings(stack, table, usage_plan, endpoint_url)
+    if not plan:
+        raise click.UsageError("give --usage-plan (or --stack)")
     runtime.bootstrap({"TABLE_NAME": table, "USAGE_PLAN_NAME": plan})
-    created = keys.create_key(keys.KeyCreate(scopes=["admin"], name=name))
-    click.echo(f"Created admin key {created.key_id} in table {table} (shown only now).", err=True)
-    click.echo(created.key)
+    counts = {"attached": 0, "in place": 0, "revoked": 0}
+    seen, resume = 0, None
+    try:
+        for synced in keys.sync_usage_plans(page_size=min(max_keys or 50, 50), cursor=cursor):
+            seen += 1
+            counts[synced.outcome] += 1
+            where = f" (plan {synced.usage_plan_id})" if synced.usage_plan_id else ""
+            click.echo(f"[{seen}] key {synced.key_id}: {synced.outcome}{where}", err=True)
+            if max_keys is not None and seen >= max_keys and synced.last_of_page:
+                resume = synced.cursor
+                break
+            time.sleep(pause)
+    except ServiceError as failed:  # API Gateway refused or throttled past the retries
+        click.echo(f"error: {failed.code}: {failed.message} ({seen} keys done; run it again to "
+                   "go on: keys already in place are skipped)", err=True)
+        raise SystemExit(1) from None
+    summary = {"keys": seen, **{k.replace(" ", "_"): v for k, v in counts.items()}, "cursor": resume}
+    if obj.json_output:
+        obj.emit(summary)
+        return
+    click.echo(f"{seen} keys: {counts['attached']} given their API Gateway key or plan, "
+               f"{counts['in place']} already in place, {counts['revoked']} revoked (skipped).")
+    if resume:
+        click.echo(f"Stopped after {seen} keys (--max-keys): go on with --cursor {resume}", err=True)
+    else:
+        click.echo("Every active key is in its usage plan.", err=True)

@@ -4,6 +4,8 @@ limits (per inbox, per source address; a paused inbox costs no write)."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
 
 import boto3
@@ -201,3 +203,93 @@ def test_a_capture_over_the_limit_is_a_429_json_with_retry_after(api, monkeypatc
     refused = api.as_key(None).post(f"/v1/hooks/{inbox_id}", {})
     assert refused.status_code == 429 and refused.json["error"] == "rate_limited"
     assert int(refused.headers["Retry-After"]) >= 1
+
+
+# ---- the upgrade path: keys minted before usage plans ------------------------------------------
+
+
+@pytest.fixture
+def sync(aws, monkeypatch):
+    """`python -m cli keys sync-usage-plans --stack <the test stack> ...`; the environment it
+    sets (as the CLI's process would) is put back after the test."""
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    for name in ("TABLE_NAME", "USAGE_PLAN_NAME"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+
+    def run(*args: str, json_output: bool = False):
+        return CliRunner().invoke(cli, [*(["--json"] if json_output else []), "keys", "sync-usage-plans",
+                                        "--stack", "session-service-local", "--pause", "0", *args])
+
+    return run
+
+
+def test_sync_usage_plans_gives_every_key_minted_before_them_its_api_gateway_key(api, sync, monkeypatch) -> None:
+    # GIVEN keys minted while API Gateway keys were off (the state before usage plans): plain
+    # ones, one with limits of its own, a revoked one (and the tests' admin key)
+    plain = [api.post("/v1/keys", {"scopes": ["agent"]}).json for _ in range(3)]
+    own = api.post("/v1/keys", {"scopes": ["read"], "rate_per_second": 3, "burst": 6}).json
+    revoked = api.post("/v1/keys", {"scopes": ["read"]}).json
+    assert api.delete(f"/v1/keys/{revoked['key_id']}").status_code == 204
+    # ... then the stack upgraded: its API, stage and default plan at API Gateway
+    apigw = boto3.client("apigateway")
+    api_id = apigw.create_rest_api(name="session-service")["id"]
+    default = apigw.create_usage_plan(name="session-service-local-default",
+                                      apiStages=[{"apiId": api_id, "stage": "api"}])["id"]
+    # ... and an earlier run that stopped after making one key's API Gateway key, before
+    # storing its id (so this run must adopt it: a second key of that value is refused)
+    apigw.create_api_key(name=limits.usage_identifier(plain[0]["key_id"]),
+                         value=limits.usage_identifier(plain[0]["key_id"]), enabled=True)
+
+    # WHEN the operator runs the upgrade step, bounded to 2 keys a run
+    first = sync("--max-keys", "2")
+    assert first.exit_code == 0, first.output
+    assert "go on with --cursor" in first.stderr
+    cursor = first.stderr.rsplit("--cursor ", 1)[1].split()[0]
+    rest = sync("--cursor", cursor)
+    assert rest.exit_code == 0, rest.output
+
+    # THEN every active key is in its plan at API Gateway, and the revoked one is not there
+    active = [k["key_id"] for k in plain] + [own["key_id"]]
+    total = len(api.get("/v1/keys?limit=100").json["items"])
+    assert first.stderr.count("] key ") + rest.stderr.count("] key ") == total
+    in_default = _plan_keys(apigw, default)
+    assert {limits.usage_identifier(k) for k in [k["key_id"] for k in plain]} <= in_default
+    mine = {p["name"]: p for p in apigw.get_usage_plans()["items"]}[f"session-service-local-default-{own['key_id']}"]
+    assert mine["throttle"] == {"rateLimit": 3.0, "burstLimit": 6}
+    assert _plan_keys(apigw, mine["id"]) == {limits.usage_identifier(own["key_id"])}
+    values = [k["value"] for k in apigw.get_api_keys(includeValues=True)["items"]]
+    assert limits.usage_identifier(revoked["key_id"]) not in values
+    assert len(values) == len(set(values)) == len(active) + 1  # + the tests' admin key, once each
+    # AND a run again changes nothing (idempotent), and the keys service now manages them:
+    again = sync(json_output=True)
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.stdout)
+    assert (summary["attached"], summary["in_place"], summary["revoked"]) == (0, total - 1, 1), summary
+    monkeypatch.setenv("USAGE_PLAN_NAME", "session-service-local-default")
+    runtime.reset()
+    assert api.patch(f"/v1/keys/{own['key_id']}", {"rate_per_second": None, "burst": None}).status_code == 200
+    assert limits.usage_identifier(own["key_id"]) in _plan_keys(apigw, default)
+    assert api.delete(f"/v1/keys/{plain[1]['key_id']}").status_code == 204
+    values = {k["value"] for k in apigw.get_api_keys(includeValues=True)["items"]}
+    assert limits.usage_identifier(plain[1]["key_id"]) not in values
+
+
+def test_sync_usage_plans_repairs_a_key_whose_api_gateway_key_was_deleted(api, gateway, sync) -> None:
+    apigw, default = gateway
+    key = api.post("/v1/keys", {"scopes": ["agent"]}).json  # made with its API Gateway key
+    usage_id = limits.usage_identifier(key["key_id"])
+    gone = next(k["id"] for k in apigw.get_api_keys(includeValues=True)["items"] if k["value"] == usage_id)
+    apigw.delete_api_key(apiKey=gone)
+    result = sync("--usage-plan", "stack-default")
+    assert result.exit_code == 0, result.output
+    assert f"key {key['key_id']}: attached" in result.stderr
+    assert usage_id in _plan_keys(apigw, default)
+
+
+def test_sync_usage_plans_without_the_plan_at_api_gateway_exits_1_saying_so(sync) -> None:
+    result = sync()
+    assert result.exit_code == 1
+    assert "service_unavailable" in result.stderr and "run it again" in result.stderr

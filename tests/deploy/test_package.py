@@ -299,7 +299,9 @@ def test_limits_usage_plan_stage_throttles_429s_and_reserved_concurrency(templat
     for path, methods in app.routes.items():
         for method in methods:
             setting = settings.get(("/" + path.replace("/", "~1"), method))
-            if path == "/v1/hooks/{inbox_id}":
+            if path.startswith("/health"):
+                assert setting["ThrottlingRateLimit"] == {"Ref": "HealthRateLimit"}, (path, method)
+            elif path == "/v1/hooks/{inbox_id}":
                 assert setting["ThrottlingBurstLimit"] == {"Ref": "CaptureBurstLimit"}, method
             elif method in ("POST", "PUT", "PATCH", "DELETE"):
                 assert setting["ThrottlingRateLimit"] == {"Ref": "WriteRateLimit"}, (path, method)
@@ -322,3 +324,62 @@ def test_limits_usage_plan_stage_throttles_429s_and_reserved_concurrency(templat
         assert value == {"Ref": f"{name}ReservedConcurrency"} and otherwise == {"Ref": "AWS::NoValue"}
         assert template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": f"{name}ReservedConcurrency"}, -1]}]}
     assert sum(parameters[f"{n}ReservedConcurrency"]["Default"] for n in functions) <= 900, "AWS keeps 100 unreserved"
+
+
+def test_health_routes_are_exempt_from_the_stage_limit_and_in_no_usage_plan(template: dict) -> None:
+    from app import app
+
+    api = template["Resources"]["RestAPI"]["Properties"]
+    settings = {(m["ResourcePath"], m["HttpMethod"]): m for m in api["MethodSettings"]}
+    health = [(path, method) for path in app.routes if path.startswith("/health") for method in app.routes[path]]
+    assert {p for p, _ in health} == {"/health", "/health/live", "/health/ready"}
+    parameters = template["Parameters"]
+    # the account-level default throttle of a region (10,000/s, burst 5,000), far above the stage's
+    assert (parameters["HealthRateLimit"]["Default"], parameters["HealthBurstLimit"]["Default"]) == (10_000, 5_000)
+    assert parameters["HealthRateLimit"]["Default"] > parameters["StageRateLimit"]["Default"]
+    for path, method in health:
+        setting = settings["/" + path.replace("/", "~1"), method]
+        assert (setting["ThrottlingRateLimit"], setting["ThrottlingBurstLimit"]) == (
+            {"Ref": "HealthRateLimit"}, {"Ref": "HealthBurstLimit"}), (path, method)
+        # no API key on them, so no usage plan counts them (plans apply to keyed methods only)
+        operation = api["DefinitionBody"]["paths"][path][method.lower()]
+        assert not operation.get("security"), (path, method)
+    # a key in no usage plan (minted before them) gets our JSON 403 naming the upgrade step
+    invalid = api["GatewayResponses"]["INVALID_API_KEY"]
+    body = json.loads(invalid["ResponseTemplates"]["application/json"])
+    assert invalid["StatusCode"] == 403 and body["error"] == "forbidden" and "sync-usage-plans" in body["message"]
+
+
+def test_the_optional_capture_waf_limits_captures_per_source_address_on_the_stage(template: dict) -> None:
+    from chalicelib.api.headers import API_HEADERS
+    from chalicelib.domain import limits
+
+    parameters, resources = template["Parameters"], template["Resources"]
+    # off unless asked for (it costs money), and then per source address over 5 minutes, at the
+    # function's own per-address rate
+    assert parameters["CaptureWafEnabled"]["Default"] == "false"
+    assert parameters["CaptureWafRequestsPer5Minutes"]["Default"] == limits.SOURCE_RATE_PER_SECOND * 300
+    assert template["Conditions"]["CaptureWaf"] == {"Fn::Equals": [{"Ref": "CaptureWafEnabled"}, "true"]}
+    acl, association = resources["CaptureWebAcl"], resources["CaptureWebAclAssociation"]
+    assert acl["Type"] == "AWS::WAFv2::WebACL" and association["Type"] == "AWS::WAFv2::WebACLAssociation"
+    assert acl["Condition"] == association["Condition"] == "CaptureWaf"
+    props = acl["Properties"]
+    assert props["Scope"] == "REGIONAL" and props["DefaultAction"] == {"Allow": {}}
+    (rule,) = props["Rules"]
+    rate = rule["Statement"]["RateBasedStatement"]
+    assert rate["AggregateKeyType"] == "IP" and rate["Limit"] == {"Ref": "CaptureWafRequestsPer5Minutes"}
+    assert rate["EvaluationWindowSec"] == 300
+    match = rate["ScopeDownStatement"]["ByteMatchStatement"]
+    assert (match["FieldToMatch"], match["PositionalConstraint"], match["SearchString"]) == (
+        {"UriPath": {}}, "CONTAINS", "/v1/hooks/")
+    # over it: the same 429 JSON as API Gateway's THROTTLED, with Retry-After and our headers
+    response = rule["Action"]["Block"]["CustomResponse"]
+    assert response["ResponseCode"] == 429
+    body = props["CustomResponseBodies"][response["CustomResponseBodyKey"]]
+    assert body["ContentType"] == "APPLICATION_JSON" and json.loads(body["Content"]) == json.loads(limits.THROTTLED_BODY)
+    sent = {h["Name"]: h["Value"] for h in response["ResponseHeaders"]}
+    assert int(sent["Retry-After"]) >= 1 and {k: sent[k] for k in API_HEADERS} == API_HEADERS
+    # on the API's stage
+    arn = association["Properties"]["ResourceArn"]["Fn::Join"][1]
+    assert {"Ref": "RestAPI"} in arn and {"Ref": "RestAPI.Stage"} in arn and "/stages/" in arn
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": ["CaptureWebAcl", "Arn"]}

@@ -66,10 +66,23 @@ def _add_a_stage(template: dict) -> None:
     deployment["Properties"]["StageName"] = "Stage"
 
 
+def _limit_health_by_the_stage(template: dict) -> None:
+    stage = next(r for r in template["Resources"].values() if r["Type"] == "AWS::ApiGateway::Stage")
+    settings = stage["Properties"]["MethodSettings"]
+    settings[:] = [m for m in settings if not m["ResourcePath"].startswith("/~1health")]
+
+
+def _make_the_waf_unconditional(template: dict) -> None:
+    for resource in template["Resources"].values():
+        if resource["Type"].startswith("AWS::WAFv2::"):
+            del resource["Condition"]
+
+
 @pytest.mark.parametrize("mistake, message", [
     (_break_mapping, "no bisect"), (_widen_a_role, "is not one of the stack's"),
     (_drop_a_function, "handlers in the template"), (_unretain_the_table, "would delete every session"),
-    (_add_a_stage, "not just 'api'")])
+    (_add_a_stage, "not just 'api'"), (_limit_health_by_the_stage, "read limit applies to a health route"),
+    (_make_the_waf_unconditional, "not optional")])
 def test_the_wiring_checks_catch_a_mistake_in_the_translated_template(
         rehearsal: tuple[Any, Path], mistake: Any, message: str) -> None:
     # GIVEN the template the rehearsal translated, with one thing wrong

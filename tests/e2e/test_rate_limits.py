@@ -95,3 +95,51 @@ def test_the_per_route_limit_answers_the_same_429(local_stack) -> None:
     now[0] += 1.0
     gate.admit("POST", "/v1/hooks/some-inbox", {})  # recovered
     assert LocalLimits(app, enabled=False).describe().startswith("off")
+
+
+def test_a_refused_request_leaves_its_keep_alive_connection_usable(local_stack, base, admin) -> None:
+    """The gateway refuses before reading a body: a small one is skipped (the next request on
+    the connection is read correctly), a large one closes the connection; every 429 carries the
+    security headers, a HEAD's has no body."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from chalicelib.api.headers import API_HEADERS
+
+    key = call("POST", f"{base}/keys", admin, {"scopes": ["agent"], "rate_per_second": 0.01, "burst": 1})[2]["key"]
+    parts = urlsplit(base)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def send(method: str, path: str, body: bytes | None = None) -> http.client.HTTPResponse:
+        connection.request(method, parts.path + path, body=body, headers=auth)
+        answer = connection.getresponse()
+        answer.body = answer.read()  # type: ignore[attr-defined]
+        return answer
+
+    assert send("GET", "/manuals").status == 200  # its burst
+    refused = send("POST", "/sessions", json.dumps({"user_id": "u", "manual_id": "m"}).encode())
+    assert refused.status == 429 and json.loads(refused.body) == json.loads(limits.THROTTLED_BODY)  # type: ignore[attr-defined]
+    assert int(refused.getheader("Retry-After")) >= 1 and refused.getheader("Connection") != "close"
+    assert {name: refused.getheader(name) for name in API_HEADERS} == API_HEADERS
+    head = send("HEAD", "/manuals")
+    assert head.status == 429 and head.body == b"" and int(head.getheader("Content-Length")) > 0  # type: ignore[attr-defined]
+    # the same connection, the refused body skipped: the next request is read as sent
+    connection.request("GET", f"{parts.path.rsplit('/v1', 1)[0]}/health/live")
+    live = connection.getresponse()
+    assert live.status == 200 and json.loads(live.read())
+    # a large body is not read: the 429 closes the connection
+    big = send("POST", "/sessions", b"{" + b" " * (128 * 1024) + b"}")
+    assert big.status == 429 and big.getheader("Connection") == "close"
+    connection.close()
+
+
+def test_each_429_in_a_row_on_a_connection_is_held_twice_as_long_up_to_1_s() -> None:
+    from app import app
+    from local.limits import LocalLimits
+
+    gate = LocalLimits(app, refusal_delay=0.1)
+    assert [gate.hold(streak, 1.0) for streak in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert gate.hold(1, 0.15) == 0.15  # never past its Retry-After
+    assert gate.hold(1000, 3600.0) == 1.0  # nor past 1 s (a quota's Retry-After is hours)
+    assert LocalLimits(app, refusal_delay=0.0).hold(10, 1.0) == 0.0
