@@ -204,7 +204,8 @@ def _operation(op: Operation, ref: dict[Any, Any], schemas: dict[str, Any],
     if parameters:
         entry["parameters"] = parameters
     if op.body is not None:
-        entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref[op.body]}}}
+        entry["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": ref[op.body], **_examples([op.body], request=True)}}}
         rules = schemas.get(op.body.__name__, {}).get("x-rules")
         if rules:
             description.append("Rules the schema cannot say: " + " ".join(rules))
@@ -219,7 +220,9 @@ def _operation(op: Operation, ref: dict[Any, Any], schemas: dict[str, Any],
         choices = model if isinstance(model, list) else [model]
         schema = ref[choices[0]] if len(choices) == 1 else {"oneOf": [ref[m] for m in choices]}
         response: dict[str, Any] = {"description": " or ".join(m.__name__ for m in choices),
-                                    "content": {"application/json": {"schema": schema}}}
+                                    "content": {"application/json": {
+                                        "schema": schema,
+                                        **(_examples(choices, op.operation_id) if status < 300 else {})}}}
         if status < 300:
             links = _links(choices, op, documented, schemas)
             if links:
@@ -276,6 +279,24 @@ def _operation(op: Operation, ref: dict[Any, Any], schemas: dict[str, Any],
     if description:
         entry["description"] = "\n\n".join(description)
     return entry
+
+
+def _examples(models: list[type[BaseModel]], operation: str = "", request: bool = False) -> dict[str, Any]:
+    """The media type's whole-body examples (chalicelib/api/examples.py), one per model, each
+    validated by its model: a request's as written; an answer's as the model dumps it (what
+    the API sends)."""
+    from chalicelib.api import examples
+
+    found: dict[str, Any] = {}
+    for model in models:
+        example = (examples.BY_OPERATION.get(operation) if len(models) == 1 else None) or \
+            examples.EXAMPLES.get(model.__name__)
+        if example is None:
+            continue
+        checked = model.model_validate(example)
+        found[model.__name__] = {"summary": f"{model.__name__} ({'request' if request else 'answer'})",
+                                 "value": example if request else checked.model_dump(mode="json")}
+    return {"examples": found} if found else {}
 
 
 def _links(choices: list[type[BaseModel]], op: Operation, documented: list[Operation],
