@@ -210,8 +210,14 @@ def _operation(op: Operation, ref: dict[Any, Any], schemas: dict[str, Any],
         if rules:
             description.append("Rules the schema cannot say: " + " ".join(rules))
     elif op.raw_body:
-        entry["requestBody"] = {"required": False, "description": "Any body, of any content type (stored as sent).",
-                                "content": {"*/*": {"schema": {}}}}
+        # any content type (`*/*`); raw bytes named too, so that a generator that knows no
+        # `*/*` body still makes the operation (its answer stays `*/*`: the inbox's)
+        entry["requestBody"] = {
+            "required": False,
+            "description": "Any body, of any content type, stored as sent (as text, or as base64 when "
+                           "it is not UTF-8). `application/octet-stream` is one such type: bytes as they are.",
+            "content": {"*/*": {"schema": {}},
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
     responses: dict[str, Any] = {}
     for status, model in sorted(op.responses.items()):
         if model is None:
