@@ -46,6 +46,7 @@ class Operation:
     documented: bool = True  # False for the HEAD every GET answers too (HTTP says what it is)
     description: str = ""  # for an LLM: what it does, when to call it, its rules
     errors: tuple[type[errors.ServiceError], ...] = ()  # what the view raises beyond the generic
+    body_required: bool = True  # False: no body at all is taken as the model's defaults
 
 
 operations: list[Operation] = []
@@ -204,7 +205,7 @@ def _operation(op: Operation, ref: dict[Any, Any], schemas: dict[str, Any],
     if parameters:
         entry["parameters"] = parameters
     if op.body is not None:
-        entry["requestBody"] = {"required": True, "content": {"application/json": {
+        entry["requestBody"] = {"required": op.body_required, "content": {"application/json": {
             "schema": ref[op.body], **_examples([op.body], request=True)}}}
         rules = schemas.get(op.body.__name__, {}).get("x-rules")
         if rules:
