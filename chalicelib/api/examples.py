@@ -111,6 +111,16 @@ INBOX = {"inbox_id": INBOX_ID, "name": INBOX_CREATE["name"], "capture_path": f"/
          "response": INBOX_CREATE["response"], "verifies_signatures": False, "ttl_days": 7, "paused": False,
          "forward_to": [], "created_at": CREATED}
 
+CAPTURE = {"request_id": "req_0123456789abcdef", "method": "POST", "path": f"/v1/hooks/{INBOX_ID}",
+           "query": {}, "headers": {"content-type": "application/json", "webhook-id": "msg_2b1c",
+                                    "webhook-signature": "v1,****"},
+           "content_type": "application/json", "body_encoding": "text", "body": "{\"order\": 42}",
+           "size_bytes": 13, "source_ip": "203.0.113.7", "user_agent": "payments/2.1", "received_at": NOW,
+           "signature": None, "idempotency_key": "msg_2b1c", "duplicates": 0, "conflict": False,
+           "conflict_with": None, "forwards": []}
+HOUR = {"hour": "2026-12-02T10", "captures": 3, "duplicates": 1, "conflicts": 0, "answered": {"200": 3},
+        "signatures": {}, "forwards": {}}
+
 # model name -> its example (validated by that model where it is used)
 EXAMPLES: dict[str, dict[str, Any]] = {
     # requests
@@ -155,6 +165,34 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "isError": False}},
     "JsonRpcErrorResponse": {"jsonrpc": "2.0", "id": 1,
                              "error": {"code": -32601, "message": "Method not found: tools/lst"}},
+    # beyond the main flow: analytics, deliveries, health, captures
+    "Overview": {"sessions": {"total": 120, "by_status": {"active": 14, "completed": 81, "ended": 9, "abandoned": 16}},
+                 "manuals": 6, "messages": 2210, "deliveries_failed": 2, "completion_rate": 0.675,
+                 "average_completion_seconds": 1710.4, "median_completion_seconds": 1502.0},
+    "PopularManuals": {"items": [{"manual_id": MANUAL_ID, "sessions_started": 64, "sessions_completed": 47,
+                                  "completion_rate": 0.734}]},
+    "RecentActivity": {"hours": 2, "buckets": [
+        {"hour": "2026-12-02T09:00:00Z", "sessions_started": 3, "steps_completed": 11, "messages": 40,
+         "sessions_ended": 2},
+        {"hour": "2026-12-02T10:00:00Z", "sessions_started": 1, "steps_completed": 1, "messages": 2,
+         "sessions_ended": 1}],
+        "totals": {"sessions_started": 4, "steps_completed": 12, "messages": 42, "sessions_ended": 3}},
+    "Redelivery": {"event_id": EVENT_ID, "status": "queued", "endpoints": [ENDPOINT_ID]},
+    "DeliveryPage": {"items": [{
+        "event_id": EVENT_ID, "event_type": "progress_update", "session_id": SESSION_ID,
+        "occurred_at": STEP_1_DONE, "delivery_status": "failed",
+        "delivery_attempts": [{"endpoint_id": ENDPOINT_ID, "attempt": 8, "status_code": 503, "error": None,
+                               "at": "2026-12-02T22:04:31.000000Z"}],
+        "failed_endpoints": [ENDPOINT_ID],
+        "deliveries": {ENDPOINT_ID: {"status": "failed", "round": "0", "attempt_count": 8,
+                                     "at": "2026-12-02T22:04:31.000000Z"}}}], "next_cursor": None},
+    "RedriveResult": {"moved": 2, "remaining": 0},
+    "Live": {"status": "ok"},
+    "Ready": {"status": "ok", "checks": {"table": "ok", "queue": "ok"}},
+    "HealthSummary": {"status": "ok", "version": "0.3.0", "checks": {"table": "ok", "queue": "ok"}},
+    "Capture": CAPTURE,
+    "CapturePage": {"items": [CAPTURE], "next_cursor": None},
+    "InboxMetrics": {"inbox_id": INBOX_ID, "hours": [HOUR], "totals": HOUR},
     # the MCP tools' arguments (chalicelib/api/mcp/tools.py)
     "ListManualsArgs": {"limit": 20},
     "GetManualArgs": {"manual_id": MANUAL_ID},
