@@ -46,6 +46,7 @@ class Operation:
     documented: bool = True  # False for the HEAD every GET answers too (HTTP says what it is)
     description: str = ""  # for an LLM: what it does, when to call it, its rules
     errors: tuple[type[errors.ServiceError], ...] = ()  # what the view raises beyond the generic
+    body_required: bool = True  # False: no body at all is taken as the model's defaults
 
 
 operations: list[Operation] = []
@@ -204,13 +205,20 @@ def _operation(op: Operation, ref: dict[Any, Any], schemas: dict[str, Any],
     if parameters:
         entry["parameters"] = parameters
     if op.body is not None:
-        entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref[op.body]}}}
+        entry["requestBody"] = {"required": op.body_required, "content": {"application/json": {
+            "schema": ref[op.body], **_examples([op.body], request=True)}}}
         rules = schemas.get(op.body.__name__, {}).get("x-rules")
         if rules:
             description.append("Rules the schema cannot say: " + " ".join(rules))
     elif op.raw_body:
-        entry["requestBody"] = {"required": False, "description": "Any body, of any content type (stored as sent).",
-                                "content": {"*/*": {"schema": {}}}}
+        # any content type (`*/*`); raw bytes named too, so that a generator that knows no
+        # `*/*` body still makes the operation (its answer stays `*/*`: the inbox's)
+        entry["requestBody"] = {
+            "required": False,
+            "description": "Any body, of any content type, stored as sent (as text, or as base64 when "
+                           "it is not UTF-8). `application/octet-stream` is one such type: bytes as they are.",
+            "content": {"*/*": {"schema": {}},
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
     responses: dict[str, Any] = {}
     for status, model in sorted(op.responses.items()):
         if model is None:
@@ -219,7 +227,9 @@ def _operation(op: Operation, ref: dict[Any, Any], schemas: dict[str, Any],
         choices = model if isinstance(model, list) else [model]
         schema = ref[choices[0]] if len(choices) == 1 else {"oneOf": [ref[m] for m in choices]}
         response: dict[str, Any] = {"description": " or ".join(m.__name__ for m in choices),
-                                    "content": {"application/json": {"schema": schema}}}
+                                    "content": {"application/json": {
+                                        "schema": schema,
+                                        **(_examples(choices, op.operation_id) if status < 300 else {})}}}
         if status < 300:
             links = _links(choices, op, documented, schemas)
             if links:
@@ -276,6 +286,24 @@ def _operation(op: Operation, ref: dict[Any, Any], schemas: dict[str, Any],
     if description:
         entry["description"] = "\n\n".join(description)
     return entry
+
+
+def _examples(models: list[type[BaseModel]], operation: str = "", request: bool = False) -> dict[str, Any]:
+    """The media type's whole-body examples (chalicelib/api/examples.py), one per model, each
+    validated by its model: a request's as written; an answer's as the model dumps it (what
+    the API sends)."""
+    from chalicelib.api import examples
+
+    found: dict[str, Any] = {}
+    for model in models:
+        example = (examples.BY_OPERATION.get(operation) if len(models) == 1 else None) or \
+            examples.EXAMPLES.get(model.__name__)
+        if example is None:
+            continue
+        checked = model.model_validate(example)
+        found[model.__name__] = {"summary": f"{model.__name__} ({'request' if request else 'answer'})",
+                                 "value": example if request else checked.model_dump(mode="json")}
+    return {"examples": found} if found else {}
 
 
 def _links(choices: list[type[BaseModel]], op: Operation, documented: list[Operation],

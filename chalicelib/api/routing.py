@@ -46,7 +46,7 @@ class Resource(Blueprint):
                 headers: tuple[openapi.Header, ...] = (), content_types: list[str] | None = None,
                 scope: str | None = None, per_user: bool = False, operation_id: str | None = None,
                 description: str | None = None, errors: tuple[type[ServiceError], ...] = (),
-                documented: bool = True) -> Callable[..., Any]:
+                documented: bool = True, body_required: bool = True) -> Callable[..., Any]:
         """Declare a route and document it in the OpenAPI document.
 
         `scope` is the API-key scope the route needs: "read" (the default for GET), "agent",
@@ -59,7 +59,8 @@ class Resource(Blueprint):
         `description` (default: the view's docstring; written for an LLM), `errors` (the
         domain errors the view raises: each becomes a documented status with its code; the
         generic ones of a body, a query, a path id or an API key are added by themselves),
-        `documented=False` for a route the document leaves out (a method that only says 405).
+        `documented=False` for a route the document leaves out (a method that only says 405),
+        `body_required=False` for a body the view may go without (its model's defaults).
         A header is a name, (name, vocabulary type) or (name, type, description)."""
         if scope is None:
             if set(methods) - {"GET", "HEAD"}:
@@ -76,7 +77,7 @@ class Resource(Blueprint):
                     method, path, summary, body, responses or {}, query, headers,
                     raw_body=content_types is not None, scope=scope, bound_keys=per_user,
                     operation_id=openapi.operation_id(name, method if len(methods) > 1 else None),
-                    documented=documented, description=text, errors=errors))
+                    documented=documented, description=text, errors=errors, body_required=body_required))
             if served != methods:
                 openapi.register(openapi.Operation(
                     "HEAD", path, summary, None, responses or {}, query, headers, scope=scope,

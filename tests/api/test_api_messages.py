@@ -38,6 +38,19 @@ def test_repeated_message_id_stores_once(api, make_session) -> None:
     assert api.get(f"/v1/sessions/{sid}").json["message_count"] == 2
 
 
+def test_a_malformed_idempotency_key_is_refused_even_beside_a_message_id(api, make_session) -> None:
+    # GIVEN a message with its own message_id and an Idempotency-Key the document refuses
+    sid = make_session()["session_id"]
+    body = {"user_id": "user-1", "message": "hello", "sender": "user", "message_id": "m-1"}
+    for path, sent in ((f"/v1/sessions/{sid}/messages", body), ("/v1/messages", {**body, "session_id": sid})):
+        # WHEN it is sent
+        answer = api.post(path, sent, headers={"Idempotency-Key": "has space"})
+        # THEN it is a 400 naming the header, and nothing is stored
+        assert (answer.status_code, answer.json["error"]) == (400, "validation_error"), answer.json
+        assert answer.json["fields"] == [{"field": "Idempotency-Key", "message": "invalid format"}]
+    assert api.get(f"/v1/sessions/{sid}/messages").json["items"] == []
+
+
 def test_concurrent_duplicates_store_once(api, make_session) -> None:
     sid = make_session()["session_id"]
     body = {"user_id": "user-1", "message": "once", "sender": "user", "message_id": "dup"}

@@ -118,7 +118,17 @@ class Tool(NamedTuple):  # not a frozen dataclass: cheaper to define (cold start
 
 @cache
 def _schema(model: type[BaseModel], mode: str) -> dict[str, Any]:
-    return model.model_json_schema(mode="validation" if mode == "validation" else "serialization")
+    """The model's JSON Schema; an input schema also carries a whole example of the arguments
+    (chalicelib/api/examples.py, validated by the model), the one the OpenAPI document shows."""
+    schema = model.model_json_schema(mode="validation" if mode == "validation" else "serialization")
+    if mode == "validation":
+        from chalicelib.api.examples import EXAMPLES  # only when tools/list is answered
+
+        example = EXAMPLES.get(model.__name__)
+        if example is not None:
+            model.model_validate(example)
+            schema["examples"] = [example]
+    return schema
 
 
 def _check_owner(principal: Principal | None, session_id: str) -> None:

@@ -76,7 +76,7 @@ def delete_endpoint(endpoint_id: str) -> Response:
 
 @route(ONE + "/rotate-secret", "POST",
        summary="A new signing secret; the old one keeps signing too for grace_seconds (default 86400)",
-       body=RotateSecret, responses={200: SecretRotated}, scope="admin",
+       body=RotateSecret, body_required=False, responses={200: SecretRotated}, scope="admin",
        errors=(EndpointNotFound,))
 def rotate_endpoint_secret(endpoint_id: str) -> Response:
     request = bp.current_request

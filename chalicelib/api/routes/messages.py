@@ -59,6 +59,8 @@ def list_messages(session_id: str) -> Response:
 def _append(session_id: str, body: MessageIn, key: str | None) -> Response:
     # the session must be body.user_id's (checked in the write)
     auth.check_user(caller(bp.current_request), body.user_id)
+    if key:  # checked even when the body's message_id wins: the document says what it may be
+        path_id(key, "Idempotency-Key")
     if key and not body.message_id:
         body = validate(MessageIn, {**body.model_dump(exclude={"session_id"}), "message_id": key})
     message, stored = messages.append_message(session_id, body)
