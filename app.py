@@ -7,13 +7,14 @@ each Lambda function after its handler in this module. Behaviour lives in chalic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import AuthRoute, Chalice, Rate
 
 from chalicelib import observability
-from chalicelib.api import auth, headers, openapi
+from chalicelib.api import auth, headers, routing
 from chalicelib.api.http import normalise_chalice_errors
+from chalicelib.api.lazy import lazy
 from chalicelib.api.routes import analytics as analytics_routes
 from chalicelib.api.routes import (
     dashboard,
@@ -28,8 +29,15 @@ from chalicelib.api.routes import (
     messages,
     sessions,
 )
-from chalicelib.jobs import analytics, cleanup
-from chalicelib.pipeline import delivery, feedback
+
+# Each event handler is a Lambda function of its own: its modules are imported by its first
+# event, not by every function's cold start (the API's included).
+if TYPE_CHECKING:
+    from chalicelib.jobs import analytics, cleanup
+    from chalicelib.pipeline import delivery, feedback
+else:
+    analytics, cleanup = lazy("chalicelib.jobs", "analytics", "cleanup")
+    delivery, feedback = lazy("chalicelib.pipeline", "delivery", "feedback")
 
 # Powertools owns the "session-service" logger (JSON): Chalice must not reconfigure it.
 app = Chalice(app_name="session-service", configure_logs=False)
@@ -48,7 +56,7 @@ def api_key_authorizer(auth_request: Any) -> auth.UsageAuthResponse:
     allow (401 for a missing/unknown/revoked key, 403 for a route outside its scopes), and the
     key's usage identifier, which picks the usage plan that limits it."""
     principal = auth.authenticate(auth_request.token)
-    routes = auth.policy_routes(principal, openapi.route_policies())
+    routes = auth.policy_routes(principal, routing.route_policies())
     return auth.UsageAuthResponse(routes=[AuthRoute(path, methods) for path, methods in routes],
                                   principal_id=principal.key_id, context=principal.context(),
                                   usage_identifier_key=principal.usage_identifier)

@@ -19,13 +19,19 @@ key reaches POST /v1/keys, and no key mints a key wider than itself (`check_can_
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import AuthResponse
 
+from chalicelib.api.lazy import lazy
 from chalicelib.domain.errors import Forbidden, NotAuthenticated
-from chalicelib.services import keys
-from chalicelib.services.keys import GRANTS, KeyCreate, Principal
+
+if TYPE_CHECKING:
+    from chalicelib.services import keys
+    from chalicelib.services.keys import GRANTS, KeyCreate, Principal
+else:  # imported by the first request with a key (chalicelib/api/lazy.py)
+    keys = lazy("chalicelib.services", "keys")
+    GRANTS, KeyCreate, Principal = lazy("chalicelib.services.keys", "GRANTS", "KeyCreate", "Principal")
 
 AUTH_TTL_SECONDS = 300
 MAX_TOKEN_CHARS = 256

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
 from chalice import Blueprint, Chalice, Response
-from pydantic import BaseModel, ValidationError
 
 from chalicelib.api import auth
 from chalicelib.api.json_input import parse_json
-from chalicelib.api.schemas import Query
+from chalicelib.api.lazy import lazy
 from chalicelib.domain.errors import (
     Forbidden,
     InternalError,
@@ -24,11 +24,17 @@ from chalicelib.domain.errors import (
     ServiceError,
     ValidationFailed,
 )
-from chalicelib.domain.vocabulary import ResourceId, conforms
 from chalicelib.observability import logger
 
-M = TypeVar("M", bound=BaseModel)
-Q = TypeVar("Q", bound=Query)
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from chalicelib.api.schemas import Query
+
+    M = TypeVar("M", bound=BaseModel)
+    Q = TypeVar("Q", bound=Query)
+else:  # pydantic: imported by the first request that validates (cold start)
+    BaseModel = lazy("pydantic", "BaseModel")
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MANUAL_BODY_BYTES = 5 * 1024 * 1024
@@ -42,7 +48,7 @@ _CHALICE_CODES = {
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    if isinstance(body, BaseModel):
+    if "pydantic" in sys.modules and isinstance(body, BaseModel):  # no model without pydantic
         body = body.model_dump(mode="json")
     return Response(body=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
                     status_code=status,
@@ -125,6 +131,8 @@ def parse_body(request: Any, model: type[M], *, max_bytes: int = MAX_BODY_BYTES,
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -138,6 +146,8 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
 
 def path_id(value: str, name: str) -> str:
     """Ids in paths follow the same definition as ids in bodies (models.ResourceId)."""
+    from chalicelib.domain.vocabulary import ResourceId, conforms
+
     if not conforms(ResourceId, value):
         raise ValidationFailed(
             f"{name} is not a valid id (1-128 characters of letters, digits, '_', '.', ':' or '-').",

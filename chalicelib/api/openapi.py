@@ -624,3 +624,10 @@ def _describe(schemas: dict[str, Any]) -> None:
                     prop["description"] = text
             if name in _FIELD_EXAMPLES and "examples" not in prop and not prop.get("readOnly"):
                 prop["examples"] = _FIELD_EXAMPLES[name]
+
+
+# The routes declared before this module was first imported (a cold start does not import it):
+# their operations, models resolved, registered now.
+from chalicelib.api import routing  # noqa: E402 - routing declares without importing this module
+
+routing.register_operations()

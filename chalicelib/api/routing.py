@@ -6,22 +6,54 @@ and the authorizer's policy know every route once app.py has imported the module
 hands each blueprint the API-key authorizer and registers it (`bp.bind(authorizer)`). The
 authorizer itself stays in app.py: its Lambda function imports app.py, and with it every
 route its policy must cover.
+
+Importing a route module costs little (a cold start imports them all, to serve one route):
+its models and services are named through chalicelib/api/lazy.py and imported on the first
+request that uses them. The declarations' models are resolved only when the OpenAPI document
+needs them (its module registers every declared operation when it is imported); the
+authorizer's policy comes from the declarations alone (`route_policies`).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint, Response
 from chalice.app import ChaliceAuthorizer, Request
 
-from chalicelib.api import auth, openapi
+from chalicelib.api import auth
 from chalicelib.api.http import api_route
-from chalicelib.api.schemas import Query
+from chalicelib.api.lazy import lazy, resolved
 from chalicelib.domain.errors import ServiceError
-from chalicelib.services import keys, sessions
+
+if TYPE_CHECKING:
+    from chalicelib.api import openapi
+    from chalicelib.api.schemas import Query
+    from chalicelib.services import keys, sessions
+else:
+    sessions = lazy("chalicelib.services", "sessions")
+
+_OPENAPI = "chalicelib.api.openapi"
+# every declared (path, method, scope, per-user), HEAD included: what the authorizer grants from
+_policies: list[tuple[str, str, str, bool]] = []
+# declared operations not yet handed to the OpenAPI module (it imports every model)
+_unregistered: list[Callable[[], None]] = []
+
+
+def route_policies() -> list[tuple[str, str, str, bool]]:
+    """(path, method, scope, bound keys allowed) of every declared route (the same list as
+    openapi.route_policies(), without importing the document's models)."""
+    return list(_policies)
+
+
+def register_operations() -> None:
+    """Hand every declared operation to the OpenAPI module (called when it is imported, and
+    by a declaration made after that)."""
+    while _unregistered:
+        _unregistered.pop(0)()
 
 
 @dataclass(frozen=True)
@@ -70,18 +102,28 @@ class Resource(Blueprint):
         served = (*methods, "HEAD") if "GET" in methods and "HEAD" not in methods else methods
 
         def remember(view: Callable[..., Response]) -> Callable[..., Response]:
-            name = operation_id or view.__name__
-            text = description if description is not None else openapi.text_of(view)
-            for method in methods:
-                openapi.register(openapi.Operation(
-                    method, path, summary, body, responses or {}, query, headers,
-                    raw_body=content_types is not None, scope=scope, bound_keys=per_user,
-                    operation_id=openapi.operation_id(name, method if len(methods) > 1 else None),
-                    documented=documented, description=text, errors=errors, body_required=body_required))
-            if served != methods:
-                openapi.register(openapi.Operation(
-                    "HEAD", path, summary, None, responses or {}, query, headers, scope=scope,
-                    bound_keys=per_user, operation_id=openapi.operation_id(name, "head"), documented=False))
+            def register() -> None:  # the models (possibly lazy names) resolved here
+                from chalicelib.api import openapi
+
+                name = operation_id or view.__name__
+                text = description if description is not None else openapi.text_of(view)
+                models = resolved(body), resolved(responses or {}), resolved(query)
+                typed = tuple(tuple(resolved(list(h))) if isinstance(h, tuple) else h for h in headers)
+                for method in methods:
+                    openapi.register(openapi.Operation(
+                        method, path, summary, models[0], models[1], models[2], typed,
+                        raw_body=content_types is not None, scope=scope, bound_keys=per_user,
+                        operation_id=openapi.operation_id(name, method if len(methods) > 1 else None),
+                        documented=documented, description=text, errors=errors, body_required=body_required))
+                if served != methods:
+                    openapi.register(openapi.Operation(
+                        "HEAD", path, summary, None, models[1], models[2], typed, scope=scope,
+                        bound_keys=per_user, operation_id=openapi.operation_id(name, "head"), documented=False))
+
+            _unregistered.append(register)
+            if _OPENAPI in sys.modules:
+                register_operations()
+            _policies.extend((path, method, scope, per_user) for method in (*methods, *served[len(methods):]))
             self._declared.append(_Declared(path, served, content_types, scope, per_user, view))
             return view
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Response
 
 from chalicelib.api.http import json_response, parse_query
+from chalicelib.api.lazy import lazy
 from chalicelib.api.routing import Resource
-from chalicelib.api.schemas import ActivityQuery, Overview, PopularManuals, PopularQuery, RecentActivity
-from chalicelib.jobs import analytics
+
+if TYPE_CHECKING:
+    from chalicelib.api.schemas import ActivityQuery, Overview, PopularManuals, PopularQuery, RecentActivity
+    from chalicelib.jobs import analytics
+else:  # imported by the first request that uses them (chalicelib/api/lazy.py)
+    ActivityQuery, Overview, PopularManuals, PopularQuery, RecentActivity = lazy(
+        "chalicelib.api.schemas", "ActivityQuery", "Overview", "PopularManuals", "PopularQuery", "RecentActivity")
+    analytics = lazy("chalicelib.jobs", "analytics")
 
 bp = Resource(__name__)
 route = bp.declare

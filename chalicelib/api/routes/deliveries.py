@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Response
 
 from chalicelib.api.http import json_response, parse_query, path_id
+from chalicelib.api.lazy import lazy
 from chalicelib.api.routing import Resource
-from chalicelib.api.schemas import DeliveryListQuery, DeliveryPage, RedeliverQuery, Redelivery, RedriveQuery
 from chalicelib.domain.errors import EndpointNotFound, EventNotFound
-from chalicelib.domain.models import RedriveResult
-from chalicelib.pipeline import delivery
+
+if TYPE_CHECKING:
+    from chalicelib.api.schemas import DeliveryListQuery, DeliveryPage, RedeliverQuery, Redelivery, RedriveQuery
+    from chalicelib.domain.models import RedriveResult
+    from chalicelib.pipeline import delivery
+else:  # imported by the first request that uses them (chalicelib/api/lazy.py)
+    DeliveryListQuery, DeliveryPage, RedeliverQuery, Redelivery, RedriveQuery = lazy(
+        "chalicelib.api.schemas", "DeliveryListQuery", "DeliveryPage", "RedeliverQuery", "Redelivery", "RedriveQuery")
+    RedriveResult = lazy("chalicelib.domain.models", "RedriveResult")
+    delivery = lazy("chalicelib.pipeline", "delivery")
 
 bp = Resource(__name__)
 route = bp.declare

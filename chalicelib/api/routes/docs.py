@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Response
 
-from chalicelib.api import dashboard, openapi
+from chalicelib.api import dashboard
 from chalicelib.api.http import json_response
+from chalicelib.api.lazy import lazy
 from chalicelib.api.routing import Resource
+
+if TYPE_CHECKING:
+    from chalicelib.api import openapi
+else:  # the document's module (and every model) imported by the first request for it
+    openapi = lazy("chalicelib.api", "openapi")
 
 bp = Resource(__name__)
 route = bp.declare

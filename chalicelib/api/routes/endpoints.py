@@ -3,25 +3,13 @@ the secret, send a test ping, replay a time window. Admin keys only."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Response
 
 from chalicelib.api.http import json_response, parse_body, parse_query, path_id
+from chalicelib.api.lazy import lazy
 from chalicelib.api.routing import Resource, no_content
-from chalicelib.api.schemas import PageQuery
-from chalicelib.domain.endpoints import (
-    Endpoint,
-    EndpointCreate,
-    EndpointCreated,
-    EndpointPage,
-    EndpointPatch,
-    EndpointUpdated,
-    PingStatus,
-    ReplayProgress,
-    ReplayRequest,
-    RotateSecret,
-    SecretRotated,
-    TestSent,
-)
 from chalicelib.domain.errors import (
     EndpointDisabled,
     EndpointExists,
@@ -31,7 +19,32 @@ from chalicelib.domain.errors import (
     InvalidCursor,
     PingNotFound,
 )
-from chalicelib.services import endpoints
+
+if TYPE_CHECKING:
+    from chalicelib.api.schemas import PageQuery
+    from chalicelib.domain.endpoints import (
+        Endpoint,
+        EndpointCreate,
+        EndpointCreated,
+        EndpointPage,
+        EndpointPatch,
+        EndpointUpdated,
+        PingStatus,
+        ReplayProgress,
+        ReplayRequest,
+        RotateSecret,
+        SecretRotated,
+        TestSent,
+    )
+    from chalicelib.services import endpoints
+else:  # imported by the first request that uses them (chalicelib/api/lazy.py)
+    PageQuery = lazy("chalicelib.api.schemas", "PageQuery")
+    (Endpoint, EndpointCreate, EndpointCreated, EndpointPage, EndpointPatch, EndpointUpdated, PingStatus,
+     ReplayProgress, ReplayRequest, RotateSecret, SecretRotated, TestSent) = lazy(
+        "chalicelib.domain.endpoints", "Endpoint", "EndpointCreate", "EndpointCreated", "EndpointPage",
+        "EndpointPatch", "EndpointUpdated", "PingStatus", "ReplayProgress", "ReplayRequest", "RotateSecret",
+        "SecretRotated", "TestSent")
+    endpoints = lazy("chalicelib.services", "endpoints")
 
 bp = Resource(__name__)
 route = bp.declare

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Response
 
 from chalicelib.api.http import json_response
+from chalicelib.api.lazy import lazy
 from chalicelib.api.routing import Resource
-from chalicelib.api.schemas import HealthSummary, Live, Ready
-from chalicelib.services import health
+
+if TYPE_CHECKING:
+    from chalicelib.api.schemas import HealthSummary, Live, Ready
+    from chalicelib.services import health
+else:  # imported by the first request that uses them (chalicelib/api/lazy.py)
+    HealthSummary, Live, Ready = lazy("chalicelib.api.schemas", "HealthSummary", "Live", "Ready")
+    health = lazy("chalicelib.services", "health")
 
 bp = Resource(__name__)
 route = bp.declare

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Response
 
 from chalicelib.api.headers import API_HEADERS
 from chalicelib.api.http import header, json_response, parse_body, parse_query
+from chalicelib.api.lazy import lazy
 from chalicelib.api.routing import Resource, no_content
-from chalicelib.api.schemas import ActivityQuery, CaptureListQuery
 from chalicelib.domain.errors import CaptureNotFound, InboxExists, InboxNotFound, TokenRequired
-from chalicelib.inbox import captures as inbox
+
+if TYPE_CHECKING:
+    from chalicelib.api.schemas import ActivityQuery, CaptureListQuery
+    from chalicelib.inbox import captures as inbox
+    from chalicelib.inbox.captures import (
+        Capture,
+        CapturePage,
+        Inbox,
+        InboxCreate,
+        InboxCreated,
+        InboxMetrics,
+        InboxPatch,
+    )
+else:  # imported by the first request that uses them (chalicelib/api/lazy.py)
+    ActivityQuery, CaptureListQuery = lazy("chalicelib.api.schemas", "ActivityQuery", "CaptureListQuery")
+    inbox = lazy("chalicelib.inbox", "captures")
+    Capture, CapturePage, Inbox, InboxCreate, InboxCreated, InboxMetrics, InboxPatch = lazy(
+        "chalicelib.inbox.captures", "Capture", "CapturePage", "Inbox", "InboxCreate", "InboxCreated",
+        "InboxMetrics", "InboxPatch")
 
 bp = Resource(__name__)
 route = bp.declare
@@ -17,19 +37,19 @@ route = bp.declare
 _TOKEN_ERRORS = (TokenRequired, InboxNotFound)
 
 
-@route("/v1/inboxes", "POST", summary="Create a webhook inbox", body=inbox.InboxCreate,
-       responses={201: inbox.InboxCreated}, scope="admin", errors=(InboxExists,))
+@route("/v1/inboxes", "POST", summary="Create a webhook inbox", body=InboxCreate,
+       responses={201: InboxCreated}, scope="admin", errors=(InboxExists,))
 def create_inbox() -> Response:
     """Create a webhook inbox: a public capture URL (`capture_url`) that stores every request
     sent to it and answers with the configured `response`. The `read_token` is answered only
     here: send it as X-Inbox-Token to read or change the inbox."""
     request = bp.current_request
-    created, token = inbox.create_inbox(parse_body(request, inbox.InboxCreate))
+    created, token = inbox.create_inbox(parse_body(request, InboxCreate))
     return json_response({**created.model_dump(), "read_token": token,
                           "capture_url": inbox.capture_url(created, request.context)}, 201)
 
 
-@route("/v1/inboxes/{inbox_id}", "GET", summary="An inbox", responses={200: inbox.Inbox},
+@route("/v1/inboxes/{inbox_id}", "GET", summary="An inbox", responses={200: Inbox},
        headers=("X-Inbox-Token",), errors=_TOKEN_ERRORS)
 def get_inbox(inbox_id: str) -> Response:
     """An inbox: its capture path, configured response, retention and whether it is paused."""
@@ -37,12 +57,12 @@ def get_inbox(inbox_id: str) -> Response:
 
 
 @route("/v1/inboxes/{inbox_id}", "PATCH", summary="Pause, resume, rename an inbox or set its destinations",
-       body=inbox.InboxPatch, responses={200: inbox.Inbox}, headers=("X-Inbox-Token",),
+       body=InboxPatch, responses={200: Inbox}, headers=("X-Inbox-Token",),
        scope="admin", errors=_TOKEN_ERRORS)
 def update_inbox(inbox_id: str) -> Response:
     """Pause (captures then answer 410 and store nothing), resume, rename an inbox or change
     what its capture URL answers."""
-    body = parse_body(bp.current_request, inbox.InboxPatch)
+    body = parse_body(bp.current_request, InboxPatch)
     return json_response(inbox.update_inbox(inbox_id, _inbox_token(), body))
 
 
@@ -55,7 +75,7 @@ def delete_inbox(inbox_id: str) -> Response:
 
 
 @route("/v1/inboxes/{inbox_id}/requests", "GET", summary="Captured requests, newest first",
-       responses={200: inbox.CapturePage}, query=CaptureListQuery, headers=("X-Inbox-Token",),
+       responses={200: CapturePage}, query=CaptureListQuery, headers=("X-Inbox-Token",),
        errors=_TOKEN_ERRORS)
 def list_inbox_requests(inbox_id: str) -> Response:
     """The requests the inbox captured, newest first (optionally of one method), one page at a time."""
@@ -65,14 +85,14 @@ def list_inbox_requests(inbox_id: str) -> Response:
 
 
 @route("/v1/inboxes/{inbox_id}/requests/{request_id}", "GET", summary="One captured request",
-       responses={200: inbox.Capture}, headers=("X-Inbox-Token",), errors=(*_TOKEN_ERRORS, CaptureNotFound))
+       responses={200: Capture}, headers=("X-Inbox-Token",), errors=(*_TOKEN_ERRORS, CaptureNotFound))
 def get_inbox_request(inbox_id: str, request_id: str) -> Response:
     """One captured request: method, path, query, headers (secrets masked), body, signature check."""
     return json_response(inbox.get_request(inbox_id, _inbox_token(), request_id))
 
 
 @route("/v1/inboxes/{inbox_id}/metrics", "GET", summary="An inbox's counters per hour",
-       responses={200: inbox.InboxMetrics}, query=ActivityQuery, headers=("X-Inbox-Token",),
+       responses={200: InboxMetrics}, query=ActivityQuery, headers=("X-Inbox-Token",),
        errors=_TOKEN_ERRORS)
 def get_inbox_metrics(inbox_id: str) -> Response:
     query = parse_query(bp.current_request, ActivityQuery)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Response
 
 from chalicelib.api.http import MAX_MANUAL_BODY_BYTES, json_response, parse_body, parse_query, path_id
+from chalicelib.api.lazy import lazy
 from chalicelib.api.routing import Resource, no_content
-from chalicelib.api.schemas import ManualPage, PageQuery
 from chalicelib.domain.errors import ManualExists, ManualInUse, ManualNotFound
-from chalicelib.domain.models import Manual, ManualCreate
-from chalicelib.services import manuals
+
+if TYPE_CHECKING:
+    from chalicelib.api.schemas import ManualPage, PageQuery
+    from chalicelib.domain.models import Manual, ManualCreate
+    from chalicelib.services import manuals
+else:  # imported by the first request that uses them (chalicelib/api/lazy.py)
+    ManualPage, PageQuery = lazy("chalicelib.api.schemas", "ManualPage", "PageQuery")
+    Manual, ManualCreate = lazy("chalicelib.domain.models", "Manual", "ManualCreate")
+    manuals = lazy("chalicelib.services", "manuals")
 
 bp = Resource(__name__)
 route = bp.declare

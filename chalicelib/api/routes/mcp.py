@@ -8,16 +8,26 @@ every route) answers 405: there is no stream to open.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from chalice import Response
 from chalice.app import Request
 
 from chalicelib.api.http import header, json_response, parse_body
-from chalicelib.api.mcp import protocol
+from chalicelib.api.lazy import lazy
 from chalicelib.api.routing import Resource, caller
-from chalicelib.api.schemas import ErrorBody
 from chalicelib.domain.errors import Forbidden, MethodNotAllowed, NotAcceptable, UnsupportedProtocolVersion
+
+if TYPE_CHECKING:
+    from chalicelib.api.mcp import protocol
+    from chalicelib.api.mcp.protocol import JsonRpcErrorResponse, JsonRpcMessage, JsonRpcResult, ProtocolVersion
+    from chalicelib.api.schemas import ErrorBody
+else:  # imported by the first request that uses them (chalicelib/api/lazy.py)
+    protocol = lazy("chalicelib.api.mcp", "protocol")
+    JsonRpcErrorResponse, JsonRpcMessage, JsonRpcResult, ProtocolVersion = lazy(
+        "chalicelib.api.mcp.protocol", "JsonRpcErrorResponse", "JsonRpcMessage", "JsonRpcResult", "ProtocolVersion")
+    ErrorBody = lazy("chalicelib.api.schemas", "ErrorBody")
 
 bp = Resource(__name__)
 route = bp.declare
@@ -25,9 +35,9 @@ route = bp.declare
 
 @route("/v1/mcp", "POST",
        summary="MCP (Model Context Protocol) endpoint: one JSON-RPC message per request",
-       body=protocol.JsonRpcMessage,
-       responses={200: [protocol.JsonRpcResult, protocol.JsonRpcErrorResponse], 202: None},
-       headers=(("MCP-Protocol-Version", protocol.ProtocolVersion),), scope="read", per_user=True,
+       body=JsonRpcMessage,
+       responses={200: [JsonRpcResult, JsonRpcErrorResponse], 202: None},
+       headers=(("MCP-Protocol-Version", ProtocolVersion),), scope="read", per_user=True,
        errors=(UnsupportedProtocolVersion, NotAcceptable, Forbidden))
 def mcp_message() -> Response:
     """The Model Context Protocol (Streamable HTTP, stateless, JSON answers): POST one JSON-RPC
@@ -43,7 +53,7 @@ def mcp_message() -> Response:
         raise UnsupportedProtocolVersion(
             f"MCP-Protocol-Version {version[:64]!r} is not supported here.",
             supported=list(protocol.PROTOCOL_VERSIONS))
-    reply = protocol.handle(parse_body(request, protocol.JsonRpcMessage), caller(request))
+    reply = protocol.handle(parse_body(request, JsonRpcMessage), caller(request))
     if reply is None:  # a notification, or a response to the server: accepted, no body
         return Response(body="", status_code=202)
     return json_response(reply)

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Response
 
 from chalicelib.api import auth
 from chalicelib.api.http import header, json_response, parse_body, parse_query, path_id, validate
+from chalicelib.api.lazy import lazy
 from chalicelib.api.routing import Resource, caller, check_owner
-from chalicelib.api.schemas import MessageListQuery, MessagePage, MessageWithSession
 from chalicelib.domain.errors import Forbidden, IdempotencyKeyReused, MessageTooLarge, SessionNotFound, UserMismatch
-from chalicelib.domain.models import Message, MessageIn
-from chalicelib.domain.vocabulary import ResourceId
-from chalicelib.services import messages
+
+if TYPE_CHECKING:
+    from chalicelib.api.schemas import MessageListQuery, MessagePage, MessageWithSession
+    from chalicelib.domain.models import Message, MessageIn
+    from chalicelib.domain.vocabulary import ResourceId
+    from chalicelib.services import messages
+else:  # imported by the first request that uses them (chalicelib/api/lazy.py)
+    MessageListQuery, MessagePage, MessageWithSession = lazy(
+        "chalicelib.api.schemas", "MessageListQuery", "MessagePage", "MessageWithSession")
+    Message, MessageIn = lazy("chalicelib.domain.models", "Message", "MessageIn")
+    ResourceId = lazy("chalicelib.domain.vocabulary", "ResourceId")
+    messages = lazy("chalicelib.services", "messages")
 
 bp = Resource(__name__)
 route = bp.declare

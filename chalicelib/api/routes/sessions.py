@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Response
 
 from chalicelib import observability
 from chalicelib.api import auth
 from chalicelib.api.http import header, json_response, parse_body, parse_query, path_id, validate
+from chalicelib.api.lazy import lazy
 from chalicelib.api.routing import Resource, caller, check_owner, no_content
-from chalicelib.api.schemas import (
-    AlreadyProcessed,
-    EventListQuery,
-    EventPage,
-    SessionListQuery,
-    SessionPage,
-    SessionPatch,
-)
 from chalicelib.domain.errors import (
     ConcurrentUpdate,
     Forbidden,
@@ -29,9 +24,27 @@ from chalicelib.domain.errors import (
     UserMismatch,
     ValidationFailed,
 )
-from chalicelib.domain.models import NextStepOut, ProgressIn, ProgressOut, SessionCreate, SessionOut
-from chalicelib.domain.vocabulary import IdempotencyKey
-from chalicelib.services import progress, sessions
+
+if TYPE_CHECKING:
+    from chalicelib.api.schemas import (
+        AlreadyProcessed,
+        EventListQuery,
+        EventPage,
+        SessionListQuery,
+        SessionPage,
+        SessionPatch,
+    )
+    from chalicelib.domain.models import NextStepOut, ProgressIn, ProgressOut, SessionCreate, SessionOut
+    from chalicelib.domain.vocabulary import IdempotencyKey
+    from chalicelib.services import progress, sessions
+else:  # imported by the first request that uses them (chalicelib/api/lazy.py)
+    AlreadyProcessed, EventListQuery, EventPage, SessionListQuery, SessionPage, SessionPatch = lazy(
+        "chalicelib.api.schemas", "AlreadyProcessed", "EventListQuery", "EventPage", "SessionListQuery",
+        "SessionPage", "SessionPatch")
+    NextStepOut, ProgressIn, ProgressOut, SessionCreate, SessionOut = lazy(
+        "chalicelib.domain.models", "NextStepOut", "ProgressIn", "ProgressOut", "SessionCreate", "SessionOut")
+    IdempotencyKey = lazy("chalicelib.domain.vocabulary", "IdempotencyKey")
+    progress, sessions = lazy("chalicelib.services", "progress", "sessions")
 
 bp = Resource(__name__)
 route = bp.declare
