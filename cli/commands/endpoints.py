@@ -192,19 +192,17 @@ def endpoints_backfill_replay_index(obj: Cli, stack: str | None, table: str | No
     Ctrl-C or --limit print where to go on) and idempotent (run it again: nothing changes)."""
     import os
 
-    import boto3
-
     from chalicelib import runtime
     from chalicelib.domain.errors import InvalidCursor
     from chalicelib.jobs import replay_index
+    from cli.stack import outputs
 
     if not (stack or table):
         raise click.UsageError("give --stack or --table")
     if endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url
     if table is None:
-        described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
-        table = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}["TableName"]
+        table = outputs(str(stack))["TableName"]
     runtime.bootstrap({"TABLE_NAME": table})
     scanned = indexed = skipped = 0
     done = False
@@ -251,20 +249,18 @@ def endpoints_encrypt_secrets(obj: Cli, stack: str | None, table: str | None, ke
     has run, plain secrets keep signing."""
     import os
 
-    import boto3
-
     from chalicelib import runtime
     from chalicelib.services import endpoints as service
+    from cli.stack import outputs
 
     if not (stack or (table and key_arn)):
         raise click.UsageError("give --stack, or --table and --key")
     if endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url
     if stack:
-        described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-        table = table or outputs["TableName"]
-        key_arn = key_arn or outputs.get("EndpointSecretsKeyArn")
+        found = outputs(stack)
+        table = table or found["TableName"]
+        key_arn = key_arn or found.get("EndpointSecretsKeyArn")
     if not (table and key_arn):
         raise click.UsageError(f"the stack {stack} has no EndpointSecretsKeyArn output: give --key")
     # only the secrets are touched: no WEBHOOK_URL here, so the default endpoint is not reconfigured

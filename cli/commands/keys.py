@@ -134,15 +134,14 @@ def _stack_settings(stack: str | None, table: str | None, usage_plan: str | None
     """The table and the default usage plan's name of a deployed stack (or as given)."""
     import os
 
-    import boto3
+    from cli.stack import outputs
 
     if not (stack or table):
         raise click.UsageError("give --stack or --table")
     if endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url
     if table is None:
-        described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
-        table = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}["TableName"]
+        table = outputs(str(stack))["TableName"]
     return table, usage_plan or (f"{stack}-default" if stack else "")
 
 
