@@ -1,6 +1,7 @@
 """Cost per million progress updates, each delivering one webhook: today's stream handlers
 (analytics per record, one SendMessage per event: bench/legacy.py) against the new ones
-(analytics per batch, SendMessageBatch), side by side in ONE run on the same workload.
+(analytics per batch with a checkpoint per stream shard, as the packaged mapping's tumbling
+window allows; SendMessageBatch), side by side in ONE run on the same workload.
 
 Workload: S sessions x N steps on one manual, reported DONE step by step, the sessions
 interleaved (step 1 of every session, then step 2, ...: many sessions at once, as on a busy
@@ -338,9 +339,12 @@ def main() -> None:
                 "batchItemFailures": []}
         # --- the new ones ---
         meter.label = "new_analytics"
+        from local.runner import windowed
+
+        window = windowed("shardId-00000001764000000000-bench", aws.stream_arn, 900)  # as packaged
         for batch in analytics_batches:
-            assert timing.run("new_analytics", lambda b: app_module.analytics_handler({"Records": b}, None),
-                              batch) == {"batchItemFailures": []}
+            assert timing.run("new_analytics", lambda b: app_module.analytics_handler({"Records": b, **window}, None),
+                              batch) == {"batchItemFailures": [], "state": {}}
         meter.label = "new_feedback"
         for batch in feedback_batches:
             assert timing.run("new_feedback", lambda b: app_module.feedback_handler({"Records": b}, None),

@@ -45,8 +45,9 @@ class Inputs:
     progress_rru: float = 1.45
     delivery_wru: float = 1.0        # the attempt appended to the event item
     delivery_rru: float = 1.0
-    analytics_wru: float = 2.1       # one checkpoint per session per batch (x2) + counters
-    analytics_rru: float = 1.0
+    # analytics: per stream BATCH (not per update), one transaction (x2) of the counters it adds
+    # to and its shard's checkpoint, and one consistent read of that checkpoint
+    analytics_checkpoint_rru: float = 1.0
     api_seconds: float = 0.030       # API function per request on AWS (assumed: 2 round trips)
     delivery_seconds: float = 0.150  # per webhook: the receiver's answer dominates (assumed)
     stream_seconds: float = 0.050    # per stream batch, each function (assumed)
@@ -58,19 +59,22 @@ class Inputs:
 
 
 def model(n: float, i: Inputs = Inputs()) -> dict[str, float]:
-    table_wcu = n * (i.progress_wru + i.delivery_wru + i.analytics_wru)
-    table_rcu = n * (i.progress_rru + i.delivery_rru + i.analytics_rru)
-    partitions = max(1, math.ceil(max(table_wcu / LIMITS["ddb_partition_wcu"], table_rcu / LIMITS["ddb_partition_rcu"])))
+    # the partitions (hence stream shards) from the request path's load; analytics, a few
+    # units per batch, is added after
+    api_wcu = n * (i.progress_wru + i.delivery_wru)
+    api_rcu = n * (i.progress_rru + i.delivery_rru)
+    partitions = max(1, math.ceil(max(api_wcu / LIMITS["ddb_partition_wcu"], api_rcu / LIMITS["ddb_partition_rcu"])))
     shards = partitions  # one open stream shard per table partition
     per_shard = n / shards  # counted records per shard per second (one event INSERT per update)
     polls = 1 / i.analytics_window_s if i.analytics_window_s else LIMITS["stream_polls_per_shard_s"]
     batches_per_shard = min(max(polls, per_shard / 100), per_shard) if per_shard else 0  # one record: one batch
-    # a transaction takes 100 items: the counters it adds to, and one checkpoint per partition
-    # key of the batch (interleaved worst case: every record another session's)
-    records_per_batch = per_shard / batches_per_shard if batches_per_shard else 0
-    tx_per_batch = math.ceil(records_per_batch / (LIMITS["ddb_transaction_items"] - i.counter_items_per_tx))
+    # a transaction takes 100 items: the counters it adds to and the shard's checkpoint (one
+    # per batch: its sessions do not matter)
+    tx_per_batch = math.ceil((i.counter_items_per_tx + 1) / LIMITS["ddb_transaction_items"])
     analytics_tx = shards * batches_per_shard * tx_per_batch
     counter_wcu = 2 * analytics_tx / i.counter_shards
+    table_wcu = api_wcu + analytics_tx * 2 * (i.counter_items_per_tx + 1)
+    table_rcu = api_rcu + shards * batches_per_shard * i.analytics_checkpoint_rru
     active_sessions = n * i.session_interval_s
     return {
         "api_rps": n,

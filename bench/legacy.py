@@ -150,15 +150,14 @@ def handle_stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def handle_feedback_batch(records: list[dict[str, Any]], queue_url: str | None = None) -> dict[str, Any]:
     """One SendMessage per event, in stream order; a failure stops there and is retried from it."""
-    from chalicelib.config import get_settings
+    from chalicelib.pipeline import targets
 
-    event_types = get_settings().event_types
+    every = targets.every(configure=False)  # today's fan-out: one message per endpoint that wants it
     for record in records:
-        message = feedback.message_of(record, event_types)
-        if message is None:
-            continue
-        try:
-            queue.enqueue(message.body, group=message.group, dedup_id=message.dedup_id, queue_url=queue_url)
-        except Exception:  # noqa: BLE001 - retried from this record
-            return {"batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}
+        for message in feedback.messages_of(record, every):
+            try:
+                queue.enqueue(message.body, group=message.group, dedup_id=message.dedup_id, queue_url=queue_url,
+                              attributes=message.attributes)
+            except Exception:  # noqa: BLE001 - retried from this record
+                return {"batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}
     return {"batchItemFailures": []}

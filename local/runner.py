@@ -46,6 +46,19 @@ def lambda_stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, A
     }
 
 
+def windowed(shard_id: str, stream_arn: str, seconds: int, now: float | None = None) -> dict[str, Any]:
+    """What Lambda adds to a stream invocation of a mapping with a tumbling window of
+    `seconds` (a fresh state: no handler keeps one)."""
+    start = int((time.time() if now is None else now) // seconds * seconds)
+
+    def iso(at: int) -> str:
+        return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return {"window": {"start": iso(start), "end": iso(start + seconds)}, "state": {},
+            "shardId": shard_id, "eventSourceARN": stream_arn,
+            "isFinalInvokeForWindow": False, "isWindowTerminatedEarly": False}
+
+
 def _base64_binaries(value: Any) -> Any:
     if isinstance(value, dict):
         out = {}
@@ -105,6 +118,11 @@ class Runner:
     stream_arn: str
     queue_url: str
     stream_handlers: tuple[str, ...] = ("feedback_handler", "analytics_handler")
+    # The stream mappings infra/package.py gives a tumbling window (and its length): Lambda
+    # passes those invocations the shard id and the window, and takes an answer without a
+    # `state` as a failed invocation. (Lambda's extra end-of-window invocation, with the
+    # window's final state, is not made here: no handler keeps state.)
+    windowed_handlers: dict[str, int] = field(default_factory=lambda: {"analytics_handler": 900})
     queue_handler: str = "delivery_handler"
     stream_batch_size: int = 100
     queue_batch_size: int = 10
@@ -154,8 +172,11 @@ class Runner:
             records = response.get("Records", [])
             next_iterator = response.get("NextShardIterator")
             if records:
-                event = {"Records": [lambda_stream_record(r, self.stream_arn) for r in records]}
-                failed = self._invoke(shard.handler, event)
+                event: dict[str, Any] = {"Records": [lambda_stream_record(r, self.stream_arn) for r in records]}
+                window = self.windowed_handlers.get(shard.handler)
+                if window:
+                    event.update(windowed(shard.shard_id, self.stream_arn, window))
+                failed = self._invoke(shard.handler, event, stateful=bool(window))
                 handled += len(records)
                 if failed is None or failed:
                     # Lambda: retry from the lowest failed sequence number (a crashed
@@ -224,9 +245,10 @@ class Runner:
 
     # ---- driving -----------------------------------------------------------------------
 
-    def _invoke(self, name: str, event: dict[str, Any]) -> set[str] | None:
+    def _invoke(self, name: str, event: dict[str, Any], stateful: bool = False) -> set[str] | None:
         """Call a handler as Lambda would. Returns the failed item ids (empty: all good), or
-        None when the invocation itself failed."""
+        None when the invocation itself failed (for a `stateful` one, a tumbling window's,
+        also when its answer has no `state`)."""
         from chalice.local import LambdaContext
 
         self.invocations[name] = self.invocations.get(name, 0) + 1
@@ -235,6 +257,9 @@ class Runner:
             result = getattr(self.app_module, name)(event, context)
         except Exception:
             log.exception("handler %s failed", name)
+            return None
+        if stateful and not (isinstance(result, dict) and isinstance(result.get("state"), dict)):
+            log.error("handler %s answered a tumbling window's invocation without a state", name)
             return None
         failures = (result or {}).get("batchItemFailures", []) if isinstance(result, dict) else []
         return {f["itemIdentifier"] for f in failures}

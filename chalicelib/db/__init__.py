@@ -24,7 +24,7 @@ One table, `PK`/`SK`, five sparse global secondary indexes (each `GSIn PK/SK`):
 | capture key (inbox)    | INBOX#<id> / DEDUP#<key hash>             | -                                         | capture (one UpdateItem, ALL_NEW: no read)                              |
 | forward log (inbox)    | INBOX#<id> / FWD#<request_id>#<destination> | -                                       | delivery (BatchGetItem per batch, with the captures)                    |
 | inbox metrics (inbox)  | INBOX#<id> / METRIC#<hour>                | -                                         | GET metrics (Query of the hours)                                        |
-| counters (stats)       | STATS#GLOBAL#<n>, STATS#HOUR#<hour>#<n> / #; STATS#MANUALS / <manual>#<n>; STATSCHK#<partition> / # (stream checkpoints) | - | analytics (BatchGetItem of a fixed number of items; Query per manual); the analytics function (BatchGetItem of a batch's checkpoints) |
+| counters (stats)       | STATS#GLOBAL#<n>, STATS#HOUR#<hour>#<n> / #; STATS#MANUALS / <manual>#<n>; STATSCHK#SHARD#<shard> / # (a stream shard's checkpoint; STATSCHK#<partition key> without a shard id) | - | analytics (BatchGetItem of a fixed number of items; Query per manual); the analytics function (BatchGetItem of its shard's checkpoint) |
 
 Writers: a webhook endpoint's create and delete are one transaction each (endpoint + count);
 every change of a session is one transaction (sessions + events [+ idempotency]

@@ -5,9 +5,10 @@
                                                 completion time sum and histogram (h_*)
     STATS#HOUR#<hour>#<n>   / #                 activity per UTC hour
     STATS#MANUALS           / <manual_id>#<n>   sessions started and completed per manual
-    STATSCHK#<partition>    / #                 the stream checkpoint of one table partition
-                                                key (a session's, a manual's): the sequence
-                                                number of the last record counted (TTL 2 days)
+    STATSCHK#SHARD#<shard>  / #                 the stream checkpoint of one stream shard (or,
+    STATSCHK#<partition>    / #                 without a shard id, of one table partition
+                                                key): the sequence number of the last record
+                                                counted (TTL 2 days)
 
 The shard `n` is part of the partition key of the global and hourly items (AWS's write
 sharding: items under one partition key share one partition's 1,000 WCU/s until DynamoDB
@@ -25,7 +26,7 @@ from chalicelib.db import table
 
 # Chosen in bench/capacity.py from the target of 50,000 progress updates/s: each counter item
 # is written once per analytics transaction that picks its shard (a stream batch takes one
-# transaction per ~96 partition keys it touches), so its writes/s are the transactions/s over
+# transaction, more only when it touches over ~98 counter items), so its writes/s are the transactions/s over
 # SHARDS. At 50,000/s (about 400 stream shards, each polled 4 times a second) that is about
 # 1,600 transactions/s: 400 WCU/s per counter item with 8 shards, under half of an item's
 # 1,000; 4 shards gave 800. Never lower it (reads merge the shards 0..SHARDS-1: items of a
@@ -57,7 +58,8 @@ def hour_key(hour: str, shard: int) -> tuple[str, str]:
 
 
 class Checkpoint(NamedTuple):  # not a frozen dataclass: cheaper to define (cold start)
-    """What the analytics function has counted of one table partition key's records, as read.
+    """What the analytics function has counted of one shard's (or table partition key's)
+    records, as read.
     `sequence` is None when nothing was counted yet (or only on another stream: a stream
     disabled and enabled again is a new stream with sequence numbers of its own)."""
 
@@ -68,6 +70,11 @@ class Checkpoint(NamedTuple):  # not a frozen dataclass: cheaper to define (cold
 
     def counted(self, sequence: int) -> bool:
         return self.sequence is not None and sequence <= self.sequence
+
+    def moved_to(self, sequence: int) -> Checkpoint:
+        """This checkpoint as a transaction that moves it to `sequence` leaves it."""
+        return Checkpoint(self.partition, self.stream, sequence,
+                          {"stream": self.stream, "sequence": str(sequence)})
 
 
 def _checkpoint_key(partition: str) -> dict[str, str]:

@@ -3,39 +3,37 @@ per stream BATCH; reads never scan. The items are described in chalicelib/db/sta
 
 A batch's records are turned into counter deltas in memory (`deltas_for`, pure), summed, and
 applied in as few transactions as fit (TransactWriteItems takes 100 items): each transaction
-adds its records' sums to the counters of ONE shard and moves the checkpoints of the records'
-partitions, conditional on the checkpoints it read. A record is counted when its sequence
-number is above its partition's checkpoint, so a record Lambda delivers again (a retried
-batch, a bisected half, a batch overlapping one partly counted) is never counted twice.
+adds its records' sums to the counters of ONE shard and moves the checkpoints its records
+fall under, conditional on the checkpoints it read. A record is counted when its sequence
+number is above its checkpoint, so a record Lambda delivers again (a retried batch, a
+bisected half, a batch overlapping one partly counted) is never counted twice.
 
-Why a checkpoint per table partition KEY (a session's, a manual's) and not per stream shard:
-Lambda's stream records carry the stream's ARN and each record's sequence number, never the
-shard (only tumbling-window invocations do, and they are not used here). One checkpoint for
-the whole stream would be wrong: a table has several shards at once (one per DynamoDB
-partition: an on-demand table starts with four), their pollers run concurrently and their
-sequence numbers interleave, so "count only newer than the last counted" would drop records of
-the slower shards. A partition key is what the ordering guarantees attach to:
-  - every item of one partition key lives in one DynamoDB partition, hence one stream shard
-    at a time; in a shard, sequence numbers increase and (ParallelizationFactor 1, as
-    packaged) Lambda hands its records over in order, one batch at a time, and finishes a
-    parent shard before its children; DynamoDB also keeps each item's records in order
-    across shards;
-  - so the records of one partition key reach this function in increasing sequence order,
-    and one seen again at or below its checkpoint is one already counted.
-The limits, stated honestly:
-  - comparing sequence numbers across a parent shard and its child (a shard rolls over about
-    every 4 hours, or splits) relies on them growing along the lineage, which AWS does not
-    document (the function never compares numbers of two different streams: a checkpoint
-    belongs to the stream ARN it was written on);
-  - DynamoDB may split ONE partition key's items over two partitions (split for heat, only
-    under traffic to that key beyond what a partition takes; a session's own writes are kept
-    well under that, see bench/capacity.py). Two sibling shards could then carry one key's
-    records concurrently, and a record could be skipped as counted while it was not;
+Which checkpoint: the stream SHARD's, when Lambda says which shard the batch is from. It says
+so only to a mapping with a tumbling window (infra/package.py gives the analytics mapping one;
+the window's state is not used: the function answers `"state": {}` as such a mapping
+requires). A shard's sequence numbers increase, and with ParallelizationFactor 1 (as
+packaged) Lambda hands a shard over in order, one batch at a time, finishing a parent shard
+before its children; so one checkpoint per shard is exact, and a batch costs one read and
+(usually) one transaction: the counters it touches and the checkpoint.
+
+Without a shard id (a mapping without the window), the checkpoint is per table partition KEY
+(a session's, a manual's): one checkpoint for the whole stream would be wrong, since a table
+has several shards at once (one per DynamoDB partition), their pollers run concurrently and
+their sequence numbers interleave. The records of one partition key reach the function in
+increasing sequence order: every item of one key lives in one partition, hence one shard at a
+time, and DynamoDB keeps each item's records in order across shards. That mode's limits, and
+its cost (a checkpoint write per key per batch, about one per progress update when sessions
+interleave), are why the packaged mapping has the window:
+  - comparing sequence numbers across a parent shard and its child relies on them growing
+    along the lineage, which AWS does not document (a checkpoint belongs to the stream ARN it
+    was written on: numbers of two streams are never compared);
+  - DynamoDB may split ONE partition key's items over two partitions (only under traffic to
+    that key beyond what a partition takes; a session's own writes are kept well under that,
+    see bench/capacity.py); two sibling shards could then carry one key's records at once;
   - in both cases the failure is a record missed, never one counted twice: a checkpoint only
     moves up, and every move is conditional on the value read.
-Cost: one checkpoint write per partition key per batch (not per record), plus the counters
-once per transaction; one BatchGetItem of the batch's checkpoints. Records that change no
-number (most progress reports: ONGOING, repeated DONE) cost nothing but the read.
+Records that change no number (most progress reports: ONGOING, repeated DONE) cost nothing but
+the read.
 """
 
 from __future__ import annotations
@@ -161,24 +159,33 @@ def _nonzero(deltas: Deltas) -> Deltas:
 
 @dataclass
 class _Counted:
-    """One record that changes a number: where it is in the batch and in its partition."""
+    """One record that changes a number: where it is in the batch, its checkpoint (the
+    shard's, or its table partition key's) and its table partition key."""
 
     position: int
     partition: str
     sequence: int
     deltas: Deltas
+    key: str
 
 
 @dataclass
 class _Transaction:
-    """Partitions counted together: their records' deltas and the checkpoints they move."""
+    """Records counted together: their deltas and the checkpoints they move (by checkpoint)."""
 
-    advances: list[tuple[stats.Checkpoint, int]] = field(default_factory=list)
+    advances: dict[str, tuple[stats.Checkpoint, int]] = field(default_factory=dict)
     deltas: Deltas = field(default_factory=dict)
     records: list[_Counted] = field(default_factory=list)
 
-    def items_with(self, deltas: Deltas) -> int:
-        return len(self.advances) + 1 + len(set(self.deltas) | set(deltas))
+    def items_with(self, record: _Counted) -> int:
+        """Its items (checkpoints + counters) with `record` added."""
+        return (len(self.advances) + (record.partition not in self.advances)
+                + len(set(self.deltas) | set(record.deltas)))
+
+    def add(self, record: _Counted, checkpoint: stats.Checkpoint) -> None:
+        self.advances[record.partition] = (checkpoint, record.sequence)
+        summed(self.deltas, record.deltas)
+        self.records.append(record)
 
     def shard(self, attempt: int) -> int:
         """The counters' shard for this transaction: spread by its first record, and moved
@@ -187,9 +194,11 @@ class _Transaction:
         return int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16) % STATS_SHARDS
 
 
-def _counted_records(records: list[dict[str, Any]]) -> tuple[list[_Counted], dict[str, Any] | None]:
-    """The records that change a number, in batch order; stops at a record that cannot be
-    read (returned second: the batch is retried from it)."""
+def _counted_records(records: list[dict[str, Any]],
+                     shard_id: str | None) -> tuple[list[_Counted], dict[str, Any] | None]:
+    """The records that change a number, in batch order, each under its checkpoint (the
+    shard's, else its partition key's); stops at a record that cannot be read (returned
+    second: the batch is retried from it)."""
     found: list[_Counted] = []
     for position, record in enumerate(records):
         try:
@@ -197,7 +206,9 @@ def _counted_records(records: list[dict[str, Any]]) -> tuple[list[_Counted], dic
             if not deltas:
                 continue
             data = record["dynamodb"]
-            found.append(_Counted(position, data["Keys"]["PK"]["S"], int(data["SequenceNumber"]), deltas))
+            key = data["Keys"]["PK"]["S"]
+            found.append(_Counted(position, f"SHARD#{shard_id}" if shard_id else key,
+                                  int(data["SequenceNumber"]), deltas, key))
         except (KeyError, TypeError, ValueError):
             logger.exception("could not read a stream record; retrying from it",
                              extra={"sequence_number": record.get("dynamodb", {}).get("SequenceNumber")})
@@ -206,9 +217,11 @@ def _counted_records(records: list[dict[str, Any]]) -> tuple[list[_Counted], dic
 
 
 def plan(counted: list[_Counted], checkpoints: dict[str, stats.Checkpoint]) -> tuple[list[_Transaction], int]:
-    """The transactions that count what the checkpoints do not cover yet, in batch order (by
-    each one's first record), each within TransactWriteItems' limit; and how many records
-    were skipped as already counted. A partition's records all go in one transaction."""
+    """The transactions that count what the checkpoints do not cover yet, in batch order,
+    each within TransactWriteItems' limit; and how many records were skipped as already
+    counted. A checkpoint's records go in sequence order; when they do not fit one
+    transaction (a shard's batch touching many manuals) they are split, and each later part
+    is conditional on the checkpoint the part before it leaves."""
     fresh: dict[str, list[_Counted]] = {}
     skipped = 0
     for record in counted:
@@ -219,26 +232,39 @@ def plan(counted: list[_Counted], checkpoints: dict[str, stats.Checkpoint]) -> t
     transactions: list[_Transaction] = []
     current = _Transaction()
     for partition, group in fresh.items():  # dicts keep insertion order: batch order
-        deltas: Deltas = {}
-        for record in group:
-            summed(deltas, record.deltas)
-        if current.records and current.items_with(deltas) > stats.MAX_TRANSACTION_ITEMS:
-            transactions.append(current)
-            current = _Transaction()
-        current.advances.append((checkpoints[partition], max(r.sequence for r in group)))
-        summed(current.deltas, deltas)
-        current.records += group
+        checkpoint = checkpoints[partition]
+        for record in sorted(group, key=lambda r: r.sequence):
+            if current.records and current.items_with(record) > stats.MAX_TRANSACTION_ITEMS:
+                if partition in current.advances:  # the next part starts where this one ends
+                    checkpoint = checkpoint.moved_to(current.advances[partition][1])
+                transactions.append(current)
+                current = _Transaction()
+            current.add(record, checkpoint)
     if current.records:
         transactions.append(current)
     return transactions, skipped
 
 
-def handle_stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Count a stream batch exactly once: one BatchGetItem of its partitions' checkpoints,
-    then one transaction per up to 100 items (usually one). A failure reports the earliest
-    record not counted; Lambda resumes from it, and what was counted after it is skipped
-    then by its checkpoint."""
-    counted, unreadable = _counted_records(records)
+def _without_counted_per_key(pending: list[_Counted], checkpoints: dict[str, stats.Checkpoint],
+                             stream: str) -> tuple[list[_Counted], int]:
+    """A shard with no checkpoint yet (its first batch, once per shard: a shard lives about
+    4 hours) may carry records counted under per-key checkpoints, by this function before its
+    mapping had the window (a batch retried across the deploy that added it): those are
+    skipped, read in one more BatchGetItem of the keys' checkpoints."""
+    fresh_shards = {r.partition for r in pending if r.partition != r.key and checkpoints[r.partition].stored is None}
+    if not fresh_shards:
+        return pending, 0
+    per_key = stats.checkpoints(list(dict.fromkeys(r.key for r in pending if r.partition in fresh_shards)), stream)
+    kept = [r for r in pending if r.partition not in fresh_shards or not per_key[r.key].counted(r.sequence)]
+    return kept, len(pending) - len(kept)
+
+
+def handle_stream_batch(records: list[dict[str, Any]], shard_id: str | None = None) -> dict[str, Any]:
+    """Count a stream batch exactly once: one BatchGetItem of its checkpoints (the shard's
+    when `shard_id` is given, else its partition keys'), then one transaction per up to 100
+    items (usually one). A failure reports the earliest record not counted; Lambda resumes
+    from it, and what was counted after it is skipped then by its checkpoint."""
+    counted, unreadable = _counted_records(records, shard_id)
     stream = records[0].get("eventSourceARN", "") if records else ""
     pending = counted
     failure: str | None = None
@@ -247,12 +273,15 @@ def handle_stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
             break
         try:
             checkpoints = stats.checkpoints(list(dict.fromkeys(r.partition for r in pending)), stream)
-            transactions, skipped = plan(pending, checkpoints)
+            pending, skipped = _without_counted_per_key(pending, checkpoints, stream)
+            transactions, more = plan(pending, checkpoints)
+            skipped += more
             if skipped:
                 logger.info("stream records already counted, skipped", extra={"skipped": skipped})
             moved = False
             for tx in transactions:
-                if not stats.apply_batch(_nonzero(placed(tx.deltas, tx.shard(attempt))), tx.advances):
+                if not stats.apply_batch(_nonzero(placed(tx.deltas, tx.shard(attempt))),
+                                         list(tx.advances.values())):
                     moved = True  # counted meanwhile by another invocation: read again
                     break
                 done = {id(r) for r in tx.records}

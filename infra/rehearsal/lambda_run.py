@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from local.runner import lambda_sqs_record, lambda_stream_record
+from local.runner import lambda_sqs_record, lambda_stream_record, windowed
 
 HARNESS = Path(__file__).with_name("lambda_harness.py")
 REGION = "us-east-1"
@@ -385,7 +385,15 @@ class StreamSource:
             batch = [r for r in records if _wanted(self.mapping, r)]
             self.filtered_out += len(records) - len(batch)
             if batch:
-                failed = _failures(self.function.result({"Records": batch}))
+                event: dict[str, Any] = {"Records": batch}
+                window = self.mapping.get("TumblingWindowInSeconds")
+                if window:  # Lambda adds the shard and the window, and wants a state back
+                    event.update(windowed(shard_id, arn, window))
+                answer = self.function.result(event)
+                if window and not isinstance((answer or {}).get("state"), dict):
+                    raise InvocationFailed(f"{self.function.logical_id}: a tumbling window's "
+                                           f"invocation answered no state: {answer}")
+                failed = _failures(answer)
                 if failed:
                     raise InvocationFailed(f"{self.function.logical_id}: batch items failed: {failed}")
                 handed += len(batch)

@@ -50,6 +50,8 @@ NOT_CHECKED = (
     "policy files)",
     "event-source filtering and retries (filters are applied here by a matcher of our own; "
     "bisect, retry and record-age limits never trigger)",
+    "the analytics mapping's tumbling window (the shard id and window are passed here as Lambda "
+    "documents them and the state answer is checked; Lambda's end-of-window invocation is not made)",
     "alarms (moto's CloudFormation skips AWS::CloudWatch::Alarm)",
     "TTL (moto stores the setting and never expires an item)",
     "the security headers of API Gateway's own answers as it sends them (the GatewayResponses' "
@@ -264,6 +266,10 @@ def _event_sources(template: dict[str, Any], app: Any, function_of: dict[str, st
                       f"{mapping_id}: retries must be bounded (a poison record blocks its shard)")
                 check(60 <= mapping.get("MaximumRecordAgeInSeconds", -1) <= 604800,
                       f"{mapping_id}: the record age limit must be set")
+                if mapping.get("TumblingWindowInSeconds"):  # for the shard id: a checkpoint per shard
+                    check(mapping.get("ParallelizationFactor", 1) == 1 and
+                          0 < mapping["TumblingWindowInSeconds"] <= 900,
+                          f"{mapping_id}: a per-shard checkpoint needs one batch per shard at a time")
                 filters = mapping.get("FilterCriteria", {}).get("Filters", [])
                 check(filters and all(isinstance(json.loads(f["Pattern"]), dict) for f in filters),
                       f"{mapping_id}: filters missing or not JSON objects")

@@ -108,15 +108,15 @@ def test_progress_in_a_cold_process_costs_one_more_read(api, calls) -> None:
 def test_the_pipeline_handlers_pay_per_batch(api, aws, runner, receiver, calls) -> None:
     """Per stream batch (Lambda's, up to 100 records), whatever the number of records in it:
     feedback: one SendMessageBatch per ten sessions' events, no table call; analytics: one
-    BatchGetItem (the checkpoints of the batch's partitions) and one TransactWriteItems (up to
-    100 items), no SQS call. Delivery: one BatchGetItem per queue batch, then one UpdateItem per
+    BatchGetItem (its shard's checkpoint; a shard's first batch also the per-key ones) and one
+    TransactWriteItems (up to 100 items), no SQS call. Delivery: one BatchGetItem per queue batch, then one UpdateItem per
     attempt and one per endpoint (its stats), and no SQS call of ours when every message was
     delivered."""
     import boto3
 
     import app as app_module
     from chalicelib.pipeline import queue
-    from local.runner import lambda_stream_record
+    from local.runner import lambda_stream_record, windowed
     from tests.conftest import run_session
 
     sqs: Counter = Counter()
@@ -146,13 +146,16 @@ def test_the_pipeline_handlers_pay_per_batch(api, aws, runner, receiver, calls) 
 
     calls.clear()
     sqs.clear()
-    assert app_module.analytics_handler(batch, None) == {"batchItemFailures": []}
-    # 12 sessions' starts, DONEs and ends plus the manual: counted in one transaction
-    assert (dict(calls), dict(sqs)) == ({"BatchGetItem": 1, "TransactWriteItems": 1}, {})
+    # as the packaged mapping (a tumbling window) hands it over: with the shard id
+    windowed_batch = {**batch, **windowed(shard["ShardId"], aws.stream_arn, 900)}
+    assert app_module.analytics_handler(windowed_batch, None) == {"batchItemFailures": [], "state": {}}
+    # 12 sessions' starts, DONEs and ends plus the manual: counted in one transaction with the
+    # shard's checkpoint; a shard's first batch also reads the per-key checkpoints once
+    assert (dict(calls), dict(sqs)) == ({"BatchGetItem": 2, "TransactWriteItems": 1}, {})
     assert api.get("/v1/analytics/overview").json["sessions"]["by_status"]["completed"] == 12
     calls.clear()
-    assert app_module.analytics_handler(batch, None) == {"batchItemFailures": []}  # delivered again
-    assert dict(calls) == {"BatchGetItem": 1}  # all counted already: nothing written
+    assert app_module.analytics_handler(windowed_batch, None) == {"batchItemFailures": [], "state": {}}
+    assert dict(calls) == {"BatchGetItem": 1}  # all counted already: the shard's checkpoint read, nothing written
     assert api.get("/v1/analytics/overview").json["sessions"]["by_status"]["completed"] == 12
 
     targets.forget()

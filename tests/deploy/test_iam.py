@@ -12,6 +12,7 @@ import json
 import threading
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,10 +96,10 @@ def recorded(aws, runner):
     sealing.get_client().meta.events.register("provide-client-params.kms", record)
     invoke = runner._invoke
 
-    def as_function(name: str, event: dict):
+    def as_function(name: str, event: dict, **kw: Any):
         _current.function = name
         try:
-            return invoke(name, event)
+            return invoke(name, event, **kw)
         finally:
             _current.function = "api_handler"
 

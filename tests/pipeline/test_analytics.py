@@ -10,8 +10,8 @@ import pytest
 
 from chalicelib.db.table import from_item
 from chalicelib.domain.clock import seconds_between
-from chalicelib.jobs.analytics import bucket_value, completion_bucket
-from local.runner import Runner, lambda_stream_record
+from chalicelib.jobs.analytics import bucket_value, completion_bucket, deltas_for
+from local.runner import Runner, lambda_stream_record, windowed
 from tests.conftest import manual_body
 
 
@@ -122,8 +122,9 @@ def test_analytics_equal_the_truth_even_when_the_stream_repeats(api, aws, runner
                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     records = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
     assert len(records) > 50
-    batch = {"Records": [lambda_stream_record(r, aws.stream_arn) for r in records]}
-    assert app_module.analytics_handler(batch, None) == {"batchItemFailures": []}
+    batch = {"Records": [lambda_stream_record(r, aws.stream_arn) for r in records],
+             **windowed(shard["ShardId"], aws.stream_arn, 900)}  # as the packaged mapping does
+    assert app_module.analytics_handler(batch, None) == {"batchItemFailures": [], "state": {}}
     check(api, aws)
 
 
@@ -153,10 +154,27 @@ def recorded(aws) -> list[dict]:
         iterator = page["NextShardIterator"]
 
 
-def counted_batch(records: list[dict]) -> dict:
+SHARD = "shardId-00000001764000000000-0a1b2c3d"
+
+
+@pytest.fixture(params=["per shard", "per key"])
+def count(request, aws):
+    """Hand records to the analytics handler as Lambda does: with the shard id and a tumbling
+    window, as the packaged mapping has ("per shard": one checkpoint per shard), or without
+    (a mapping without the window: a checkpoint per table partition key)."""
     import app as app_module
 
-    return app_module.analytics_handler({"Records": records}, None)
+    def counted(records: list[dict]) -> dict:
+        event: dict = {"Records": records}
+        if request.param == "per shard":
+            event.update(windowed(SHARD, aws.stream_arn, 900))
+        answer = app_module.analytics_handler(event, None)
+        if request.param == "per shard":
+            assert answer.pop("state") == {}  # Lambda fails a windowed invocation without it
+        return answer
+
+    counted.mode = request.param  # type: ignore[attr-defined]
+    return counted
 
 
 def data_records(api, aws) -> list[dict]:
@@ -177,41 +195,48 @@ def check_all(api, aws) -> None:
         for e in expected["events"])
 
 
-def test_a_batch_redelivered_after_it_was_counted_counts_once(api, aws) -> None:
+def test_a_batch_redelivered_after_it_was_counted_counts_once(api, aws, count) -> None:
     records = data_records(api, aws)
     # GIVEN a batch counted, whose invocation then timed out (Lambda never saw the answer)
-    assert counted_batch(records) == {"batchItemFailures": []}
+    assert count(records) == {"batchItemFailures": []}
     # WHEN Lambda delivers it again, twice
-    assert counted_batch(records) == {"batchItemFailures": []}
-    assert counted_batch(records) == {"batchItemFailures": []}
+    assert count(records) == {"batchItemFailures": []}
+    assert count(records) == {"batchItemFailures": []}
     # THEN every number is counted once
     check_all(api, aws)
 
 
-def test_bisected_halves_of_a_counted_batch_count_once(api, aws) -> None:
+def test_bisected_halves_of_a_counted_batch_count_once(api, aws, count) -> None:
     records = data_records(api, aws)
     half = len(records) // 2
     # GIVEN the first half counted, then the whole batch (whose invocation failed after counting)
-    assert counted_batch(records[:half]) == {"batchItemFailures": []}
-    assert counted_batch(records) == {"batchItemFailures": []}
+    assert count(records[:half]) == {"batchItemFailures": []}
+    assert count(records) == {"batchItemFailures": []}
     # WHEN Lambda bisects the batch and retries each half
-    assert counted_batch(records[:half]) == {"batchItemFailures": []}
-    assert counted_batch(records[half:]) == {"batchItemFailures": []}
+    assert count(records[:half]) == {"batchItemFailures": []}
+    assert count(records[half:]) == {"batchItemFailures": []}
     check_all(api, aws)
 
 
-def test_overlapping_batches_count_once(api, aws) -> None:
+def test_overlapping_batches_count_once(api, aws, count) -> None:
     records = data_records(api, aws)
     n = len(records)
     for start, end in ((0, n // 3), (n // 4, 2 * n // 3), (n // 2, n), (0, n)):
-        assert counted_batch(records[start:end]) == {"batchItemFailures": []}
+        assert count(records[start:end]) == {"batchItemFailures": []}
     check_all(api, aws)
-    # and nothing is left of the per-record markers: one checkpoint per partition counted
+    # and nothing is left of the per-record markers: one checkpoint per shard (or per
+    # partition key counted)
     items = everything(aws)
     assert not [i for i in items if str(i["PK"]).startswith("STATSEVT#")]
     checkpoints = [i for i in items if i.get("type") == "stats_checkpoint"]
-    partitions = {r["dynamodb"]["Keys"]["PK"]["S"] for r in records}
-    assert {i["PK"].removeprefix("STATSCHK#") for i in checkpoints} <= partitions
+    if count.mode == "per shard":
+        (only,) = checkpoints
+        assert only["PK"] == f"STATSCHK#SHARD#{SHARD}"
+        assert only["sequence"] == str(max(int(r["dynamodb"]["SequenceNumber"]) for r in records
+                                           if deltas_for(r)))
+    else:
+        partitions = {r["dynamodb"]["Keys"]["PK"]["S"] for r in records}
+        assert {i["PK"].removeprefix("STATSCHK#") for i in checkpoints} <= partitions
     assert all(i["expires_at"] > 0 and i["stream"] == aws.stream_arn for i in checkpoints)
 
 
@@ -238,11 +263,15 @@ def _refuse_transactions_after(passes: int, monkeypatch) -> None:
     monkeypatch.setattr(DynamoDBBackend, "transact_write_items", refusing)
 
 
-def many_sessions(api, aws, n: int = 110) -> list[dict]:
-    """A batch whose records touch more partitions than one transaction holds (100 items)."""
-    api.post("/v1/manuals", manual_body("m-many", steps=2))
+def many_sessions(api, aws, mode: str, n: int = 110) -> list[dict]:
+    """A batch more than one transaction holds (100 items): per key, its records touch 111
+    partition keys (a session each and the manual); per shard, 112 counters (a manual each)."""
+    manuals = [f"m-many-{k}" for k in range(n)] if mode == "per shard" else ["m-many"]
+    for manual in manuals:
+        api.post("/v1/manuals", manual_body(manual, steps=2))
     for k in range(n):
-        assert api.post("/v1/sessions", {"session_id": f"w-{k}", "user_id": "u", "manual_id": "m-many"}).status_code == 201
+        assert api.post("/v1/sessions", {"session_id": f"w-{k}", "user_id": "u",
+                                         "manual_id": manuals[k % len(manuals)]}).status_code == 201
     return recorded(aws)
 
 
@@ -251,24 +280,26 @@ def resume_point(records: list[dict], answer: dict) -> int:
     return next(n for n, r in enumerate(records) if r["dynamodb"]["SequenceNumber"] == failure["itemIdentifier"])
 
 
-def check_many(api, n: int = 110) -> None:
+def check_many(api, mode: str, n: int = 110) -> None:
+    manuals = n if mode == "per shard" else 1
     overview = api.get("/v1/analytics/overview").json
     assert overview["sessions"] == {"total": n, "by_status": {"active": n, "completed": 0, "ended": 0, "abandoned": 0}}
-    assert overview["manuals"] == 1
-    assert api.get("/v1/analytics/popular-manuals?limit=5").json["items"][0]["sessions_started"] == n
+    assert overview["manuals"] == manuals
+    popular = api.get("/v1/analytics/popular-manuals?limit=100").json["items"]
+    assert len(popular) == min(manuals, 100) and all(p["sessions_started"] == n // manuals for p in popular)
 
 
-def test_a_batch_over_one_transaction_fails_midway_and_resumes_exactly(api, aws, monkeypatch) -> None:
+def test_a_batch_over_one_transaction_fails_midway_and_resumes_exactly(api, aws, monkeypatch, count) -> None:
     from chalicelib.db import table as store
 
-    records = many_sessions(api, aws)
+    records = many_sessions(api, aws, count.mode)
     calls: Counter = Counter()
     store.get_client().meta.events.register(
         "before-call.dynamodb", lambda event_name, **_: calls.update([event_name.rsplit(".", 1)[-1]]))
     # WHEN its first transaction lands and the second is refused
     with monkeypatch.context() as patched:
         _refuse_transactions_after(1, patched)
-        answer = counted_batch(records)
+        answer = count(records)
     assert calls["TransactWriteItems"] == 2, dict(calls)
     # THEN what landed is counted, and Lambda is told to resume from the earliest record not counted
     resume = resume_point(records, answer)
@@ -276,32 +307,65 @@ def test_a_batch_over_one_transaction_fails_midway_and_resumes_exactly(api, aws,
     assert 0 < api.get("/v1/analytics/overview").json["sessions"]["total"] < 110
     # ... and resuming there (records already counted after it included) is exact, in one transaction
     calls.clear()
-    assert counted_batch(records[resume:]) == {"batchItemFailures": []}
+    assert count(records[resume:]) == {"batchItemFailures": []}
     assert calls["BatchGetItem"] == 1 and calls["TransactWriteItems"] == 1, dict(calls)
-    check_many(api)
-    assert counted_batch(records) == {"batchItemFailures": []}  # and the whole batch again
-    check_many(api)
+    check_many(api, count.mode)
+    assert count(records) == {"batchItemFailures": []}  # and the whole batch again
+    check_many(api, count.mode)
 
 
-def test_a_transaction_whose_answer_was_lost_is_not_counted_again(api, aws) -> None:
+def test_a_batch_over_one_transaction_lands_whole_in_order(api, aws, count) -> None:
+    from chalicelib.db import table as store
+
+    records = many_sessions(api, aws, count.mode)
+    calls: Counter = Counter()
+    store.get_client().meta.events.register(
+        "before-call.dynamodb", lambda event_name, **_: calls.update([event_name.rsplit(".", 1)[-1]]))
+    assert count(records) == {"batchItemFailures": []}
+    # two transactions; per shard the second is conditional on the checkpoint the first left
+    assert calls["TransactWriteItems"] == 2, dict(calls)
+    check_many(api, count.mode)
+    calls.clear()
+    assert count(records) == {"batchItemFailures": []}
+    # the checkpoints read: the shard's, or 111 keys' in BatchGetItems of 100
+    assert dict(calls) == {"BatchGetItem": 1 if count.mode == "per shard" else 2}, dict(calls)
+    check_many(api, count.mode)
+
+
+def test_records_counted_per_key_are_not_counted_again_per_shard(api, aws) -> None:
+    # GIVEN a batch counted by a mapping without the window (per key), whose invocation timed
+    # out as the deploy that added the window went out
+    import app as app_module
+
+    records = data_records(api, aws)
+    half = len(records) // 2
+    assert app_module.analytics_handler({"Records": records[:half]}, None) == {"batchItemFailures": []}
+    # WHEN the windowed mapping delivers it again, and goes on
+    event = {"Records": records, **windowed(SHARD, aws.stream_arn, 900)}
+    assert app_module.analytics_handler(event, None) == {"batchItemFailures": [], "state": {}}
+    # THEN every number is counted once
+    check_all(api, aws)
+
+
+def test_a_transaction_whose_answer_was_lost_is_not_counted_again(api, aws, count) -> None:
     from tests.faults import heal
 
-    records = many_sessions(api, aws)
+    records = many_sessions(api, aws, count.mode)
     # GIVEN the first transaction applied but its answer lost: the function stops there and
     # reports its first record as not counted
     _lose_transaction_answers()
-    answer = counted_batch(records)
+    answer = count(records)
     heal("TransactWriteItems")
     assert 0 < api.get("/v1/analytics/overview").json["sessions"]["total"] < 110
     resume = resume_point(records, answer)
     assert records[resume]["dynamodb"]["NewImage"]["type"]["S"] == "manual"  # the batch's first counted record
     # WHEN Lambda resumes from it
-    assert counted_batch(records[resume:]) == {"batchItemFailures": []}
+    assert count(records[resume:]) == {"batchItemFailures": []}
     # THEN nothing counts twice
-    check_many(api)
+    check_many(api, count.mode)
 
 
-def test_a_checkpoint_moved_by_a_concurrent_invocation_is_read_again(api, aws, monkeypatch) -> None:
+def test_a_checkpoint_moved_by_a_concurrent_invocation_is_read_again(api, aws, monkeypatch, count) -> None:
     from chalicelib.db import stats
 
     records = data_records(api, aws)
@@ -312,11 +376,11 @@ def test_a_checkpoint_moved_by_a_concurrent_invocation_is_read_again(api, aws, m
         found = read(partitions, stream)
         if not raced["done"]:  # another invocation counts the same records between our read and write
             raced["done"] = True
-            assert counted_batch(records) == {"batchItemFailures": []}
+            assert count(records) == {"batchItemFailures": []}
         return found
 
     monkeypatch.setattr(stats, "checkpoints", racing)
-    assert counted_batch(records) == {"batchItemFailures": []}
+    assert count(records) == {"batchItemFailures": []}
     assert raced["done"]
     check_all(api, aws)
 
@@ -329,5 +393,8 @@ def test_the_packaged_analytics_mapping_hands_a_shard_over_in_order() -> None:
     (mapping,) = merge_template()["Resources"]["AnalyticsHandler"]["Properties"]["Events"].values()
     properties = mapping["Properties"]
     assert properties.get("ParallelizationFactor", 1) == 1
+    # the window (for the shard id: a checkpoint per shard), as the local runner hands it over
+    assert properties["TumblingWindowInSeconds"] == Runner.__dataclass_fields__[
+        "windowed_handlers"].default_factory()["analytics_handler"] == 900  # type: ignore[misc]
     assert properties["BisectBatchOnFunctionError"] is True
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

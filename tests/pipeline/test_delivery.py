@@ -25,10 +25,10 @@ def record_batches(runner: Any) -> list[list[str]]:
     batches: list[list[str]] = []
     invoke = runner._invoke
 
-    def spy(name: str, event: dict) -> Any:
+    def spy(name: str, event: dict, **kw: Any) -> Any:
         if name == "delivery_handler":
             batches.append([json.loads(r["body"])["event_id"] for r in event["Records"]])
-        return invoke(name, event)
+        return invoke(name, event, **kw)
 
     runner._invoke = spy
     return batches
