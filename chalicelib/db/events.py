@@ -27,6 +27,7 @@ import hashlib
 from typing import Any
 
 from chalicelib.db import table
+from chalicelib.domain import stepset
 from chalicelib.domain.models import Event
 
 FAILED = "DELIVERIES#failed"
@@ -62,7 +63,7 @@ def window_keys(occurred_at: str, session_id: str, sequence: int) -> dict[str, s
 def item(event: Event) -> dict[str, Any]:
     return {**key(event.session_id, event.sequence), "type": "event",
             **event.model_dump(exclude={"delivery_status", "delivery_attempts", "deliveries"}),
-            "deliveries": {},
+            "completed_steps": stepset.encode(event.completed_steps), "deliveries": {},
             "GSI2PK": f"EVENT#{event.event_id}", "GSI2SK": "EVENT",
             **window_keys(event.occurred_at, event.session_id, event.sequence)}
 

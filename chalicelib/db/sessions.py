@@ -22,7 +22,7 @@ from typing import Any
 
 from chalicelib.config import get_settings
 from chalicelib.db import events, table
-from chalicelib.domain import rules
+from chalicelib.domain import rules, stepset
 from chalicelib.domain.clock import from_iso, to_iso
 from chalicelib.domain.models import Event, Session
 
@@ -82,6 +82,7 @@ def item(session: Session) -> dict[str, Any]:
     order = f"{session.started_at}#{session.session_id}"
     return {
         **key(session.session_id), "type": "session", **session.model_dump(),
+        "completed_steps": stepset.encode(session.completed_steps),
         "GSI1PK": f"SESSIONS#{session.status}", "GSI1SK": order,
         "GSI2PK": f"USER#{session.user_id}", "GSI2SK": order,
         "GSI3PK": f"MANUAL#{session.manual_id}", "GSI3SK": order,
@@ -123,7 +124,7 @@ def add_change(tx: table.Transaction, old: Session, new: Session, *,
     condition = f"version = :expected AND {_not_deleting}" + (
         " AND last_activity_at = :seen_activity" if activity_unchanged else "")
     vals: dict[str, Any] = dict(
-        status=new.status, current_step=new.current_step, completed=new.completed_steps,
+        status=new.status, current_step=new.current_step, completed=stepset.encode(new.completed_steps),
         ended_at=new.ended_at, end_reason=new.end_reason, last_activity=new.last_activity_at,
         version=new.version, event_seq=new.event_seq, gsi1pk=f"SESSIONS#{new.status}",
         expected=old.version)

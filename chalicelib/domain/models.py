@@ -7,8 +7,9 @@ chalicelib/api/schemas.py.
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from chalicelib.domain import stepset
 from chalicelib.domain.vocabulary import (
     INTEGRAL,
     MAX_STEPS,
@@ -25,6 +26,8 @@ from chalicelib.domain.vocabulary import (
     UserId,
 )
 
+# completed_steps as read from an item: stored as a bitmap (or, written before, a list)
+StoredSteps = Annotated[list[int], BeforeValidator(stepset.decode)]
 
 class Model(BaseModel):
     """The base of every model: its validator and serializer are built on first use, not when
@@ -107,7 +110,7 @@ class Session(Model):
     status: SessionStatus
     current_step: int
     total_steps: int
-    completed_steps: list[int]
+    completed_steps: StoredSteps
     started_at: Timestamp
     ended_at: Timestamp | None = None
     last_activity_at: Timestamp
@@ -191,7 +194,7 @@ class Event(Model):
     applied: bool = True
     out_of_order: bool = False
     reason: str | None = None
-    completed_steps: list[int] = []
+    completed_steps: StoredSteps = []
     started_at: Timestamp
     ended_at: Timestamp | None = None
     occurred_at: Timestamp

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.domain import stepset
 from chalicelib.domain.clock import seconds_between
 from chalicelib.observability import logger
 
@@ -48,7 +49,7 @@ def payload(event: dict[str, Any]) -> dict[str, Any]:
         "session_status": event["session_status"],
         "session_duration_seconds": max(0.0, seconds_between(event["started_at"], end)),
         "is_completed": event["session_status"] == "completed",
-        "completed_steps": event.get("completed_steps", []),
+        "completed_steps": stepset.decode(event.get("completed_steps", [])),  # stored as a bitmap
         "out_of_order": event.get("out_of_order", False),
         "reason": event.get("reason"),
         "summary": event.get("summary"),

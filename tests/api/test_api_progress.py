@@ -206,3 +206,41 @@ def test_malformed_requests_get_json_errors(api, make_session) -> None:
         assert (response.status_code, response.json["error"]) == (status, code), response.json
         assert "message" in response.json
     assert api.get(f"/v1/sessions/{sid}").json["version"] == 1
+
+
+def test_completed_steps_are_stored_as_a_bitmap_and_old_lists_still_read(api, aws, make_session) -> None:
+    from chalicelib.domain import stepset
+    from chalicelib.pipeline import webhooks
+
+    ddb = boto3.client("dynamodb")
+    sid = make_session(steps=1000)["session_id"]
+    for step in (1, 2, 3, 999):
+        assert progress(api, sid, step).status_code == 200
+    key = {"PK": {"S": f"SESSION#{sid}"}, "SK": {"S": "#META"}}
+    stored = ddb.get_item(TableName=aws.table_name, Key=key)["Item"]
+    # the session item and its events hold the bitmap (a few bytes, whatever the manual's size)
+    assert stored["completed_steps"]["S"].startswith("bits:") and len(stored["completed_steps"]["S"]) <= 173
+    assert stepset.decode(stored["completed_steps"]["S"]) == [1, 2, 3, 999]
+    last = max(stored_events(aws, sid), key=lambda e: int(e["sequence"]["N"]))
+    assert stepset.decode(last["completed_steps"]["S"]) == [1, 2, 3, 999]
+    # the API, the events and the webhooks show the list
+    assert api.get(f"/v1/sessions/{sid}").json["completed_steps"] == [1, 2, 3, 999]
+    assert api.get(f"/v1/sessions/{sid}/events?limit=100").json["items"][-1]["completed_steps"] == [1, 2, 3, 999]
+    from chalicelib.db.table import from_item
+
+    assert webhooks.payload(from_item(last))["completed_steps"] == [1, 2, 3, 999]
+
+    # GIVEN items written before the bitmap (a list of numbers)
+    ddb.update_item(TableName=aws.table_name, Key=key, UpdateExpression="SET completed_steps = :l",
+                    ExpressionAttributeValues={":l": {"L": [{"N": "1"}, {"N": "2"}]}})
+    ddb.update_item(TableName=aws.table_name, Key={"PK": last["PK"], "SK": last["SK"]},
+                    UpdateExpression="SET completed_steps = :l",
+                    ExpressionAttributeValues={":l": {"L": [{"N": "1"}, {"N": "2"}]}})
+    # THEN they read as before, and the next write stores the bitmap
+    assert api.get(f"/v1/sessions/{sid}").json["completed_steps"] == [1, 2]
+    assert api.get(f"/v1/sessions/{sid}/events?limit=100").json["items"][-1]["completed_steps"] == [1, 2]
+    relisted = max(stored_events(aws, sid), key=lambda e: int(e["sequence"]["N"]))
+    assert webhooks.payload(from_item(relisted))["completed_steps"] == [1, 2]
+    assert progress(api, sid, 5).json["session"]["completed_steps"] == [1, 2, 5]
+    stored = ddb.get_item(TableName=aws.table_name, Key=key)["Item"]
+    assert stepset.decode(stored["completed_steps"]["S"]) == [1, 2, 5]
