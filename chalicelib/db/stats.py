@@ -25,11 +25,11 @@ from typing import Any, NamedTuple
 from chalicelib.db import table
 
 # Chosen in bench/capacity.py from the target of 50,000 progress updates/s: each counter item
-# is written once per analytics transaction that picks its shard (a stream batch takes one
-# transaction, more only when it touches over ~98 counter items), so its writes/s are the transactions/s over
-# SHARDS. At 50,000/s (about 400 stream shards, each polled 4 times a second) that is about
-# 1,600 transactions/s: 400 WCU/s per counter item with 8 shards, under half of an item's
-# 1,000; 4 shards gave 800. Never lower it (reads merge the shards 0..SHARDS-1: items of a
+# is written once per analytics transaction that picks its shard (a stream batch takes one,
+# more only when it touches over ~98 counter items), so its writes/s are the transactions/s
+# over SHARDS. At 50,000/s (about 300 stream shards, each polled 4 times a second) that is about
+# 1,200 transactions/s: 300 WCU/s per counter item with 8 shards, under half of an item's
+# 1,000; 4 shards gave 600. Never lower it (reads merge the shards 0..SHARDS-1: items of a
 # higher shard would be lost); raising it is safe (new shards start empty). It costs reads:
 # recent-activity reads hours x SHARDS items (24 h x 8 = 192: two BatchGetItems of 100).
 SHARDS = 8

@@ -690,8 +690,13 @@ def test_the_overview_counts_failed_deliveries_and_links_to_their_list(page: Pag
     # WHEN the operator opens the overview
     sign_in(page, dashboard_url(http, "/overview"), http.key)
     card = page.locator(".cards .card").filter(has=page.locator("dt", has_text="Failed deliveries"))
-    # THEN it shows how many webhooks failed for good, and links to their list
+    # THEN it shows how many webhooks failed for good, the latest of them with the endpoint
+    # each failed at, and links to their list
     expect(card.locator("dd")).to_contain_text(str(failed))
+    latest = rows(page, "The latest webhooks that failed for good").filter(has_text=event["event_id"])
+    expect(latest.locator("> td")).to_have_text([event["event_id"], "default", "session_created", session_id,
+                                               "HTTP 500", re.compile(r"UTC$")])
+    expect(latest.get_by_role("link", name="default")).to_have_attribute("href", "#/endpoints/default")
     card.get_by_role("link", name="see the list").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Failed deliveries")
     row = rows(page, "Webhooks that spent their attempts").filter(has_text=event["event_id"])

@@ -1052,11 +1052,15 @@
   // ---- overview: the latest failed deliveries -----------------------------------------------
 
   function failedSummary(d) {
+    // one row per event and endpoint it failed at, with that endpoint's last attempt
     return h("div", {}, table("The latest webhooks that failed for good",
-      ["Event", "Type", "Session", "Last answer", "Last attempt"],
-      d.items.map((f) => {
-        const last = f.delivery_attempts[f.delivery_attempts.length - 1] || {};
-        return h("tr", {}, h("td", {}, h("code", {}, f.event_id)), h("td", {}, f.event_type),
+      ["Event", "Endpoint", "Type", "Session", "Last answer", "Last attempt"],
+      failuresOf(d.items).map(({ d: f, endpointId }) => {
+        const attempts = attemptsAt(f, endpointId);
+        const last = attempts[attempts.length - 1] || {};
+        return h("tr", {}, h("td", {}, h("code", {}, f.event_id)),
+          h("td", {}, h("a", { href: `#/endpoints/${encodeURIComponent(endpointId)}` }, h("code", {}, endpointId))),
+          h("td", {}, f.event_type),
           h("td", {}, h("a", { href: `#/sessions/${encodeURIComponent(f.session_id)}` }, f.session_id)),
           h("td", {}, answerOf(last)), h("td", {}, time(last.at)));
       }), "None: every webhook was delivered or is still being tried."),
