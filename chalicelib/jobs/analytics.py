@@ -42,7 +42,7 @@ import hashlib
 import statistics
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -249,14 +249,16 @@ def _without_counted_per_key(pending: list[_Counted], checkpoints: dict[str, sta
                              stream: str) -> tuple[list[_Counted], int]:
     """A shard with no checkpoint yet (its first batch, once per shard: a shard lives about
     4 hours) may carry records counted under per-key checkpoints, by this function before its
-    mapping had the window (a batch retried across the deploy that added it): those are
-    skipped, read in one more BatchGetItem of the keys' checkpoints."""
+    mapping had the window (a batch retried across the deploy that added it), read in one
+    more BatchGetItem of the keys' checkpoints. Those records add nothing, but stay in the
+    batch so that the shard's checkpoint moves past them too: one above every record counted
+    now would otherwise be counted again when the batch came back."""
     fresh_shards = {r.partition for r in pending if r.partition != r.key and checkpoints[r.partition].stored is None}
     if not fresh_shards:
         return pending, 0
     per_key = stats.checkpoints(list(dict.fromkeys(r.key for r in pending if r.partition in fresh_shards)), stream)
-    kept = [r for r in pending if r.partition not in fresh_shards or not per_key[r.key].counted(r.sequence)]
-    return kept, len(pending) - len(kept)
+    counted = [r.partition in fresh_shards and per_key[r.key].counted(r.sequence) for r in pending]
+    return [replace(r, deltas={}) if done else r for r, done in zip(pending, counted, strict=True)], sum(counted)
 
 
 def handle_stream_batch(records: list[dict[str, Any]], shard_id: str | None = None) -> dict[str, Any]:
