@@ -46,17 +46,19 @@ def lambda_stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, A
     }
 
 
-def windowed(shard_id: str, stream_arn: str, seconds: int, now: float | None = None) -> dict[str, Any]:
+def windowed(shard_id: str, stream_arn: str, seconds: int, now: float | None = None,
+             state: dict[str, Any] | None = None, final: bool = False) -> dict[str, Any]:
     """What Lambda adds to a stream invocation of a mapping with a tumbling window of
-    `seconds` (a fresh state: no handler keeps one)."""
+    `seconds`: the window holding `now` (default: the clock), the state the last invocation
+    of that window answered, and whether this is the window's end-of-window invocation."""
     start = int((time.time() if now is None else now) // seconds * seconds)
 
     def iso(at: int) -> str:
         return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    return {"window": {"start": iso(start), "end": iso(start + seconds)}, "state": {},
+    return {"window": {"start": iso(start), "end": iso(start + seconds)}, "state": dict(state or {}),
             "shardId": shard_id, "eventSourceARN": stream_arn,
-            "isFinalInvokeForWindow": False, "isWindowTerminatedEarly": False}
+            "isFinalInvokeForWindow": final, "isWindowTerminatedEarly": False}
 
 
 def _base64_binaries(value: Any) -> Any:
@@ -108,6 +110,8 @@ class _Shard:
     handler: str
     shard_id: str
     iterator: str | None
+    window: int | None = None  # a windowed handler's current tumbling window (its start)
+    state: dict[str, Any] = field(default_factory=dict)  # and the state it answered last
 
 
 @dataclass
@@ -127,6 +131,7 @@ class Runner:
     stream_batch_size: int = 100
     queue_batch_size: int = 10
     invocations: dict[str, int] = field(default_factory=dict)
+    _last_state: dict[str, Any] = field(default_factory=dict)
     _shards: dict[str, _Shard] = field(default_factory=dict)
     _next_run: dict[str, float] = field(default_factory=dict)
     _shards_seen: float = 0.0
@@ -173,21 +178,50 @@ class Runner:
             next_iterator = response.get("NextShardIterator")
             if records:
                 event: dict[str, Any] = {"Records": [lambda_stream_record(r, self.stream_arn) for r in records]}
-                window = self.windowed_handlers.get(shard.handler)
-                if window:
-                    event.update(windowed(shard.shard_id, self.stream_arn, window))
-                failed = self._invoke(shard.handler, event, stateful=bool(window))
+                seconds = self.windowed_handlers.get(shard.handler)
+                failed: set[str] | None
+                if seconds:
+                    # Lambda's tumbling windows: a window holds the records created in it, a batch
+                    # never spans two, and a window ends with an invocation of its own
+                    created = [int(r["dynamodb"].get("ApproximateCreationDateTime") or 0) for r in event["Records"]]
+                    start = created[0] // seconds * seconds
+                    if shard.window is not None and start != shard.window:
+                        self._end_window(shard, seconds)
+                    shard.window = start
+                    cut = next((n for n, at in enumerate(created) if at // seconds * seconds != start), len(records))
+                    event["Records"], rest = event["Records"][:cut], records[cut:]
+                    event.update(windowed(shard.shard_id, self.stream_arn, seconds, now=start, state=shard.state))
+                    failed = self._invoke(shard.handler, event, stateful=True)
+                    if failed is not None:
+                        shard.state = self._last_state
+                    if rest and not failed and failed is not None:  # the next window's records: next poll
+                        next_iterator = self._iterator_at(shard, rest[0]["dynamodb"]["SequenceNumber"])
+                    records = records[:cut]
+                else:
+                    failed = self._invoke(shard.handler, event)
                 handled += len(records)
                 if failed is None or failed:
                     # Lambda: retry from the lowest failed sequence number (a crashed
                     # invocation: from the start of the batch).
                     sequence = min(failed, key=int) if failed else records[0]["dynamodb"]["SequenceNumber"]
-                    next_iterator = self._streams.get_shard_iterator(
-                        StreamArn=self.stream_arn, ShardId=shard.shard_id,
-                        ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=sequence,
-                    )["ShardIterator"]
+                    next_iterator = self._iterator_at(shard, sequence)
             shard.iterator = next_iterator
         return handled
+
+    def _iterator_at(self, shard: _Shard, sequence: str) -> str:
+        return str(self._streams.get_shard_iterator(
+            StreamArn=self.stream_arn, ShardId=shard.shard_id,
+            ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=sequence)["ShardIterator"])
+
+    def _end_window(self, shard: _Shard, seconds: int) -> None:
+        """The end-of-window invocation: no records, the window's last state, the flag set
+        (Lambda retries it until it succeeds; here a failure is logged and the window closed)."""
+        assert shard.window is not None
+        event = {"Records": [], **windowed(shard.shard_id, self.stream_arn, seconds, now=shard.window,
+                                           state=shard.state, final=True)}
+        if self._invoke(shard.handler, event, stateful=True) is None:
+            log.error("the end-of-window invocation of %s failed", shard.handler)
+        shard.state = {}
 
     # ---- queue -------------------------------------------------------------------------
 
@@ -258,9 +292,11 @@ class Runner:
         except Exception:
             log.exception("handler %s failed", name)
             return None
-        if stateful and not (isinstance(result, dict) and isinstance(result.get("state"), dict)):
-            log.error("handler %s answered a tumbling window's invocation without a state", name)
-            return None
+        if stateful:
+            if not (isinstance(result, dict) and isinstance(result.get("state"), dict)):
+                log.error("handler %s answered a tumbling window's invocation without a state", name)
+                return None
+            self._last_state = result["state"]
         failures = (result or {}).get("batchItemFailures", []) if isinstance(result, dict) else []
         return {f["itemIdentifier"] for f in failures}
 

@@ -67,14 +67,15 @@ class Checkpoint(NamedTuple):  # not a frozen dataclass: cheaper to define (cold
     stream: str
     sequence: int | None
     stored: dict[str, str] | None  # the stored (stream, sequence) the next write is conditional on
+    born: int | None = None  # when it was first written (epoch seconds); kept by every move
 
     def counted(self, sequence: int) -> bool:
         return self.sequence is not None and sequence <= self.sequence
 
-    def moved_to(self, sequence: int) -> Checkpoint:
+    def moved_to(self, sequence: int, born: int) -> Checkpoint:
         """This checkpoint as a transaction that moves it to `sequence` leaves it."""
         return Checkpoint(self.partition, self.stream, sequence,
-                          {"stream": self.stream, "sequence": str(sequence)})
+                          {"stream": self.stream, "sequence": str(sequence)}, self.born or born)
 
 
 def _checkpoint_key(partition: str) -> dict[str, str]:
@@ -90,8 +91,9 @@ def checkpoints(partitions: list[str], stream: str) -> dict[str, Checkpoint]:
         item = found.get(table.ident(_checkpoint_key(partition)))
         stored = None if item is None else {"stream": str(item["stream"]), "sequence": str(item["sequence"])}
         same_stream = stored is not None and stored["stream"] == stream
+        born = int(item["born"]) if item is not None and item.get("born") is not None else None
         out[partition] = Checkpoint(partition, stream, int(stored["sequence"]) if stored and same_stream else None,
-                                    stored)
+                                    stored, born if same_stream else None)
     return out
 
 
@@ -108,10 +110,12 @@ def apply_batch(deltas: Deltas, advances: list[tuple[Checkpoint, int]]) -> bool:
     if len(deltas) + len(advances) > MAX_TRANSACTION_ITEMS:
         raise ValueError(f"{len(deltas) + len(advances)} items do not fit one transaction")
     tx = table.Transaction()
-    expires = int(time.time()) + CHECKPOINT_TTL_SECONDS
+    now = int(time.time())
+    expires = now + CHECKPOINT_TTL_SECONDS
     for checkpoint, sequence in advances:
         item = {**_checkpoint_key(checkpoint.partition), "type": "stats_checkpoint",
-                "stream": checkpoint.stream, "sequence": str(sequence), "expires_at": expires}
+                "stream": checkpoint.stream, "sequence": str(sequence), "expires_at": expires,
+                "born": checkpoint.born or now}
         if checkpoint.stored is None:
             tx.put(f"checkpoint/{checkpoint.partition}", item, condition=checkpoint_absent)
         else:

@@ -34,6 +34,11 @@ interleave), are why the packaged mapping has the window:
     moves up, and every move is conditional on the value read.
 Records that change no number (most progress reports: ONGOING, repeated DONE) cost nothing but
 the read.
+
+Switching from per key to per shard (the deploy that adds the window) stays exact: records
+created before a shard's checkpoint existed are also checked against their keys' checkpoints
+(`_without_counted_per_key`), however Lambda hands them over. The other way is not handled:
+per-key counting never reads shard checkpoints, so the window must not be removed again.
 """
 
 from __future__ import annotations
@@ -167,6 +172,7 @@ class _Counted:
     sequence: int
     deltas: Deltas
     key: str
+    created: float  # ApproximateCreationDateTime (epoch seconds)
 
 
 @dataclass
@@ -208,7 +214,8 @@ def _counted_records(records: list[dict[str, Any]],
             data = record["dynamodb"]
             key = data["Keys"]["PK"]["S"]
             found.append(_Counted(position, f"SHARD#{shard_id}" if shard_id else key,
-                                  int(data["SequenceNumber"]), deltas, key))
+                                  int(data["SequenceNumber"]), deltas, key,
+                                  float(data.get("ApproximateCreationDateTime") or 0)))
         except (KeyError, TypeError, ValueError):
             logger.exception("could not read a stream record; retrying from it",
                              extra={"sequence_number": record.get("dynamodb", {}).get("SequenceNumber")})
@@ -236,7 +243,7 @@ def plan(counted: list[_Counted], checkpoints: dict[str, stats.Checkpoint]) -> t
         for record in sorted(group, key=lambda r: r.sequence):
             if current.records and current.items_with(record) > stats.MAX_TRANSACTION_ITEMS:
                 if partition in current.advances:  # the next part starts where this one ends
-                    checkpoint = checkpoint.moved_to(current.advances[partition][1])
+                    checkpoint = checkpoint.moved_to(current.advances[partition][1], int(time.time()))
                 transactions.append(current)
                 current = _Transaction()
             current.add(record, checkpoint)
@@ -245,19 +252,33 @@ def plan(counted: list[_Counted], checkpoints: dict[str, stats.Checkpoint]) -> t
     return transactions, skipped
 
 
+# A record counted under a per-key checkpoint (by this function before its mapping had the
+# window) was read by an invocation that started before the mapping changed, so it was created
+# before the shard's first windowed invocation, hence before its checkpoint was first written.
+# The margin covers the clocks (DynamoDB's creation time against the function's).
+PER_KEY_HORIZON_SECONDS = 60
+
+
 def _without_counted_per_key(pending: list[_Counted], checkpoints: dict[str, stats.Checkpoint],
                              stream: str) -> tuple[list[_Counted], int]:
-    """A shard with no checkpoint yet (its first batch, once per shard: a shard lives about
-    4 hours) may carry records counted under per-key checkpoints, by this function before its
-    mapping had the window (a batch retried across the deploy that added it), read in one
-    more BatchGetItem of the keys' checkpoints. Those records add nothing, but stay in the
-    batch so that the shard's checkpoint moves past them too: one above every record counted
-    now would otherwise be counted again when the batch came back."""
-    fresh_shards = {r.partition for r in pending if r.partition != r.key and checkpoints[r.partition].stored is None}
-    if not fresh_shards:
+    """Records of a shard created before its checkpoint existed (plus the horizon) may have
+    been counted under per-key checkpoints, before the mapping had the window: a batch partly
+    counted then comes back after the deploy that added it, whole or in several invocations.
+    Their keys' checkpoints are read (one more BatchGetItem per 100 keys, only for such records:
+    a shard's first minute or so, its backlog included), and the records they
+    cover add nothing but stay in the batch, so the shard's checkpoint moves past them too."""
+
+    def at_risk(record: _Counted) -> bool:
+        if record.partition == record.key:  # per-key mode: its own checkpoint decides
+            return False
+        born = checkpoints[record.partition].born
+        return born is None or record.created <= born + PER_KEY_HORIZON_SECONDS
+
+    risky = [at_risk(r) for r in pending]
+    if not any(risky):
         return pending, 0
-    per_key = stats.checkpoints(list(dict.fromkeys(r.key for r in pending if r.partition in fresh_shards)), stream)
-    counted = [r.partition in fresh_shards and per_key[r.key].counted(r.sequence) for r in pending]
+    per_key = stats.checkpoints(list(dict.fromkeys(r.key for r, x in zip(pending, risky, strict=True) if x)), stream)
+    counted = [x and per_key[r.key].counted(r.sequence) for r, x in zip(pending, risky, strict=True)]
     return [replace(r, deltas={}) if done else r for r, done in zip(pending, counted, strict=True)], sum(counted)
 
 

@@ -119,6 +119,11 @@ class Envelope:
 _ring_at: dict[str, int] = {}
 
 
+def forget_ring_positions() -> None:
+    """Forget the guesses (a new process, or another table: tests, the local stack)."""
+    _ring_at.clear()
+
+
 class Stats:
     """One batch's attempts per endpoint, written once per endpoint at the end of the batch."""
 
