@@ -123,9 +123,8 @@ class Runner:
     queue_url: str
     stream_handlers: tuple[str, ...] = ("feedback_handler", "analytics_handler")
     # The stream mappings infra/package.py gives a tumbling window (and its length): Lambda
-    # passes those invocations the shard id and the window, and takes an answer without a
-    # `state` as a failed invocation. (Lambda's extra end-of-window invocation, with the
-    # window's final state, is not made here: no handler keeps state.)
+    # passes those invocations the shard id, the window and its state, takes an answer without
+    # a `state` as a failed invocation, and ends each window with an invocation of its own.
     windowed_handlers: dict[str, int] = field(default_factory=lambda: {"analytics_handler": 900})
     queue_handler: str = "delivery_handler"
     stream_batch_size: int = 100
@@ -194,7 +193,7 @@ class Runner:
                     failed = self._invoke(shard.handler, event, stateful=True)
                     if failed is not None:
                         shard.state = self._last_state
-                    if rest and not failed and failed is not None:  # the next window's records: next poll
+                    if rest and failed == set():  # all counted: the next window's records on the next poll
                         next_iterator = self._iterator_at(shard, rest[0]["dynamodb"]["SequenceNumber"])
                     records = records[:cut]
                 else:
