@@ -1,6 +1,7 @@
 """Event items: a session's audit record and webhook outbox, with their delivery log.
 
-    SESSION#<id> / EVT#<nnnnnnnnnn>   the event (+ GSI2 EVENT#<event_id>: found by id;
+    SESSION#<id> / EVT#<nnnnnnnnnn>   the event (found by id through its GSI4 entry, which its
+                                      id locates; events stored before that: + GSI2 EVENT#<event_id>;
                                       + GSI1 DELIVERIES#failed / <failed at>#<event_id>
                                       while its delivery to some endpoint has failed for good;
                                       + GSI4 EVENTS#<hour>#<shard> / <occurred_at>#<session>#<seq>:
@@ -24,10 +25,14 @@ delivery function then updates only its delivery fields.
 from __future__ import annotations
 
 import hashlib
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.db import table
 from chalicelib.domain import stepset
+from chalicelib.domain.clock import from_iso, to_iso
 from chalicelib.domain.models import Event
 
 FAILED = "DELIVERIES#failed"
@@ -60,11 +65,37 @@ def window_keys(occurred_at: str, session_id: str, sequence: int) -> dict[str, s
             "GSI4SK": f"{occurred_at}#{session_id}#{sequence:010d}"}
 
 
+# An event's id says where its window index entry (GSI4) is: "evt_", the instant it occurred
+# (microseconds since the epoch, 14 hex digits), its session's window shard (1 hex digit),
+# then 64 random bits. Finding an event by id is one Query of the entries of that instant in
+# that shard (almost always one; two for a last DONE and its session_ended) and needs no index
+# of its own: the GSI2 entry each event had cost a write unit per event for a lookup only
+# operators make (redeliver, GET by id). Ids of 32 hex digits (uuid4) are events stored before
+# this: they keep their GSI2 entry and are found by it.
+_LOCATED = re.compile(r"evt_([0-9a-f]{14})([0-9a-f])[0-9a-f]{16}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def new_id(session_id: str, occurred_at: str) -> str:
+    micros = (from_iso(occurred_at) - _EPOCH) // _MICROSECOND
+    return f"evt_{micros:014x}{window_shard(session_id):x}{secrets.randbits(64):016x}"
+
+
+def located(event_id: str) -> tuple[str, int] | None:
+    """Where an event of this id has its window entry: (occurred_at, shard), or None for an
+    id that does not say (an event stored before ids did, or not an event id)."""
+    found = _LOCATED.fullmatch(event_id)
+    if found is None:
+        return None
+    return to_iso(_EPOCH + int(found.group(1), 16) * _MICROSECOND), int(found.group(2), 16)
+
+
 def item(event: Event) -> dict[str, Any]:
     return {**key(event.session_id, event.sequence), "type": "event",
             **event.model_dump(exclude={"delivery_status", "delivery_attempts", "deliveries"}),
             "completed_steps": stepset.encode(event.completed_steps), "deliveries": {},
-            "GSI2PK": f"EVENT#{event.event_id}", "GSI2SK": "EVENT",
+            **({} if located(event.event_id) else {"GSI2PK": f"EVENT#{event.event_id}", "GSI2SK": "EVENT"}),
             **window_keys(event.occurred_at, event.session_id, event.sequence)}
 
 
@@ -293,11 +324,20 @@ def window_page(hour: str, shard: int, since: str, until: str, limit: int,
 
 
 def find(event_id: str) -> dict[str, Any] | None:
-    """An event by its id: one Query on GSI2, then one GetItem for the whole item."""
-    entries, _ = table.query_page(index="GSI2", key_condition="GSI2PK = :pk",
-                            vals=table.values(pk=f"EVENT#{event_id}"), limit=1, cursor=None,
-                            cursor_scope="event")
-    return table.get_item({"PK": entries[0]["PK"], "SK": entries[0]["SK"]}) if entries else None
+    """An event by its id: one Query (GSI4 at the entry its id locates; GSI2 for an id that
+    does not say), then the whole item (one BatchGetItem; one GetItem)."""
+    place = located(event_id)
+    if place is None:
+        entries, _ = table.query_page(index="GSI2", key_condition="GSI2PK = :pk",
+                                      vals=table.values(pk=f"EVENT#{event_id}"), limit=1, cursor=None,
+                                      cursor_scope="event")
+        return table.get_item({"PK": entries[0]["PK"], "SK": entries[0]["SK"]}) if entries else None
+    occurred_at, shard = place
+    entries, _ = table.query_page(
+        index="GSI4", key_condition="GSI4PK = :pk AND begins_with(GSI4SK, :instant)",
+        vals=table.values(pk=window_partition(occurred_at[:13], shard), instant=f"{occurred_at}#"),
+        limit=100, cursor=None, cursor_scope="event")
+    return next((e for e in table.full_items(entries) if e.get("event_id") == event_id), None)
 
 
 def failed_page(limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:

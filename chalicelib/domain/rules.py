@@ -33,14 +33,14 @@ class Change(NamedTuple):  # not a frozen dataclass: cheaper to define (cold sta
 
 def start_session(
     *, session_id: str, user_id: str, manual_id: str, manual_rev: str, total_steps: int,
-    now: str, new_id: Callable[[], str],
+    now: str, new_id: Callable[[str, str], str],
 ) -> Change:
     session = Session(
         session_id=session_id, user_id=user_id, manual_id=manual_id, manual_rev=manual_rev,
         status=ACTIVE, current_step=1, total_steps=total_steps, completed_steps=[],
         started_at=now, last_activity_at=now, version=1, event_seq=1,
     )
-    return Change(session, (_event(session, "session_created", new_id(), 1, now, previous_step=1),))
+    return Change(session, (_event(session, "session_created", new_id(session_id, now), 1, now, previous_step=1),))
 
 
 def ensure_active(session: Session) -> None:
@@ -61,7 +61,7 @@ def ensure_owner(session: Session, user_id: str) -> None:
 
 def apply_progress(
     session: Session, *, user_id: str, step: int, step_status: StepStatus, now: str,
-    new_id: Callable[[], str],
+    new_id: Callable[[str, str], str],
 ) -> Change:
     """Apply a DONE/ONGOING report for `step`.
 
@@ -105,17 +105,17 @@ def apply_progress(
         "ended_at": ended_at, "end_reason": end_reason, "last_activity_at": now,
         "version": session.version + 1, "event_seq": session.event_seq + (2 if ends else 1),
     })
-    events = [_event(new, "progress_update", new_id(), session.event_seq + 1, now,
+    events = [_event(new, "progress_update", new_id(session.session_id, now), session.event_seq + 1, now,
                      previous_step=previous, step=step, step_status=step_status, applied=applied,
                      out_of_order=step < previous)]
     if ends:
-        events.append(_event(new, "session_ended", new_id(), session.event_seq + 2, now,
+        events.append(_event(new, "session_ended", new_id(session.session_id, now), session.event_seq + 2, now,
                              previous_step=previous, reason=end_reason))
     return Change(new, tuple(events))
 
 
 def end_session(
-    session: Session, *, status: str, reason: str, now: str, new_id: Callable[[], str]
+    session: Session, *, status: str, reason: str, now: str, new_id: Callable[[str, str], str]
 ) -> Change:
     """End an active session by the caller's or a job's decision (`ended` or `abandoned`)."""
     ensure_active(session)
@@ -124,7 +124,7 @@ def end_session(
         "status": status, "ended_at": now, "end_reason": reason,
         "version": session.version + 1, "event_seq": session.event_seq + 1,
     })
-    event = _event(new, "session_ended", new_id(), new.event_seq, now,
+    event = _event(new, "session_ended", new_id(session.session_id, now), new.event_seq, now,
                    previous_step=session.current_step, reason=reason)
     return Change(new, (event,))
 

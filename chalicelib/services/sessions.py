@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from chalicelib.config import get_settings
+from chalicelib.db import events
 from chalicelib.db import manuals as manual_items
 from chalicelib.db import sessions as repository
 from chalicelib.db.sessions import EVENTS
@@ -56,8 +57,8 @@ def forget_bindings() -> None:
     _bindings.clear()
 
 
-def new_event_id() -> str:
-    return f"evt_{uuid.uuid4().hex}"
+def new_event_id(session_id: str, occurred_at: str) -> str:
+    return events.new_id(session_id, occurred_at)
 
 
 def public(session: Session, now: str | None = None) -> SessionOut:

@@ -6,6 +6,7 @@ their original webhook-ids, in order; a second run changes nothing; a stopped ru
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -45,14 +46,15 @@ def raw_items() -> list[dict[str, Any]]:
 
 def stored_the_old_way(event: dict[str, Any]) -> dict[str, Any]:
     """The item the version before webhook endpoints (8815cfa^1) left for this event once its
-    webhook was delivered: chalicelib/db/events.py `item()` then wrote the event's fields with
-    GSI2 only (no GSI4 window entry, no per-endpoint `deliveries`), and `record_attempt()` set
+    webhook was delivered: chalicelib/db/events.py `item()` then wrote the event's fields (a
+    uuid id) with GSI2 only (no GSI4 window entry, no per-endpoint `deliveries`), and `record_attempt()` set
     the delivery fields at the top level, its log entries naming no endpoint."""
     fields = {k: v for k, v in event.items()
               if k not in ("GSI4PK", "GSI4SK", "deliveries", "delivery_status", "delivery_attempts",
                            "failed_endpoints", "last_attempt_at", "GSI1PK", "GSI1SK")}
-    at = event["occurred_at"]
-    return {**fields, "delivery_status": "delivered", "last_attempt_at": at, "delivery_round": "r0123456789ab",
+    at, event_id = event["occurred_at"], f"evt_{uuid.uuid4().hex}"
+    return {**fields, "event_id": event_id, "GSI2PK": f"EVENT#{event_id}", "GSI2SK": "EVENT",
+            "delivery_status": "delivered", "last_attempt_at": at, "delivery_round": "r0123456789ab",
             "attempt_count": 1, "delivered_at": at,
             "delivery_attempts": [{"attempt": 1, "of": 3, "outcome": "delivered", "status_code": 200,
                                    "latency_ms": 12, "at": at}]}
@@ -78,10 +80,10 @@ def test_events_stored_before_endpoints_are_replayed_only_after_the_backfill(api
     for sid in OLD_SESSIONS:
         run_session(api, sid, 2)
     drain(pipeline, lambda: pipeline.pump() == 0)
-    old = [i for i in raw_items() if i.get("type") == "event"]
+    old = [stored_the_old_way(i) for i in raw_items() if i.get("type") == "event"]
     assert len(old) == 8
     for event in old:
-        store.get_client().put_item(TableName=store.table_name(), Item=store.to_item(stored_the_old_way(event)))
+        store.get_client().put_item(TableName=store.table_name(), Item=store.to_item(event))
     since = min(e["occurred_at"] for e in old)
     ids = {sid: [e["event_id"] for e in sorted(old, key=lambda e: e["sequence"]) if e["session_id"] == sid]
            for sid in OLD_SESSIONS}

@@ -15,7 +15,7 @@ NOW = "2026-01-01T00:00:10.000000Z"
 ids = (f"evt_{n}" for n in itertools.count())
 
 
-def new_id() -> str:
+def new_id(session_id: str, occurred_at: str) -> str:
     return next(ids)
 
 
