@@ -34,6 +34,10 @@ def test_an_id_names_the_instant_and_shard_of_its_window_entry() -> None:
     for other in (f"evt_{uuid.uuid4().hex}", "evt_missing", "evt_ping_1889e", "", "evt_" + "g" * 31,
                   events.new_id("s-1", at) + "0", events.new_id("s-1", at).upper()):
         assert events.located(other) is None
+    # the OpenAPI document's example event id says where its example event is
+    from chalicelib.api import examples
+
+    assert events.located(examples.EVENT_ID) == (examples.STEP_1_DONE, events.window_shard(examples.SESSION_ID))
 
 
 def test_events_are_found_by_id_without_a_gsi2_entry(api, runner, receiver) -> None:
