@@ -325,7 +325,9 @@ def window_page(hour: str, shard: int, since: str, until: str, limit: int,
 
 def find(event_id: str) -> dict[str, Any] | None:
     """An event by its id: one Query (GSI4 at the entry its id locates; GSI2 for an id that
-    does not say), then the whole item (one BatchGetItem; one GetItem)."""
+    does not say), then the whole item (one BatchGetItem; one GetItem). At an instant that
+    holds over 100 events of one shard (the idle job ends all it finds at its run's instant),
+    page after page until it is found."""
     place = located(event_id)
     if place is None:
         entries, _ = table.query_page(index="GSI2", key_condition="GSI2PK = :pk",
@@ -333,11 +335,15 @@ def find(event_id: str) -> dict[str, Any] | None:
                                       cursor_scope="event")
         return table.get_item({"PK": entries[0]["PK"], "SK": entries[0]["SK"]}) if entries else None
     occurred_at, shard = place
-    entries, _ = table.query_page(
-        index="GSI4", key_condition="GSI4PK = :pk AND begins_with(GSI4SK, :instant)",
-        vals=table.values(pk=window_partition(occurred_at[:13], shard), instant=f"{occurred_at}#"),
-        limit=100, cursor=None, cursor_scope="event")
-    return next((e for e in table.full_items(entries) if e.get("event_id") == event_id), None)
+    cursor: str | None = None
+    while True:  # one page almost always; a job that ends many sessions at one instant makes more
+        entries, cursor = table.query_page(
+            index="GSI4", key_condition="GSI4PK = :pk AND begins_with(GSI4SK, :instant)",
+            vals=table.values(pk=window_partition(occurred_at[:13], shard), instant=f"{occurred_at}#"),
+            limit=100, cursor=cursor, cursor_scope="event")
+        found = next((e for e in table.full_items(entries) if e.get("event_id") == event_id), None)
+        if found is not None or cursor is None:
+            return found
 
 
 def failed_page(limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:

@@ -86,3 +86,29 @@ def test_events_stored_with_uuid_ids_and_gsi2_are_still_found(api, runner, recei
         drain(runner, lambda n=n: len(receiver.delivered()) == 3 + n)
         assert receiver.requests[-1].headers["webhook-id"] == old_id
     assert api.post(f"/v1/events/evt_{uuid.uuid4().hex}/redeliver").json["error"] == "event_not_found"
+
+
+def test_an_event_is_found_among_many_of_the_same_instant_and_shard(api, aws, monkeypatch) -> None:
+    from datetime import timedelta
+
+    from chalicelib.config import get_settings
+    from chalicelib.domain.clock import utcnow
+    from chalicelib.jobs import cleanup
+
+    # GIVEN 105 sessions of one window shard left idle, ended by one run of the idle job: all
+    # their session_ended events occur at the run's instant (more than a page of the index)
+    ids = [sid for sid in (f"s-{n:04d}" for n in range(1000)) if events.window_shard(sid) == 0][:105]
+    run_session(api, "s-seed", 1)  # the manual
+    for sid in ids:
+        assert api.post("/v1/sessions", {"session_id": sid, "user_id": "u", "manual_id": "man-1"}).status_code == 201
+    monkeypatch.setenv("SESSION_IDLE_TIMEOUT_SECONDS", "60")
+    get_settings.cache_clear()
+    assert cleanup.run(now=utcnow() + timedelta(days=1)).abandoned >= 105
+    ended = [e for e in stored_events() if e["session_id"] in ids and e["event_type"] == "session_ended"]
+    assert len(ended) == 105 and len({e["occurred_at"] for e in ended}) == 1
+    # THEN each is found by its id, those past the index's first page (in session-id order) too
+    in_order = sorted(ended, key=lambda e: e["session_id"])
+    for event in in_order[:2] + in_order[98:]:
+        assert (events.find(event["event_id"]) or {}).get("PK") == f"SESSION#{event['session_id']}"
+    last = in_order[-1]
+    assert api.post(f"/v1/events/{last['event_id']}/redeliver").status_code == 202
