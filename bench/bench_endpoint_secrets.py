@@ -39,8 +39,8 @@ def run(endpoints: int, sessions: int, steps: int) -> dict[str, Any]:
         from chalice.test import Client
 
         import app as app_module
+        from chalicelib import sealing
         from chalicelib.config import get_settings
-        from chalicelib.pipeline import sealing
         from local.runner import Runner
         from tests.receiver import Receiver
 
@@ -118,7 +118,7 @@ def run(endpoints: int, sessions: int, steps: int) -> dict[str, Any]:
 
 
 def boto3_at_import() -> bool:
-    code = "import sys; import chalicelib.pipeline.sealing, chalicelib.pipeline.delivery; print('boto3' in sys.modules)"
+    code = "import sys; import chalicelib.sealing, chalicelib.pipeline.delivery; print('boto3' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return out.stdout.strip() == "True"
 

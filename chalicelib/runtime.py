@@ -16,10 +16,10 @@ from collections.abc import Mapping
 
 def reset() -> None:
     """Forget cached clients, settings and per-process caches."""
-    from chalicelib import config
+    from chalicelib import config, sealing
     from chalicelib.db import table
     from chalicelib.inbox import captures
-    from chalicelib.pipeline import queue, sealing, targets, webhooks
+    from chalicelib.pipeline import queue, targets, webhooks
     from chalicelib.services import keys, manuals, sessions, usage_plans
 
     config.get_settings.cache_clear()

@@ -16,6 +16,7 @@ What it does:
   endpoints list|create|rotate|test|replay|disable|enable  webhook endpoints
   endpoints encrypt-secrets  encrypt secrets stored plain by an older version (AWS credentials)
   inbox show [INBOX_ID]     requests captured by a webhook inbox (--token)
+  inbox encrypt-secrets     encrypt inbox secrets stored plain by an older version (AWS credentials)
   keys create|list|limits|revoke  API keys (limits: a key's own rate, burst, daily quota)
   keys bootstrap            the first admin key of a deployment (AWS credentials)
 

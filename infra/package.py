@@ -44,9 +44,11 @@ ENVIRONMENT = {
 }
 FUNCTIONS = ("APIHandler", "FeedbackHandler", "AnalyticsHandler", "DeliveryHandler", "CleanupHandler",
              "DeadLetterHandler")
-SECRETS_KEY_USERS = ("APIHandler", "DeliveryHandler")  # encrypts / decrypts (chalicelib/pipeline/sealing.py)
+SECRETS_KEY_USERS = ("APIHandler", "DeliveryHandler")  # encrypts / decrypts (chalicelib/sealing.py)
 # the principal tag the key policy asks of whoever decrypts (infra/resources.json)
 DECRYPT_TAG = {"Key": "session-service:endpoint-secrets", "Value": "decrypt"}
+# and of whoever decrypts inbox signing secrets (the API function: the capture route checks signatures)
+INBOX_DECRYPT_TAG = {"Key": "session-service:inbox-secrets", "Value": "decrypt"}
 # the authorizer reads keys only: it gets the table's name and no secret
 AUTHORIZER = "ApiKeyAuthorizer"
 # API Gateway's answer (GatewayResponse, 503) when the authorizer fails or cannot run; the
@@ -324,6 +326,7 @@ def merge_template(schedule: tuple[int, ...] | None = None) -> dict[str, Any]:
         resources[name]["Properties"]["Environment"]["Variables"]["ENDPOINT_SECRETS_KEY_ARN"] = {
             "Fn::GetAtt": ["EndpointSecretsKey", "Arn"]}
     resources["DeliveryHandlerRole"] = {"Properties": {"Tags": [DECRYPT_TAG]}}
+    resources["ApiHandlerRole"] = {"Properties": {"Tags": [INBOX_DECRYPT_TAG]}}
     resources[AUTHORIZER] = {"Properties": {"Environment": {"Variables": {
         "TABLE_NAME": {"Ref": "SessionTable"},
         **{k: v for k, v in ENVIRONMENT.items() if k.startswith("POWERTOOLS_")}}}}}

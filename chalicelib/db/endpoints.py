@@ -15,7 +15,7 @@
                                      after PING_DAYS: DynamoDB's TTL on expires_at)
 
 The signing secrets (`secret`, `previous_secret`) are stored encrypted with the stack's KMS
-key ({"scheme": "kms-v1", "ciphertext": ...}, chalicelib/pipeline/sealing.py): a signature
+key ({"scheme": "kms-v1", "ciphertext": ...}, chalicelib/sealing.py): a signature
 needs the secret itself (an HMAC), so it cannot be hashed. The API shows a secret only in
 the answer that created it.
 """

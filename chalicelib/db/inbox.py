@@ -59,6 +59,28 @@ def set_fields(inbox_id: str, changes: dict[str, Any]) -> None:
                 condition="attribute_exists(PK)", names=names, vals=table.values(**changes))
 
 
+def plain_secrets_page(limit: int, start: dict[str, Any] | None
+                       ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
+    """Of the next `limit` items of the table (one Scan page: an operator's one-off migration,
+    never a request), the inboxes whose signing secret is a plain string (stored by a version
+    before secrets were encrypted), where the next page starts, how many items it evaluated."""
+    return table.scan_page(filter_expression="#type = :inbox AND attribute_type(signing_secret, :string)",
+                           names={"#type": "type"}, vals=table.values(inbox="inbox", string="S"),
+                           projection="PK, SK, inbox_id, signing_secret", limit=limit, start=start)
+
+
+def replace_secret(inbox_id: str, plain: str, sealed: dict[str, str]) -> bool:
+    """The inbox's plain secret replaced by its encrypted form; False when the inbox is gone
+    or its secret is no longer that plain one."""
+    try:
+        table.update_item(key(inbox_id), "SET signing_secret = :sealed",
+                          condition="attribute_exists(PK) AND signing_secret = :plain",
+                          vals=table.values(sealed=sealed, plain=plain))
+    except table.ConditionFailed:
+        return False
+    return True
+
+
 def delete(inbox_id: str) -> None:
     """The captures first, the inbox last (a crash leaves an inbox that can be deleted again)."""
     found = list(table.query_all(key_condition="PK = :pk", vals=table.values(pk=partition(inbox_id)),

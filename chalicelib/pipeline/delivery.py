@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from chalicelib import sealing
 from chalicelib.config import Settings, get_settings
 from chalicelib.db import endpoints as endpoint_records
 from chalicelib.db import events
@@ -59,7 +60,7 @@ from chalicelib.observability import (
     count,
     logger,
 )
-from chalicelib.pipeline import fanout, queue, sealing, targets, webhooks
+from chalicelib.pipeline import fanout, queue, targets, webhooks
 
 REDRIVE_SECONDS = 10.0  # per API request: well under API Gateway's 29 s integration timeout
 SWEEP_SECONDS = 20.0

@@ -8,7 +8,7 @@ within those seconds (the process that made it forgets at once).
 update the endpoint `default` on first use (and at `make run`'s start): its URL, secret
 and filter (`WEBHOOK_EVENT_TYPES`) follow the environment whenever the environment changes,
 while a rotation or a disable done through the API stands until it does. Its secret is stored
-encrypted like every endpoint's (chalicelib/pipeline/sealing.py).
+encrypted like every endpoint's (chalicelib/sealing.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from chalicelib import sealing
 from chalicelib.config import Settings, get_settings
 from chalicelib.db import endpoints as records
 from chalicelib.domain import endpoints as rules
@@ -25,7 +26,6 @@ from chalicelib.domain.clock import to_iso, utcnow
 from chalicelib.domain.endpoints import DEFAULT_ENDPOINT
 from chalicelib.domain.errors import SecretsKeyUnavailable
 from chalicelib.observability import logger
-from chalicelib.pipeline import sealing
 
 CACHE_SECONDS = 10.0
 

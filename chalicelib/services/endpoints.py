@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from chalicelib import sealing
 from chalicelib.config import Settings, get_settings
 from chalicelib.db import endpoints as records
 from chalicelib.db import events
@@ -40,7 +41,7 @@ from chalicelib.domain.errors import (
     ValidationFailed,
 )
 from chalicelib.domain.vocabulary import conforms
-from chalicelib.pipeline import delivery, fanout, queue, sealing, targets, webhooks
+from chalicelib.pipeline import delivery, fanout, queue, targets, webhooks
 
 REPLAY_SECONDS = 10.0  # per API request, like a redrive step
 MAX_REPLAY_DAYS = 31

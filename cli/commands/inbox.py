@@ -1,4 +1,5 @@
-"""`inbox show [INBOX_ID]`: requests captured by a webhook inbox."""
+"""`inbox show [INBOX_ID]`: requests captured by a webhook inbox; `inbox encrypt-secrets`: the
+upgrade's migration (AWS credentials)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,42 @@ def inbox_show(obj: Cli, inbox_id: str, token: str, request_id: str | None, meth
     click.echo(table(["REQUEST", "RECEIVED", "METHOD", "BYTES", "SIGNATURE", "WEBHOOK"], rows)
                if rows else "(no requests captured)")
     more_hint("requests", next_cursor)
+
+
+@inbox.command("encrypt-secrets")
+@click.option("--stack", default=None, help="CloudFormation stack whose table and key to use.")
+@click.option("--table", default=None, help="The table name (instead of --stack; then give --key).")
+@click.option("--key", "key_arn", default=None, help="The stack's KMS key ARN (its EndpointSecretsKeyArn output).")
+@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
+              help="AWS endpoint (e.g. the local moto server); default: AWS itself.")
+@click.pass_obj
+def inbox_encrypt_secrets(obj: Cli, stack: str | None, table: str | None, key_arn: str | None,
+                          endpoint_url: str | None) -> None:
+    """The upgrade's migration: encrypt (KMS) the inbox signing secrets an older version
+    stored plain, in place, with your AWS credentials (the table's Scan and UpdateItem,
+    kms:Encrypt on the key). Safe to run again: encrypted secrets are left alone. Until it
+    has run, plain secrets keep checking signatures."""
+    import os
+
+    from chalicelib import runtime
+    from chalicelib.inbox import captures
+    from cli.stack import outputs
+
+    if not (stack or (table and key_arn)):
+        raise click.UsageError("give --stack, or --table and --key")
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+    if stack:
+        found = outputs(stack)
+        table = table or found["TableName"]
+        key_arn = key_arn or found.get("EndpointSecretsKeyArn")
+    if not (table and key_arn):
+        raise click.UsageError(f"the stack {stack} has no EndpointSecretsKeyArn output: give --key")
+    runtime.bootstrap({"TABLE_NAME": table, "ENDPOINT_SECRETS_KEY_ARN": key_arn, "WEBHOOK_URL": ""})
+    done = captures.encrypt_stored_secrets()
+    if obj.json_output:
+        obj.emit({"table": table, **done})
+        return
+    meanwhile = f", {done['skipped']} deleted or changed meanwhile" if done["skipped"] else ""
+    click.echo(f"{done['encrypted']} inbox secret(s) in {table} encrypted now "
+               f"({done['scanned']} items scanned{meanwhile}).")

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from chalicelib import sealing
 from chalicelib.config import get_settings
 from chalicelib.db import table as store
-from chalicelib.pipeline import queue, sealing
+from chalicelib.pipeline import queue
 from tests.conftest import drain, event_ids, run_session
 from tests.receiver import always
 
@@ -114,6 +115,9 @@ def test_each_function_may_do_what_it_does(api, aws, runner, receiver, recorded,
     # delivery function decrypts)
     other = api.post("/v1/webhook-endpoints", {"url": receiver.url, "event_types": ["session_created"]}).json
     assert api.post(f"/v1/webhook-endpoints/{other['endpoint_id']}/rotate-secret").status_code == 200
+    # an inbox that checks signatures: the API encrypts its secret and decrypts it to check a capture
+    box = api.post("/v1/inboxes", {"signing_secret": "whsec_" + "SW5ib3hTZWNyZXRGb3JJYW1UZXN0"}).json
+    assert api.client.http.request("POST", f"/v1/hooks/{box['inbox_id']}", body=b"{}").status_code == 200
     run_session(api, "s-1", 2)
     api.post("/v1/sessions/s-1/messages", {"user_id": "u", "sender": "user", "message": "hi"})
     drain(runner, lambda: queue.depth(aws.dead_letter_queue_url) >= 1 and queue.depth(aws.delivery_queue_url) == 0)
@@ -144,12 +148,22 @@ def test_each_function_may_do_what_it_does(api, aws, runner, receiver, recorded,
     assert {"api_handler", "feedback_handler", "analytics_handler", "delivery_handler"} <= set(recorded)
     kms = {function: {c[0] for c in calls if c[0].startswith("kms:")} for function, calls in recorded.items()}
     # only the API encrypts (and the delivery function the default endpoint's secret, when
-    # it is the first to see WEBHOOK_SECRET); only the delivery function decrypts
-    assert kms["api_handler"] == {"kms:Encrypt"}
+    # it is the first to see WEBHOOK_SECRET); only the delivery function decrypts endpoint
+    # secrets, only the API inbox secrets
+    assert kms["api_handler"] == {"kms:Encrypt", "kms:Decrypt"}
     assert kms["delivery_handler"] == {"kms:Decrypt", "kms:Encrypt"}
     assert all(not actions for function, actions in kms.items() if function not in ("api_handler", "delivery_handler"))
-    for function in set(granted) - {"delivery_handler"}:
+    for function in set(granted) - {"delivery_handler", "api_handler"}:
         assert not any("kms:Decrypt" in s["Action"] for s in granted[function]), function
+    endpoint_context = (("endpoint_id", other["endpoint_id"]), ("purpose", "webhook-endpoint-secret"))
+    inbox_context = (("inbox_id", box["inbox_id"]), ("purpose", "inbox-signing-secret"))
+    assert not allowed(granted["api_handler"], "kms:Decrypt", "${EndpointSecretsKey.Arn}", endpoint_context)
+    assert allowed(granted["api_handler"], "kms:Decrypt", "${EndpointSecretsKey.Arn}", inbox_context)
+    assert not allowed(granted["delivery_handler"], "kms:Decrypt", "${EndpointSecretsKey.Arn}", inbox_context)
+    # an inbox's context with an endpoint's id, or an extra key, is refused
+    for odd in ((("endpoint_id", "ep_x"), ("purpose", "inbox-signing-secret")),
+                (("inbox_id", "b"), ("endpoint_id", "ep_x"), ("purpose", "inbox-signing-secret"))):
+        assert not allowed(granted["api_handler"], "kms:Decrypt", "${EndpointSecretsKey.Arn}", odd)
     assert not any("kms:Encrypt" in s["Action"] for f in set(granted) - {"api_handler", "delivery_handler"}
                    for s in granted[f])
     # the delivery function may encrypt the default endpoint's secret only

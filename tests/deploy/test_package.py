@@ -168,13 +168,15 @@ def test_each_function_has_its_own_least_privilege_role(template: dict) -> None:
 
 
 PURPOSE = {"kms:EncryptionContext:purpose": "webhook-endpoint-secret"}
+INBOX_PURPOSE = {"kms:EncryptionContext:purpose": "inbox-signing-secret"}
 
 
 def test_endpoint_secrets_key_rotates_is_kept_and_is_used_only_as_each_function_needs(template: dict) -> None:
     """The customer-managed key of the endpoints' secrets: rotated yearly, retained with the
     table, an alias; only the API encrypts any endpoint's secret, only the delivery function
     decrypts (its role alone carries the tag the key policy asks for), each only with the
-    encryption context of an endpoint secret."""
+    encryption context of an endpoint secret; inbox signing secrets the API alone encrypts and
+    decrypts (its role tagged for them), with an inbox's context."""
     resources = template["Resources"]
     key = resources["EndpointSecretsKey"]
     assert key["Type"] == "AWS::KMS::Key" and key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain"
@@ -190,14 +192,24 @@ def test_endpoint_secrets_key_rotates_is_kept_and_is_used_only_as_each_function_
     # (wildcards included: kms:Create* would cover CreateGrant, which hands out Decrypt)
     assert all(not a.startswith(("kms:ReE", "kms:Gen", "kms:Dec", "kms:Enc", "kms:Create*", "kms:CreateG"))
                for a in admin), admin
-    assert policy["EncryptEndpointSecretsWhereIamAllows"]["Condition"] == {"StringEquals": PURPOSE}
+    assert policy["EncryptEndpointSecretsWhereIamAllows"]["Condition"] == {"StringEquals": {
+        "kms:EncryptionContext:purpose": [PURPOSE["kms:EncryptionContext:purpose"], INBOX_PURPOSE["kms:EncryptionContext:purpose"]]}}
     decrypt = policy["DecryptEndpointSecretsOnlyTheDeliveryRole"]
     assert decrypt["Action"] == "kms:Decrypt"
     tag = decrypt["Condition"]["StringEquals"]
     assert tag == {**PURPOSE, "aws:PrincipalTag/session-service:endpoint-secrets": "decrypt"}
-    tagged = [name for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"
-              and {"Key": "session-service:endpoint-secrets", "Value": "decrypt"} in r["Properties"].get("Tags", [])]
-    assert tagged == ["DeliveryHandlerRole"]
+    inbox = policy["DecryptInboxSecretsOnlyTheApiRole"]
+    assert inbox["Action"] == "kms:Decrypt"
+    assert inbox["Condition"] == {"StringEquals": {**INBOX_PURPOSE, "aws:PrincipalTag/session-service:inbox-secrets": "decrypt"}}
+    assert set(policy) == {"AdministerTheKeyButNotUseIt", "EncryptEndpointSecretsWhereIamAllows",
+                           "DecryptEndpointSecretsOnlyTheDeliveryRole", "DecryptInboxSecretsOnlyTheApiRole"}
+
+    def tagged(tag: str) -> list[str]:
+        return [name for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"
+                and {"Key": tag, "Value": "decrypt"} in r["Properties"].get("Tags", [])]
+
+    assert tagged("session-service:endpoint-secrets") == ["DeliveryHandlerRole"]
+    assert tagged("session-service:inbox-secrets") == ["ApiHandlerRole"]
     # the roles: who may call what on the key, and under which conditions
     functions = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
     roles = {name: f["Properties"]["Role"]["Fn::GetAtt"][0] for name, f in functions.items()}
@@ -206,12 +218,17 @@ def test_endpoint_secrets_key_rotates_is_kept_and_is_used_only_as_each_function_
         uses[name] = [st for st in _statements(resources[role]) if any(a.startswith("kms:") for a in st["Action"])]
         for statement in uses[name]:
             assert statement["Resource"] == [{"Fn::Sub": "${EndpointSecretsKey.Arn}"}], statement
-            assert statement["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"] == PURPOSE[
-                "kms:EncryptionContext:purpose"]
+            purpose = statement["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"]
+            owner = {PURPOSE["kms:EncryptionContext:purpose"]: "endpoint_id",
+                     INBOX_PURPOSE["kms:EncryptionContext:purpose"]: "inbox_id"}[purpose]
             assert statement["Condition"]["ForAllValues:StringEquals"] == {
-                "kms:EncryptionContextKeys": ["purpose", "endpoint_id"]}
-    actions = {name: sorted(a for st in found for a in st["Action"]) for name, found in uses.items() if found}
-    assert actions == {"APIHandler": ["kms:Encrypt"], "DeliveryHandler": ["kms:Decrypt", "kms:Encrypt"]}
+                "kms:EncryptionContextKeys": ["purpose", owner]}
+            assert purpose == PURPOSE["kms:EncryptionContext:purpose"] or name == "APIHandler", (name, statement)
+    actions = {name: sorted({a for st in found for a in st["Action"]}) for name, found in uses.items() if found}
+    assert actions == {"APIHandler": ["kms:Decrypt", "kms:Encrypt"], "DeliveryHandler": ["kms:Decrypt", "kms:Encrypt"]}
+    # the API decrypts inbox secrets only
+    assert all(st["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"] == INBOX_PURPOSE[
+        "kms:EncryptionContext:purpose"] for st in uses["APIHandler"] if "kms:Decrypt" in st["Action"])
     encrypt = next(st for st in uses["DeliveryHandler"] if st["Action"] == ["kms:Encrypt"])
     assert encrypt["Condition"]["StringEquals"]["kms:EncryptionContext:endpoint_id"] == "default"
     # the key's ARN reaches those two functions only

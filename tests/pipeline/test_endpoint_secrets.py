@@ -53,7 +53,7 @@ def endpoint_item(endpoint_id: str) -> dict[str, Any]:
 @pytest.fixture
 def kms_calls(aws) -> Counter:
     """Every KMS call the code makes, counted by (operation, endpoint_id of its context)."""
-    from chalicelib.pipeline import sealing
+    from chalicelib import sealing
 
     calls: Counter = Counter()
 
@@ -77,7 +77,7 @@ def key(aws) -> Any:
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.kms.models import kms_backends
 
-    from chalicelib.pipeline import sealing
+    from chalicelib import sealing
 
     key_arn = get_settings().endpoint_secrets_key_arn
     key_id = key_arn.rsplit("/", 1)[1]
@@ -139,7 +139,7 @@ def test_the_table_holds_no_secret_in_the_clear_after_creating_and_rotating(api,
 
 def test_deliveries_verify_through_a_rotation_with_one_decrypt_per_secret_per_cache_lifetime(
         api, aws, pipeline, receivers, kms_calls, monkeypatch) -> None:  # noqa: F811
-    from chalicelib.pipeline import sealing
+    from chalicelib import sealing
 
     created, receiver = endpoint(api, receivers, event_types=["session_created", "session_ended"])
     endpoint_id = created["endpoint_id"]

@@ -62,10 +62,10 @@ def test_dynamodb_syntax_appears_only_in_the_table_layer() -> None:
 ALLOWED = {
     "domain": {"domain"},
     "db": {"domain", "db", "config"},
-    "services": {"domain", "db", "services", "pipeline", "config", "lru", "observability"},
-    "pipeline": {"domain", "db", "pipeline", "inbox", "config", "observability"},  # inbox: forwarding
+    "services": {"domain", "db", "services", "pipeline", "config", "lru", "observability", "sealing"},
+    "pipeline": {"domain", "db", "pipeline", "inbox", "config", "observability", "sealing"},  # inbox: forwarding
     "jobs": {"domain", "db", "services", "jobs", "config", "observability"},
-    "inbox": {"domain", "db", "inbox", "config", "lru"},
+    "inbox": {"domain", "db", "inbox", "config", "lru", "sealing"},
     "api": {"domain", "db", "services", "pipeline", "jobs", "inbox", "api", "config",
             "observability"},
 }
